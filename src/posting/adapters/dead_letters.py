@@ -1,0 +1,30 @@
+"""The dead-letter queue: messages that kept failing, kept byte for byte, with why they failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Message attribute names a DLQ entry carries; `posting dlq list` shows them.
+FAILURE_ERROR = "failure_error"
+FAILURE_MESSAGE = "failure_message"
+SOURCE_MESSAGE_ID = "source_message_id"
+RECEIVE_COUNT = "receive_count"
+
+
+class DeadLetterQueue:
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self.queue_url = queue_url
+
+    def send(self, body: str, message_id: str, receive_count: int, error: str, message: str) -> None:
+        """Dead-letter one message with its failure reason as message attributes. Raises on failure."""
+        self._client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=body,
+            MessageAttributes={
+                FAILURE_ERROR: {"DataType": "String", "StringValue": error},
+                FAILURE_MESSAGE: {"DataType": "String", "StringValue": message or error},
+                SOURCE_MESSAGE_ID: {"DataType": "String", "StringValue": message_id},
+                RECEIVE_COUNT: {"DataType": "Number", "StringValue": str(receive_count)},
+            },
+        )

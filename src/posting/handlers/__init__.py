@@ -1,0 +1,1 @@
+"""Lambda entry points. `Handler: posting.handlers.<step>.handler` in template.yaml."""

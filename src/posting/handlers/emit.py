@@ -1,0 +1,44 @@
+"""Emit: result events to the bus, exhausted failures to the DLQ, and the pipe's batchItemFailures."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from posting.adapters.dead_letters import DeadLetterQueue
+from posting.adapters.event_bus import EventBus
+from posting.handlers.config import EmitConfig, aws_client
+from posting.handlers.observability import logger, metrics, tracer
+from posting.steps.emit import EVENT_SOURCE, emit_batch
+from posting.steps.items import Batch
+
+
+@cache
+def config() -> EmitConfig:
+    return EmitConfig.from_environ()
+
+
+@cache
+def event_bus() -> EventBus:
+    return EventBus(aws_client("events"), config().event_bus_name, EVENT_SOURCE)
+
+
+@cache
+def dead_letter_queue() -> DeadLetterQueue:
+    return DeadLetterQueue(aws_client("sqs"), config().dead_letter_queue_url)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = emit_batch(Batch.from_event(event), event_bus(), dead_letter_queue(), config().max_receive_count)
+    if report.batch_item_failures:
+        logger.warning("records returned to the queue", extra={"message_ids": report.batch_item_failures})
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=report.published)
+    metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=report.dead_lettered)
+    metrics.add_metric(name="ReturnedToQueue", unit=MetricUnit.Count, value=len(report.batch_item_failures))
+    return report.to_pipe_response()

@@ -1,0 +1,68 @@
+"""Post: decide every item in the ledger table, exactly once per posting_id."""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from posting.adapters.ledger_table import LedgerTable
+from posting.domain.outcomes import Status
+from posting.handlers.config import PostConfig, aws_client
+from posting.handlers.observability import logger, metrics, tracer
+from posting.steps.items import Batch
+from posting.steps.post import post_batch
+
+
+@cache
+def config() -> PostConfig:
+    return PostConfig.from_environ()
+
+
+@cache
+def ledger() -> LedgerTable:
+    return LedgerTable(aws_client("dynamodb"), config().ledger_table_name)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    batch = post_batch(Batch.from_event(event), ledger(), workers=config().post_workers)
+    rejected: Counter[str] = Counter()
+    for item in batch.items:
+        if item.failure is not None:
+            logger.warning(
+                "posting not decided, will retry",
+                extra={
+                    "posting_id": item.posting_id,
+                    "message_id": item.message_id,
+                    "error": item.failure.error,
+                    "error_message": item.failure.message,
+                    "receive_count": item.receive_count,
+                },
+            )
+            continue
+        assert item.outcome is not None
+        logger.info(
+            "posting decided",
+            extra={
+                "posting_id": item.posting_id,
+                "message_id": item.message_id,
+                "status": item.outcome.status,
+                "reason": item.outcome.reason,
+            },
+        )
+        if item.outcome.status == Status.REJECTED and item.outcome.reason is not None:
+            rejected[item.outcome.reason] += 1
+    statuses = Counter(item.outcome.status for item in batch.items if item.outcome is not None)
+    metrics.add_metric(name="Posted", unit=MetricUnit.Count, value=statuses[Status.POSTED])
+    metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=statuses[Status.DUPLICATE])
+    metrics.add_metric(name="Undecided", unit=MetricUnit.Count, value=sum(i.failure is not None for i in batch.items))
+    for reason, count in rejected.items():
+        with single_metric(name="Rejected", unit=MetricUnit.Count, value=count) as metric:
+            metric.add_dimension(name="reason", value=reason)
+    return batch.to_event()

@@ -1,0 +1,126 @@
+"""Emit step: publish each decided item's result event, dead-letter exhausted failures, report the rest.
+
+Returns the pipe's partial-batch answer: `{"batchItemFailures": [{"itemIdentifier": <messageId>}]}`
+names exactly the records that must go back to the queue (undecided, or decided but not announced).
+A decided record that returns is decided again as the same outcome, so its event goes out again with
+the same `event_id`: consumers dedupe on it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from posting.adapters.dead_letters import DeadLetterQueue
+from posting.adapters.event_bus import EventBus, ResultEvent
+from posting.domain.outcomes import Outcome, Reason, Status
+from posting.steps.items import Batch, BatchItem
+
+EVENT_SOURCE = "posting.pipeline"
+POSTED = "Posting Posted"
+REJECTED = "Posting Rejected"
+DEAD_LETTERED = "Posting Dead-Lettered"
+_EVENT_IDS = uuid.UUID("7d1c4d36-4a8e-4b55-9a43-6f0c0a3f1e20")
+
+
+@dataclass(frozen=True)
+class EmitReport:
+    batch_item_failures: list[str]
+    published: int
+    dead_lettered: int
+
+    def to_pipe_response(self) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.batch_item_failures]}
+
+
+def emit_batch(batch: Batch, bus: EventBus, dead_letters: DeadLetterQueue, max_receive_count: int) -> EmitReport:
+    events: list[ResultEvent] = []
+    owners: list[BatchItem] = []
+    returned: list[str] = []
+    dead_lettered = 0
+    for item in batch.items:
+        if item.outcome is not None:
+            events.append(result_event(item, item.outcome))
+            owners.append(item)
+        elif item.receive_count >= max_receive_count:
+            # Last delivery the queue allows: dead-letter it ourselves so the reason goes with it.
+            if _dead_letter(item, dead_letters):
+                events.append(dead_letter_event(item))
+                owners.append(item)
+                dead_lettered += 1
+            else:
+                returned.append(item.message_id)  # the queue's redrive policy is the backstop
+        else:
+            returned.append(item.message_id)
+    delivered = bus.publish(events)
+    for item, ok, event in zip(owners, delivered, events, strict=True):
+        if not ok and event.detail_type != DEAD_LETTERED:
+            returned.append(item.message_id)
+    order = {item.message_id: index for index, item in enumerate(batch.items)}
+    return EmitReport(
+        batch_item_failures=sorted(set(returned), key=order.__getitem__),
+        published=sum(delivered),
+        dead_lettered=dead_lettered,
+    )
+
+
+def event_id(item: BatchItem, outcome: Outcome) -> str:
+    """A deterministic id: the same decision always yields the same id, whoever asks and how often."""
+    if item.posting_id is None:
+        key = f"unidentified|{item.message_id}"
+    elif outcome.reason == Reason.IDEMPOTENCY_CONFLICT:
+        key = f"conflict|{item.posting_id}|{item.request_hash}"
+    else:
+        key = f"decision|{item.posting_id}|{outcome.posting_status or outcome.status}"
+    return str(uuid.uuid5(_EVENT_IDS, key))
+
+
+def result_event(item: BatchItem, outcome: Outcome) -> ResultEvent:
+    decided = outcome.posting_status or outcome.status
+    posted = decided == Status.POSTED and outcome.reason != Reason.IDEMPOTENCY_CONFLICT
+    detail = {
+        "event_id": event_id(item, outcome),
+        "posting_id": item.posting_id,
+        "status": str(outcome.status),
+        "reason": str(outcome.reason) if outcome.reason else None,
+        "detail": outcome.detail,
+        "posting_status": str(outcome.posting_status) if outcome.posting_status else None,
+        "balances": [balance.model_dump() for balance in outcome.balances] if posted else [],
+        "decided_at": outcome.decided_at,
+        "message_id": item.message_id,
+    }
+    return ResultEvent(detail_type=POSTED if posted else REJECTED, detail=detail)
+
+
+def dead_letter_event(item: BatchItem) -> ResultEvent:
+    assert item.failure is not None
+    return ResultEvent(
+        detail_type=DEAD_LETTERED,
+        detail={
+            "event_id": str(uuid.uuid5(_EVENT_IDS, f"dead-letter|{item.message_id}")),
+            "posting_id": item.posting_id,
+            "status": "DEAD_LETTERED",
+            "reason": item.failure.error,
+            "detail": item.failure.message,
+            "message_id": item.message_id,
+            "receive_count": item.receive_count,
+        },
+    )
+
+
+def _dead_letter(item: BatchItem, dead_letters: DeadLetterQueue) -> bool:
+    assert item.failure is not None
+    try:
+        dead_letters.send(
+            body=item.body,
+            message_id=item.message_id,
+            receive_count=item.receive_count,
+            error=item.failure.error,
+            message=item.failure.message,
+        )
+    except (ClientError, BotoCoreError):
+        return False
+    return True

@@ -1,0 +1,52 @@
+"""The batch item: the one shape that flows between the workflow's steps (and through the ASL)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from posting.domain.outcomes import Outcome
+
+
+class Failure(BaseModel):
+    """Why an item could not be decided this time: the error class name and its message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error: str
+    message: str
+
+
+class BatchItem(BaseModel):
+    """One SQS record on its way through the workflow.
+
+    The validate step sets `posting_id` and `request_hash` when they can be read, and an outcome for
+    requests it rejects. After the post step exactly one of `outcome` (decided: POSTED, REJECTED or
+    DUPLICATE) and `failure` (undecided, to be retried) is set.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    receive_count: int = 1
+    # The message body exactly as received: the post step parses it again (cheaper than carrying a
+    # second copy through the state machine) and a dead-lettered message keeps it byte for byte.
+    body: str
+    posting_id: str | None = None
+    request_hash: str | None = None
+    outcome: Outcome | None = None
+    failure: Failure | None = None
+
+
+class Batch(BaseModel):
+    """The workflow state between steps: `{"items": [...]}`."""
+
+    items: list[BatchItem]
+
+    @classmethod
+    def from_event(cls, event: dict) -> Batch:
+        # Items were validated by the validate step already; strict parsing would refuse the
+        # JSON forms (ISO timestamps as text) of the values it produced.
+        return cls.model_validate(event, strict=False)
+
+    def to_event(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,142 @@
+"""Post step: record every item's decision in the ledger, exactly once per posting_id.
+
+Valid requests are planned against fresh balances and applied in one transaction; rejections with a
+usable posting_id are recorded so the id stays failed. Contention (an account moved, a transaction
+conflict) is retried here with jittered backoff; what still cannot be decided becomes the item's
+`failure`, and goes back to the queue, never a business rejection.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from posting.adapters.ledger_table import ConcurrentUpdate, LedgerTable, PostingAlreadyDecided
+from posting.domain.ledger import plan_posting
+from posting.domain.model import parse_posting_request, utc_timestamp
+from posting.domain.outcomes import Decision, Outcome, PostingRejected, Reason, Status, TransientPostingError
+from posting.steps.items import Batch, BatchItem, Failure
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 0.01
+BACKOFF_CAP_SECONDS = 0.25
+
+
+def now() -> str:
+    return utc_timestamp(datetime.now(UTC))
+
+
+def post_batch(batch: Batch, ledger: LedgerTable, workers: int = 8) -> Batch:
+    """Decide every item of the batch; items come back in order, each with an outcome or a failure.
+
+    Items run concurrently, but two items that share an account or a posting_id never run at the
+    same time inside this invocation: they would only make each other retry.
+    """
+    locks = _KeyLocks()
+
+    def decide(item: BatchItem) -> BatchItem:
+        keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in _accounts_of(item)}
+        with locks.holding(keys):
+            return post_item(item, ledger)
+
+    if len(batch.items) <= 1 or workers <= 1:
+        return Batch(items=[decide(item) for item in batch.items])
+    with ThreadPoolExecutor(max_workers=min(workers, len(batch.items))) as pool:
+        return Batch(items=list(pool.map(decide, batch.items)))
+
+
+def post_item(item: BatchItem, ledger: LedgerTable, sleep: Callable[[float], None] = time.sleep) -> BatchItem:
+    """Record one item's decision. Never raises for a single item: failures travel with the item."""
+    if item.outcome is not None and item.posting_id is None:
+        return item  # rejected by validation with no usable posting_id: nothing to record
+    try:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return item.model_copy(update={"outcome": _decide(item, ledger)})
+            except ConcurrentUpdate:
+                pass
+            except TransientPostingError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+            sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
+        raise TransientPostingError(f"accounts kept changing under posting {item.posting_id}: {MAX_ATTEMPTS} attempts")
+    except Exception as error:  # noqa: BLE001 - one bad item must not sink the batch; it retries via the queue
+        return item.model_copy(update={"failure": Failure(error=type(error).__name__, message=str(error)[:1000])})
+
+
+def _decide(item: BatchItem, ledger: LedgerTable) -> Outcome:
+    assert item.posting_id is not None and item.request_hash is not None
+    if item.outcome is not None:
+        rejection = item.outcome
+        return _record_rejection(item, ledger, rejection.reason, rejection.detail, request=None)
+    request = parse_posting_request(item.body)
+    accounts = ledger.get_accounts(leg.account_id for leg in request.legs)
+    try:
+        plan = plan_posting(request, accounts)
+    except PostingRejected as rejection:
+        request_json = request.model_dump(mode="json")
+        return _record_rejection(item, ledger, rejection.reason, rejection.detail, request=request_json)
+    try:
+        decision = ledger.record_posting(plan, item.request_hash, item.message_id, now())
+    except PostingAlreadyDecided as already:
+        return _answer(already.decision, item)
+    return _answer(decision, item)
+
+
+def _record_rejection(
+    item: BatchItem, ledger: LedgerTable, reason: Reason | None, detail: str | None, request: dict[str, Any] | None
+) -> Outcome:
+    assert item.posting_id is not None and item.request_hash is not None
+    decision = Decision(
+        posting_id=item.posting_id,
+        status=Status.REJECTED,
+        reason=reason,
+        detail=detail,
+        request_hash=item.request_hash,
+        decided_at=now(),
+        message_id=item.message_id,
+        request=request,
+    )
+    try:
+        return _answer(ledger.record_rejection(decision), item)
+    except PostingAlreadyDecided as already:
+        return _answer(already.decision, item)
+
+
+def _answer(decision: Decision, item: BatchItem) -> Outcome:
+    # The message that made the decision gets the decision itself, even when it is redelivered
+    # (say, after a crash before the pipe deleted it); any other message is a DUPLICATE.
+    assert item.request_hash is not None
+    return Outcome.answering(decision, item.request_hash, created=decision.message_id == item.message_id)
+
+
+def _accounts_of(item: BatchItem) -> set[str]:
+    if item.outcome is not None:
+        return set()
+    try:
+        return {leg.account_id for leg in parse_posting_request(item.body).legs}
+    except ValueError:
+        return set()
+
+
+class _KeyLocks:
+    """Per-key locks, always taken in sorted order so two items can never deadlock."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def holding(self, keys: set[str]) -> Iterator[None]:
+        with self._guard:
+            locks = [self._locks.setdefault(key, threading.Lock()) for key in sorted(keys)]
+        with ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
+            yield

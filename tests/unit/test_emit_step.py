@@ -1,0 +1,82 @@
+"""The emit step: events for decided items, DLQ for exhausted failures, batchItemFailures for the rest."""
+
+from __future__ import annotations
+
+from posting.domain.outcomes import BalanceAfter, Outcome, Reason, Status
+from posting.steps.emit import DEAD_LETTERED, POSTED, REJECTED, emit_batch, event_id
+from posting.steps.items import Batch, BatchItem, Failure
+from tests.unit.fakes import FakeDeadLetterQueue, FakeEventBus
+
+BALANCES = (BalanceAfter(account_id="acc-bob", currency="EUR", balance=1250, version=1),)
+
+
+def item(message_id: str, outcome: Outcome | None = None, failure: Failure | None = None, receive_count: int = 1):
+    return BatchItem(
+        message_id=message_id,
+        receive_count=receive_count,
+        body='{"posting_id": "p"}',
+        posting_id="p-" + message_id,
+        request_hash="h",
+        outcome=outcome,
+        failure=failure,
+    )
+
+
+posted = Outcome(status=Status.POSTED, posting_status=Status.POSTED, balances=BALANCES, decided_at="t")
+rejected = Outcome(status=Status.REJECTED, reason=Reason.INSUFFICIENT_FUNDS, posting_status=Status.REJECTED)
+timeout = Failure(error="TransientPostingError", message="DynamoDB: ThrottlingException")
+
+
+def test_decided_items_become_events_and_nothing_returns():
+    bus = FakeEventBus()
+    report = emit_batch(Batch(items=[item("m1", posted), item("m2", rejected)]), bus, FakeDeadLetterQueue(), 5)
+    assert report.to_pipe_response() == {"batchItemFailures": []}
+    assert [e.detail_type for e in bus.published] == [POSTED, REJECTED]
+    assert bus.published[0].detail["balances"] == [{"account_id": "acc-bob", "currency": "EUR", "balance": 1250, "version": 1}]
+    assert bus.published[1].detail["reason"] == "INSUFFICIENT_FUNDS"
+    assert bus.published[1].detail["balances"] == []
+
+
+def test_undecided_items_go_back_to_the_queue_until_the_last_delivery():
+    dlq = FakeDeadLetterQueue()
+    bus = FakeEventBus()
+    batch = Batch(items=[item("m1", failure=timeout, receive_count=4), item("m2", failure=timeout, receive_count=5)])
+    report = emit_batch(batch, bus, dlq, max_receive_count=5)
+    assert report.batch_item_failures == ["m1"]
+    assert [m["message_id"] for m in dlq.messages] == ["m2"]
+    assert dlq.messages[0]["error"] == "TransientPostingError"
+    assert dlq.messages[0]["body"] == '{"posting_id": "p"}'
+    assert [e.detail_type for e in bus.published] == [DEAD_LETTERED]
+
+
+def test_when_the_dlq_is_unreachable_the_queue_redrive_is_the_backstop():
+    report = emit_batch(
+        Batch(items=[item("m1", failure=timeout, receive_count=5)]), FakeEventBus(), FakeDeadLetterQueue(broken=True), 5
+    )
+    assert report.batch_item_failures == ["m1"]
+
+
+def test_an_event_the_bus_refused_returns_its_record():
+    report = emit_batch(Batch(items=[item("m1", posted), item("m2", posted)]), FakeEventBus(refuse={"m2"}), FakeDeadLetterQueue(), 5)
+    assert report.batch_item_failures == ["m2"]
+
+
+def test_event_ids_are_deterministic_and_shared_by_duplicates():
+    original = item("m1", posted)
+    duplicate = BatchItem(**{**original.model_dump(), "message_id": "m9",
+                             "outcome": Outcome(status=Status.DUPLICATE, posting_status=Status.POSTED)})
+    duplicate = duplicate.model_copy(update={"posting_id": original.posting_id})
+    assert event_id(original, original.outcome) == event_id(original, original.outcome)
+    assert event_id(original, original.outcome) == event_id(duplicate, duplicate.outcome)
+    conflict = Outcome(status=Status.REJECTED, reason=Reason.IDEMPOTENCY_CONFLICT, posting_status=Status.POSTED)
+    assert event_id(original, conflict) != event_id(original, original.outcome)
+
+
+def test_a_conflict_is_announced_as_a_rejection_even_though_the_posting_stands():
+    conflict = Outcome(status=Status.REJECTED, reason=Reason.IDEMPOTENCY_CONFLICT, posting_status=Status.POSTED,
+                       balances=BALANCES)
+    bus = FakeEventBus()
+    emit_batch(Batch(items=[item("m1", conflict)]), bus, FakeDeadLetterQueue(), 5)
+    assert bus.published[0].detail_type == REJECTED
+    assert bus.published[0].detail["posting_status"] == "POSTED"
+    assert bus.published[0].detail["balances"] == []

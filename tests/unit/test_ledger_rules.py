@@ -1,0 +1,154 @@
+"""The ledger's money rules, with no AWS at all."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from posting.domain.ledger import check_balanced, plan_posting
+from posting.domain.model import Account, AccountState, PostingRequest
+from posting.domain.outcomes import PostingRejected, Reason
+from tests.builders import account, leg, request
+
+
+def parse(body: dict) -> PostingRequest:
+    return PostingRequest.model_validate(body, strict=False)
+
+
+def state(account_id: str, balance: int = 0, version: int = 0, **terms) -> AccountState:
+    return AccountState(
+        account=Account.model_validate(account(account_id, **terms), strict=False), balance=balance, version=version
+    )
+
+
+def books(*states: AccountState) -> dict[str, AccountState]:
+    return {s.account_id: s for s in states}
+
+
+def reason_of(body: dict, accounts: dict[str, AccountState]) -> Reason:
+    with pytest.raises(PostingRejected) as rejected:
+        plan_posting(parse(body), accounts)
+    return rejected.value.reason
+
+
+def test_a_transfer_moves_money_between_customer_accounts():
+    plan = plan_posting(parse(request()), books(state("acc-alice", 5000), state("acc-bob", 100)))
+
+    assert [(c.account_id, c.balance, c.expected_version, c.version) for c in plan.changes] == [
+        ("acc-alice", 3750, 0, 1),
+        ("acc-bob", 1350, 0, 1),
+    ]
+    assert [(e.account_id, e.sequence, e.balance_after) for e in plan.entries] == [
+        ("acc-alice", 1, 3750),
+        ("acc-bob", 1, 1350),
+    ]
+
+
+def test_normal_balance_decides_the_direction():
+    # A debit raises an asset (debit-normal) account and lowers a liability (credit-normal) one.
+    body = request("p", leg("cash", "debit", 700), leg("customer", "credit", 700))
+    plan = plan_posting(
+        parse(body), books(state("cash", normal_balance="debit", overdraft_limit=None), state("customer"))
+    )
+    assert {c.account_id: c.balance for c in plan.changes} == {"cash": 700, "customer": 700}
+
+
+def test_no_overdraft_account_cannot_go_below_zero():
+    accounts = books(state("acc-alice", 1249), state("acc-bob"))
+    assert reason_of(request(), accounts) == Reason.INSUFFICIENT_FUNDS
+
+
+def test_spending_exactly_the_balance_is_allowed():
+    plan = plan_posting(parse(request()), books(state("acc-alice", 1250), state("acc-bob")))
+    assert plan.changes[0].balance == 0
+
+
+def test_overdraft_limit_allows_going_negative_up_to_the_limit():
+    assert plan_posting(parse(request()), books(state("acc-alice", 0, overdraft_limit=1250), state("acc-bob")))
+    assert (
+        reason_of(request(), books(state("acc-alice", 0, overdraft_limit=1249), state("acc-bob")))
+        == Reason.INSUFFICIENT_FUNDS
+    )
+
+
+def test_unlimited_overdraft_for_funding_accounts():
+    plan = plan_posting(parse(request()), books(state("acc-alice", 0, overdraft_limit=None), state("acc-bob")))
+    assert plan.changes[0].balance == -1250
+
+
+def test_money_coming_in_is_accepted_even_beyond_the_limit():
+    # An account already below its limit (the limit was lowered) may still receive money.
+    body = request("p", leg("acc-bob", "debit", 10), leg("acc-alice", "credit", 10))
+    plan = plan_posting(parse(body), books(state("acc-alice", -500), state("acc-bob", 10)))
+    assert plan.changes[1].balance == -490
+
+
+def test_several_legs_on_one_account_are_booked_in_order():
+    body = request(
+        "p",
+        leg("acc-alice", "debit", 1000),
+        leg("acc-alice", "debit", 50),  # a fee
+        leg("acc-bob", "credit", 1000),
+        leg("fees", "credit", 50),
+    )
+    plan = plan_posting(parse(body), books(state("acc-alice", 2000, version=7), state("acc-bob"), state("fees")))
+    alice = [(e.sequence, e.balance_after) for e in plan.entries if e.account_id == "acc-alice"]
+    assert alice == [(8, 1000), (9, 950)]
+    assert plan.changes[0].expected_version == 7 and plan.changes[0].version == 9
+
+
+@pytest.mark.parametrize(
+    ("accounts", "reason"),
+    [
+        (books(state("acc-alice", 5000)), Reason.ACCOUNT_NOT_FOUND),
+        (books(state("acc-alice", 5000), state("acc-bob", status="frozen")), Reason.ACCOUNT_NOT_OPEN),
+        (books(state("acc-alice", 5000, status="closed"), state("acc-bob")), Reason.ACCOUNT_NOT_OPEN),
+        (books(state("acc-alice", 5000), state("acc-bob", currency="USD")), Reason.CURRENCY_MISMATCH),
+    ],
+)
+def test_account_checks(accounts, reason):
+    assert reason_of(request(), accounts) == reason
+
+
+def test_unbalanced_per_currency_even_when_totals_match():
+    body = request(
+        "p",
+        leg("a", "debit", 100, "EUR"),
+        leg("b", "credit", 100, "USD"),
+    )
+    with pytest.raises(PostingRejected) as rejected:
+        check_balanced(parse(body))
+    assert rejected.value.reason == Reason.UNBALANCED
+    assert "EUR debits exceed credits by 100" in rejected.value.detail
+
+
+def test_multi_currency_posting_balanced_per_currency():
+    body = request(
+        "fx",
+        leg("alice-eur", "debit", 1000, "EUR"),
+        leg("fx-eur", "credit", 1000, "EUR"),
+        leg("fx-usd", "debit", 1100, "USD"),
+        leg("bob-usd", "credit", 1100, "USD"),
+    )
+    check_balanced(parse(body))
+
+
+@given(
+    amounts=st.lists(st.integers(min_value=1, max_value=10**12), min_size=1, max_size=10),
+    opening=st.integers(min_value=0, max_value=10**13),
+)
+def test_every_plan_conserves_money_and_respects_no_overdraft(amounts, opening):
+    """Property: sum of changes is zero per currency, and a no-overdraft account never ends below zero."""
+    total = sum(amounts)
+    legs = [leg("payer", "debit", amount) for amount in amounts] + [leg("payee", "credit", total)]
+    accounts = books(state("payer", opening), state("payee"))
+    try:
+        plan = plan_posting(parse(request("p", *legs)), accounts)
+    except PostingRejected as rejected:
+        assert rejected.reason == Reason.INSUFFICIENT_FUNDS
+        assert total > opening
+        return
+    moved = {c.account_id: c.balance - accounts[c.account_id].balance for c in plan.changes}
+    assert moved == {"payer": -total, "payee": total}
+    assert all(entry.balance_after >= 0 for entry in plan.entries)

@@ -1,0 +1,87 @@
+"""The posting request contract: what is accepted, what is refused, and how content is compared."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from posting.domain.model import MAX_LEGS, parse_posting_request
+from tests.builders import leg, request
+
+
+def parses(body: dict) -> bool:
+    try:
+        parse_posting_request(json.dumps(body))
+    except ValidationError:
+        return False
+    return True
+
+
+def test_the_documented_example_parses():
+    parsed = parse_posting_request(json.dumps(request()))
+    assert parsed.posting_id == "pay-1"
+    assert parsed.legs[0].amount == 1250
+    assert isinstance(parsed.legs[0].amount, int)
+
+
+@pytest.mark.parametrize("amount", [12.5, 1250.0, "1250", "12.50", True, 0, -5, 10**15 + 1, None])
+def test_amount_must_be_a_positive_integer_of_minor_units(amount):
+    assert not parses(request("p", leg("a", "debit", amount), leg("b", "credit", 1250)))
+
+
+@pytest.mark.parametrize("currency", ["eur", "EURO", "XXX", "ABC", "", 978])
+def test_currency_must_be_an_iso_4217_code(currency):
+    assert not parses(request("p", leg("a", "debit", 1, currency), leg("b", "credit", 1, currency)))
+
+
+@pytest.mark.parametrize("posting_id", ["", " pay", "pay 1", "-pay", "x" * 129, "pay/1", 123, None])
+def test_posting_id_is_bounded_in_length_and_charset(posting_id):
+    assert not parses(request(posting_id))
+
+
+def test_posting_id_limits_accepted():
+    assert parses(request("x" * 128))
+    assert parses(request("pay-2026:000123_A.b"))
+
+
+def test_unknown_fields_are_rejected_everywhere():
+    assert not parses(request(amount_total=1250))
+    body = request()
+    body["legs"][0]["memo"] = "hi"
+    assert not parses(body)
+
+
+def test_leg_count_bounds_keep_a_posting_inside_one_transaction():
+    assert not parses(request("p", leg("a", "debit", 1)))
+    many = [leg(f"a{i}", "debit", 1) for i in range(MAX_LEGS - 1)] + [leg("b", "credit", MAX_LEGS - 1)]
+    assert parses(request("p", *many))
+    too_many = [leg(f"a{i}", "debit", 1) for i in range(MAX_LEGS)] + [leg("b", "credit", MAX_LEGS)]
+    assert not parses(request("p", *too_many))
+
+
+def test_effective_at_needs_a_time_zone():
+    assert not parses(request(effective_at="2026-11-27T10:00:00"))
+    assert not parses(request(effective_at="yesterday"))
+
+
+def test_metadata_is_bounded():
+    assert not parses(request(metadata={f"k{i}": "v" for i in range(17)}))
+    assert not parses(request(metadata={"k": "v" * 257}))
+    assert not parses(request(metadata={"k": 1}))
+    assert parses(request(metadata={f"k{i}": "v" * 100 for i in range(16)}))
+
+
+def test_content_hash_ignores_key_order_and_spacing_but_not_content():
+    body = request()
+    reordered = json.dumps(dict(reversed(list(body.items()))), indent=2)
+    assert parse_posting_request(json.dumps(body)).content_hash() == parse_posting_request(reordered).content_hash()
+    changed = request("pay-1", leg("acc-alice", "debit", 1251), leg("acc-bob", "credit", 1251))
+    assert parse_posting_request(json.dumps(changed)).content_hash() != parse_posting_request(json.dumps(body)).content_hash()
+
+
+def test_equivalent_timestamps_are_the_same_content():
+    a = parse_posting_request(json.dumps(request(effective_at="2026-11-27T10:00:00Z")))
+    b = parse_posting_request(json.dumps(request(effective_at="2026-11-27T10:00:00+00:00")))
+    assert a.content_hash() == b.content_hash()
