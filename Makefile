@@ -1,0 +1,76 @@
+# The verbs of this project. `make demo` and `make test` set up everything they need themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13: prefer it, fall back to pyenv's, then to any python3 (>= 3.11).
+# (Each candidate is run, because a pyenv shim can exist without a working interpreter behind it.)
+PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 python3; do \
+	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+ENV ?= default
+FN ?= post
+EVENT ?= events/post.json
+POSTINGS ?=
+
+.PHONY: help venv engines test unit lint format demo bench build validate deploy invoke logs schema clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(INSTALLED): requirements-dev.txt src/requirements.txt pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON) and installing pinned dependencies"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(INSTALLED) ## create .venv with the pinned dependencies
+
+engines: $(INSTALLED) ## install the local engines (DynamoDB Local) into the cache
+	@$(BIN)/posting local install
+
+lint: $(INSTALLED) ## ruff, mypy and cfn-lint
+	$(BIN)/ruff check src tools tests
+	$(BIN)/ruff format --check src tools tests
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+format: $(INSTALLED) ## format and fix what ruff can
+	$(BIN)/ruff format src tools tests
+	$(BIN)/ruff check --fix src tools tests
+
+test: lint engines ## lint, then every suite (unit, integration on DynamoDB Local, end-to-end on the local stack)
+	$(BIN)/pytest
+
+unit: $(INSTALLED) ## the pure unit tests only (seconds, no engines)
+	$(BIN)/pytest tests/unit
+
+demo: engines ## run the whole pipeline locally on realistic traffic, with a summary
+	$(BIN)/posting local demo $(if $(POSTINGS),--postings $(POSTINGS))
+
+bench: engines ## measure throughput, latency and memory on the local stack
+	$(BIN)/python -m posting_cli.bench
+
+schema: $(INSTALLED) ## regenerate the published JSON Schemas from the pydantic models
+	$(BIN)/posting schema --write schema/
+
+build: ## sam build (arm64, python3.13), offline
+	tools/sam.sh build
+
+validate: ## sam validate --lint
+	tools/sam.sh validate --lint
+
+deploy: build ## sam deploy with samconfig.toml (ENV=default|prod)
+	tools/sam.sh deploy --config-env $(ENV)
+
+invoke: $(INSTALLED) ## run one handler on one event file, like `sam local invoke` (FN=validate|post|emit EVENT=...)
+	$(BIN)/posting local invoke $(FN) --event $(EVENT)
+
+logs: ## tail the deployed functions' logs (ENV=...)
+	tools/sam.sh logs --config-env $(ENV) --tail
+
+clean: ## remove the venvs, build output and local state
+	rm -rf $(VENV) .venv-sam .aws-sam .posting-local
