@@ -1,0 +1,398 @@
+"""Why each moto patch exists, and that the patched server runs our ASL.
+
+Everything runs against an in-process moto server on 127.0.0.1; no Docker,
+no AWS, no network. Retry/timeout cases sleep about 1 s each (ASL minimums).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from posting_cli.local import moto_patches
+from posting_cli.local.moto_server import MotoServer
+
+pytestmark = pytest.mark.local_stack
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+SYNC = Config(inject_host_prefix=False, retries={"total_max_attempts": 1})
+
+
+class TransientPostingError(Exception):
+    pass
+
+
+class PermanentPostingError(Exception):
+    pass
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+CALLS: dict[str, int] = {}
+WAITS: list[float] = []  # Retry waits the interpreter asked for (not slept)
+_calls_lock = threading.Lock()
+
+
+def dispatch(function_name: str, event: dict[str, Any]) -> Any:
+    with _calls_lock:
+        CALLS[function_name] = CALLS.get(function_name, 0) + 1
+    return HANDLERS[function_name](event)
+
+
+def _fail_first_time(event: dict[str, Any]) -> Any:
+    if CALLS["flaky"] == 1:
+        raise TransientPostingError("first attempt fails")
+    return {**event, "flaky": "ok"}
+
+
+def _always_transient(event: dict[str, Any]) -> Any:
+    raise TransientPostingError("still down")
+
+
+def _permanent(event: dict[str, Any]) -> Any:
+    raise PermanentPostingError("rejected")
+
+
+def _slow(event: dict[str, Any]) -> Any:
+    time.sleep(2.0)
+    return event
+
+
+HANDLERS.update(
+    validate=lambda e: {**e, "valid": True},
+    post=lambda e: {**e, "posted": True},
+    emit=lambda e: {**e, "emitted": True},
+    double=lambda e: {"value": e["value"] * 2, "index": e["index"]},
+    flaky=_fail_first_time,
+    transient=_always_transient,
+    permanent=_permanent,
+    slow=_slow,
+    not_json=lambda e: {"when": object()},
+)
+
+
+def fn_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def invoke(name: str, **extra: Any) -> dict[str, Any]:
+    """A Task through the optimised integration, as the pipeline uses it."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": fn_arn(name), "Payload.$": "$"},
+        "OutputPath": "$.Payload",
+        **extra,
+    }
+
+
+THREE_TASKS = {
+    "StartAt": "Validate",
+    "States": {
+        "Validate": invoke("validate", Next="Post"),
+        "Post": {"Type": "Task", "Resource": fn_arn("post"), "Next": "Emit"},
+        "Emit": invoke("emit", End=True),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer(dispatch=dispatch, retry_sleep=WAITS.append) as server:
+        yield server
+
+
+def reinstall(moto: MotoServer) -> None:
+    moto_patches.install_all(moto.endpoint_url, dispatch, WAITS.append)
+
+
+@pytest.fixture(scope="module")
+def kw(moto: MotoServer) -> dict[str, Any]:
+    return {
+        "endpoint_url": moto.endpoint_url,
+        "region_name": REGION,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+
+
+@pytest.fixture(scope="module")
+def role(kw: dict[str, Any]) -> str:
+    iam = boto3.client("iam", **kw)
+    arn: str = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam = boto3.client("lambda", **kw)
+    for name in HANDLERS:
+        # The role must exist in moto's IAM; the zip is never opened.
+        lam.create_function(FunctionName=name, Role=arn, Code={"ZipFile": b"x"})
+    return arn
+
+
+@pytest.fixture(scope="module")
+def sfn(kw: dict[str, Any]) -> Any:
+    return boto3.client("stepfunctions", config=SYNC, **kw)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
+    CALLS.clear()
+    WAITS.clear()
+
+
+@pytest.fixture
+def unpatched(moto: MotoServer) -> Iterator[None]:
+    """Remove every patch for one test, then put them back."""
+    moto_patches.uninstall()
+    yield
+    reinstall(moto)
+
+
+_sm_counter = iter(range(10**6))
+
+
+def state_machine(sfn: Any, role: str, definition: dict[str, Any], **kw: Any) -> str:
+    arn: str = sfn.create_state_machine(
+        name=f"sm{next(_sm_counter)}",
+        definition=json.dumps(definition),
+        roleArn=role,
+        type=kw.pop("type", "EXPRESS"),
+    )["stateMachineArn"]
+    return arn
+
+
+def run(sfn: Any, arn: str, payload: Any) -> dict[str, Any]:
+    result: dict[str, Any] = sfn.start_sync_execution(stateMachineArn=arn, input=json.dumps(payload))
+    return result
+
+
+def catch_all(name: str, error: str) -> dict[str, Any]:
+    return {
+        "StartAt": "T",
+        "States": {
+            "T": invoke(
+                name,
+                Catch=[{"ErrorEquals": [error], "ResultPath": "$.error", "Next": "H"}],
+                End=True,
+            ),
+            "H": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+# Why the patches are needed ----------------------------------------------
+
+
+@pytest.mark.usefixtures("unpatched")
+def test_moto_lacks_start_sync_execution(sfn: Any, role: str) -> None:
+    arn = state_machine(sfn, role, THREE_TASKS)
+    with pytest.raises(ClientError) as err:
+        run(sfn, arn, {})
+    # moto raises NotImplementedError -> HTTP 500 in server mode.
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def test_start_sync_execution_needs_inject_host_prefix_false(kw: dict[str, Any]) -> None:
+    urls: list[str] = []
+
+    class Sent(Exception):
+        pass
+
+    def capture(request: Any, **_: Any) -> None:
+        urls.append(request.url)
+        raise Sent
+
+    for config in (Config(), SYNC):
+        client = boto3.client("stepfunctions", config=config, **kw)
+        client.meta.events.register("before-send.sfn.StartSyncExecution", capture)
+        with pytest.raises(Sent):
+            client.start_sync_execution(stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:x")
+    host = kw["endpoint_url"].removeprefix("http://")
+    assert urls == [f"http://sync-{host}/", f"http://{host}/"]
+
+
+def test_lambda_task_needs_docker_without_dispatch(
+    moto: MotoServer, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    arn = state_machine(sfn, role, THREE_TASKS)
+    moto_patches.uninstall()
+    try:
+        moto_patches.install_start_sync_execution()
+        moto_patches.route_interpreter_clients(moto.endpoint_url)
+        out = run(sfn, arn, {})
+    finally:
+        reinstall(moto)
+    assert out["status"] == "FAILED"
+    assert "error running docker" in out["cause"]
+    assert CALLS == {}
+
+
+def test_interpreter_calls_localhost_moto_port_without_routing(
+    moto: MotoServer, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    monkeypatch.setenv("MOTO_PORT", str(closed_port))
+    arn = state_machine(sfn, role, THREE_TASKS)
+    moto_patches.uninstall()
+    try:
+        moto_patches.install_start_sync_execution()
+        moto_patches.install_lambda_dispatch(dispatch)
+        out = run(sfn, arn, {})
+    finally:
+        reinstall(moto)
+    assert out["status"] == "FAILED"
+    assert out["error"] == "States.Runtime"  # not catchable by States.ALL
+    assert f"localhost:{closed_port}" in out["cause"]
+
+
+# What the patched server does --------------------------------------------
+
+
+def test_three_task_workflow(sfn: Any, role: str) -> None:
+    arn = state_machine(sfn, role, THREE_TASKS)
+    out = run(sfn, arn, {"id": "p1"})
+    assert out["status"] == "SUCCEEDED"
+    assert json.loads(out["output"]) == {
+        "id": "p1",
+        "valid": True,
+        "posted": True,
+        "emitted": True,
+    }
+    assert out["stateMachineArn"] == arn
+    assert out["executionArn"].startswith(f"arn:aws:states:{REGION}:{ACCOUNT}:express:")
+    assert json.loads(out["input"]) == {"id": "p1"}
+    assert out["startDate"] <= out["stopDate"]
+    assert CALLS == {"validate": 1, "post": 1, "emit": 1}
+
+
+def test_raised_exception_is_a_lambda_function_error(kw: dict[str, Any], role: str) -> None:
+    lam = boto3.client("lambda", **kw)
+    resp = lam.invoke(FunctionName="permanent", Payload=b"{}")
+    assert resp["FunctionError"]  # moto says "Handled"; AWS "Unhandled"
+    body = json.loads(resp["Payload"].read())
+    assert body["errorType"] == "PermanentPostingError"
+    assert body["errorMessage"] == "rejected"
+    assert any("_permanent" in line for line in body["stackTrace"])
+
+
+def test_retry_then_success_on_exception_class_name(sfn: Any, role: str) -> None:
+    retry = [{"ErrorEquals": ["TransientPostingError"], "IntervalSeconds": 2, "MaxAttempts": 3}]
+    arn = state_machine(sfn, role, {"StartAt": "T", "States": {"T": invoke("flaky", Retry=retry, End=True)}})
+    out = run(sfn, arn, {"id": "p2"})
+    assert out["status"] == "SUCCEEDED"
+    assert json.loads(out["output"]) == {"id": "p2", "flaky": "ok"}
+    assert CALLS == {"flaky": 2}
+    assert WAITS == [2]
+
+
+def test_retries_exhausted_then_catch_with_result_path(sfn: Any, role: str) -> None:
+    definition = catch_all("transient", "TransientPostingError")
+    definition["States"]["T"]["Retry"] = [
+        {
+            "ErrorEquals": ["TransientPostingError"],
+            "IntervalSeconds": 1,
+            "MaxAttempts": 3,
+            "BackoffRate": 2.0,
+        }
+    ]
+    out = run(sfn, state_machine(sfn, role, definition), {"id": "p3"})
+    assert out["status"] == "SUCCEEDED"
+    result = json.loads(out["output"])
+    assert result["id"] == "p3"
+    assert result["error"]["Error"] == "TransientPostingError"
+    assert json.loads(result["error"]["Cause"])["errorMessage"] == "still down"
+    assert CALLS == {"transient": 4}
+    assert WAITS == [1, 2, 4]
+
+
+@pytest.mark.parametrize("error", ["PermanentPostingError", "States.TaskFailed", "States.ALL"])
+def test_catch_matches(sfn: Any, role: str, error: str) -> None:
+    out = run(sfn, state_machine(sfn, role, catch_all("permanent", error)), {})
+    assert out["status"] == "SUCCEEDED"
+    assert json.loads(out["output"])["error"]["Error"] == "PermanentPostingError"
+
+
+def test_catch_does_not_match_other_error(sfn: Any, role: str) -> None:
+    out = run(sfn, state_machine(sfn, role, catch_all("permanent", "TransientPostingError")), {})
+    assert out["status"] == "FAILED"
+    assert out["error"] == "PermanentPostingError"
+    assert json.loads(out["cause"])["errorType"] == "PermanentPostingError"
+    assert "output" not in out
+
+
+def test_non_json_result_is_marshal_error(sfn: Any, role: str) -> None:
+    arn = state_machine(sfn, role, {"StartAt": "T", "States": {"T": invoke("not_json", End=True)}})
+    out = run(sfn, arn, {})
+    assert (out["status"], out["error"]) == ("FAILED", "Runtime.MarshalError")
+
+
+def test_inline_map_with_item_selector(sfn: Any, role: str) -> None:
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemSelector": {"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "D",
+                    "States": {"D": invoke("double", End=True)},
+                },
+                "End": True,
+            }
+        },
+    }
+    out = run(sfn, state_machine(sfn, role, definition), {"items": [1, 2, 3]})
+    assert out["status"] == "SUCCEEDED"
+    assert json.loads(out["output"]) == [
+        {"value": 2, "index": 0},
+        {"value": 4, "index": 1},
+        {"value": 6, "index": 2},
+    ]
+
+
+def test_top_level_timeout(sfn: Any, role: str) -> None:
+    definition = {"TimeoutSeconds": 1, "StartAt": "T", "States": {"T": invoke("slow", End=True)}}
+    started = time.monotonic()
+    out = run(sfn, state_machine(sfn, role, definition), {})
+    assert out["status"] == "TIMED_OUT"
+    assert time.monotonic() - started < 1.8  # did not wait for the Lambda
+
+
+def test_standard_workflow_is_rejected(sfn: Any, role: str) -> None:
+    arn = state_machine(sfn, role, THREE_TASKS, type="STANDARD")
+    with pytest.raises(sfn.exceptions.ClientError) as err:
+        run(sfn, arn, {})
+    assert err.value.response["Error"]["Code"] == "StateMachineTypeNotSupported"
+
+
+def test_four_concurrent_sync_executions(kw: dict[str, Any], sfn: Any, role: str) -> None:
+    arn = state_machine(sfn, role, THREE_TASKS)
+    results: dict[int, dict[str, Any]] = {}
+
+    def worker(i: int) -> None:
+        client = boto3.client("stepfunctions", config=SYNC, **kw)
+        for j in range(3):
+            results[i * 10 + j] = run(client, arn, {"id": i * 10 + j})
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 12
+    for key, out in results.items():
+        assert out["status"] == "SUCCEEDED"
+        assert json.loads(out["output"])["id"] == key
+    assert CALLS == {"validate": 12, "post": 12, "emit": 12}

@@ -1,0 +1,103 @@
+"""Run the template's Lambda functions in this process, as the Lambda runtime would run them.
+
+Each function is described by the template (Handler, Timeout, MemorySize, Environment with Globals).
+The handler module is imported by its dotted path exactly as Lambda does, called with the event and a
+Lambda-like context, and its return value goes back to the caller (moto's Step Functions Task).
+
+All functions share one process, hence one `os.environ`: the union of their environments is installed
+once, and a variable two functions set differently is refused, because it could not be honoured.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from posting_cli.local.template import ACCOUNT_ID, REGION
+
+
+class LambdaTimeout(Exception):
+    """The handler ran longer than the function's Timeout: its result is discarded, as Lambda would."""
+
+
+@dataclass(frozen=True)
+class LocalFunction:
+    logical_id: str
+    function_name: str
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    environment: Mapping[str, str]
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+
+class LambdaContext:
+    """The attributes and method of the Lambda context object that handlers and Powertools use."""
+
+    def __init__(self, function: LocalFunction) -> None:
+        self.function_name = function.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + function.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalLambdaRuntime:
+    """Dispatches invocations by function name (or ARN) to the real handlers."""
+
+    def __init__(self, functions: list[LocalFunction]) -> None:
+        self.functions = {function.function_name: function for function in functions}
+        self._handlers: dict[str, Callable[[Any, LambdaContext], Any]] = {}
+
+    def merged_environment(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        owners: dict[str, str] = {}
+        for function in self.functions.values():
+            for name, value in function.environment.items():
+                if name in merged and merged[name] != value:
+                    raise ValueError(
+                        f"{function.logical_id} and {owners[name]} set {name} differently; in-process functions "
+                        "share one environment, so give the variable one value or distinct names"
+                    )
+                merged[name], owners[name] = value, function.logical_id
+        return merged
+
+    def install_environment(self, extra: Mapping[str, str]) -> None:
+        """Set the functions' environment (and the local endpoints in `extra`) in os.environ."""
+        os.environ.update(self.merged_environment())
+        os.environ.update(extra)
+
+    def load_handlers(self) -> None:
+        """Import every handler now (a cold start), so that configuration errors show up at start-up."""
+        for function in self.functions.values():
+            self._handler(function)
+
+    def invoke(self, function_name_or_arn: str, event: Any) -> Any:
+        function = self.functions[function_name_or_arn.rsplit(":", 1)[-1]]
+        context = LambdaContext(function)
+        started = time.monotonic()
+        result = self._handler(function)(event, context)
+        elapsed = time.monotonic() - started
+        if elapsed > function.timeout_seconds:
+            raise LambdaTimeout(f"{function.function_name} timed out after {function.timeout_seconds} seconds")
+        return result
+
+    def _handler(self, function: LocalFunction) -> Callable[[Any, LambdaContext], Any]:
+        if function.function_name not in self._handlers:
+            module_name, _, attribute = function.handler.replace("/", ".").rpartition(".")
+            self._handlers[function.function_name] = getattr(importlib.import_module(module_name), attribute)
+        return self._handlers[function.function_name]

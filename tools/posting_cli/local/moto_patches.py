@@ -1,0 +1,260 @@
+"""What moto (5.2.5) lacks for the local posting pipeline, and nothing else.
+
+The local stack runs moto in server mode in this process (see
+``moto_server.MotoServer``) with Step Functions executing real ASL
+(config ``{"stepfunctions": {"execute_state_machine": True}}``). Three gaps
+remain; each patch below fills one and says why:
+
+1. ``StartSyncExecution`` is not implemented (server mode: HTTP 500
+   NotImplementedError), but the EventBridge Pipe with ``REQUEST_RESPONSE``
+   invokes EXPRESS workflows with it. -> :func:`install_start_sync_execution`
+   (server mode only: under ``mock_aws`` the ``sync-states`` host is not even
+   routed to Step Functions).
+2. A Lambda Task reaches moto's Lambda backend, which runs the function in
+   Docker (``LambdaFunction._invoke_lambda``).
+   -> :func:`install_lambda_dispatch` runs a Python callable instead.
+3. In server mode the ASL interpreter calls services over HTTP with a new
+   boto3 client per Task, at ``http://localhost:$MOTO_PORT`` (default 5000),
+   not at our server on a free port. -> :func:`route_interpreter_clients`.
+
+Optional: :func:`install_retry_sleep` lets tests skip real ``Retry`` waits
+(``IntervalSeconds`` is at least 1 s in ASL).
+
+Patches are class/module attribute swaps (no moto code copied) and are
+undone by :func:`uninstall`. All of them are process-global.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+from moto.awslambda.models import LambdaFunction
+from moto.core.exceptions import AWSError
+from moto.core.responses import ActionResult
+from moto.stepfunctions.exceptions import InvalidExecutionInput, ValidationException
+from moto.stepfunctions.parser import utils as parser_utils
+from moto.stepfunctions.parser.api import StateMachineType
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.backend.execution import SyncExecution
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
+
+LambdaDispatch = Callable[[str, dict[str, Any]], Any]
+"""``dispatch(function_name, event) -> JSON-serialisable result``; raise to fail."""
+
+_MISSING = object()
+_originals: list[tuple[Any, str, Any]] = []
+_lock = threading.Lock()
+
+
+def _patch(owner: Any, name: str, value: Any) -> None:
+    """setattr, remembering the value from before the first patch."""
+    with _lock:
+        if not any(o is owner and n == name for o, n, _ in _originals):
+            _originals.append((owner, name, vars(owner).get(name, _MISSING)))
+        setattr(owner, name, value)
+
+
+def uninstall() -> None:
+    """Undo every patch of this module (restores moto as shipped)."""
+    with _lock:
+        while _originals:
+            owner, name, value = _originals.pop()
+            if value is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+
+
+def install_all(
+    endpoint_url: str,
+    dispatch: LambdaDispatch | None = None,
+    retry_sleep: Callable[[float], None] | None = None,
+) -> None:
+    """Install every patch; ``dispatch=None`` leaves Lambda needing Docker,
+    ``retry_sleep=None`` keeps real Retry waits."""
+    install_start_sync_execution()
+    route_interpreter_clients(endpoint_url)
+    if dispatch is not None:
+        install_lambda_dispatch(dispatch)
+    if retry_sleep is not None:
+        install_retry_sleep(retry_sleep)
+
+
+# 1. StartSyncExecution ----------------------------------------------------
+
+
+class StateMachineTypeNotSupported(AWSError):
+    TYPE = "StateMachineTypeNotSupported"
+    STATUS = 400
+
+
+def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
+    backend = self.stepfunction_backend
+    if not isinstance(backend, StepFunctionsParserBackend):
+        raise ValidationException(
+            "StartSyncExecution needs moto's ASL interpreter: set config "
+            '{"stepfunctions": {"execute_state_machine": true}} before creating '
+            "state machines"
+        )
+    state_machine = backend.describe_state_machine(self._get_param("stateMachineArn"))
+    if state_machine.type != "EXPRESS":
+        raise StateMachineTypeNotSupported("This operation is not supported by this type of state machine")
+    execution_input = self._get_param("input") or "{}"
+    try:
+        json.loads(execution_input)
+    except ValueError as exc:
+        raise InvalidExecutionInput(str(exc)) from exc
+    name = self._get_param("name") or str(uuid.uuid4())
+    execution = SyncExecution(
+        name=name,
+        sm_type=StateMachineType(state_machine.type),
+        role_arn=state_machine.roleArn,
+        exec_arn=(
+            f"arn:{backend.partition}:states:{self.region}:{self.current_account}"
+            f":express:{state_machine.name}:{name}:{uuid.uuid4()}"
+        ),
+        account_id=self.current_account,
+        region_name=self.region,
+        # moto's own start_execution passes its StateMachine here too.
+        state_machine=state_machine,  # type: ignore[arg-type]
+        start_date=datetime.datetime.now(tz=datetime.UTC),
+        cloud_watch_logging_session=None,
+        activity_store={},
+        input_data=execution_input,
+        trace_header=self._get_param("traceHeader"),
+    )
+    # SyncExecutionWorker evaluates on this (request) thread; the program's
+    # own worker thread is joined with TimeoutSeconds, so nothing polls.
+    execution.start()
+    _prune_finished_threads()
+    return ActionResult(execution.to_start_sync_execution_output())
+
+
+def _prune_finished_threads() -> None:
+    # moto appends every interpreter thread to TMP_THREADS and never reads or
+    # clears it; drop finished ones so long local runs do not grow forever.
+    threads = parser_utils.TMP_THREADS
+    threads[:] = [t for t in list(threads) if t.is_alive()]
+
+
+def install_start_sync_execution() -> None:
+    """Serve ``StartSyncExecution`` (EXPRESS only), as the Pipe needs.
+
+    Runs the execution on the HTTP request thread with moto's own
+    ``SyncExecution`` and answers with the real response shape
+    (executionArn, stateMachineArn, name, startDate, stopDate,
+    status SUCCEEDED|FAILED|TIMED_OUT, input, output | error + cause).
+    Concurrent callers each get their own server thread; executions are not
+    stored (like AWS, express executions are not listed or described).
+
+    Callers must build their client with
+    ``botocore.config.Config(inject_host_prefix=False)``: the operation has
+    host prefix ``sync-``, which would otherwise turn ``127.0.0.1`` into
+    ``sync-127.0.0.1``. Give it a ``read_timeout`` above the workflow's
+    ``TimeoutSeconds``.
+    """
+    _patch(StepFunctionResponse, "start_sync_execution", _start_sync_execution)
+
+
+# 2. In-process Lambda ---------------------------------------------------
+
+
+def _error_payload(message: str, error_type: str, stack: list[str]) -> str:
+    """The body real Lambda's Python runtime returns for a function error."""
+    return json.dumps({"errorMessage": message, "errorType": error_type, "stackTrace": stack})
+
+
+def install_lambda_dispatch(dispatch: LambdaDispatch) -> None:
+    """Run Lambda functions in-process through ``dispatch`` instead of Docker.
+
+    moto's Lambda backend only needs Docker in
+    ``LambdaFunction._invoke_lambda``; this replaces it. Every invocation
+    (Task ``arn:aws:states:::lambda:invoke`` with ``Payload``, Task with a
+    plain function ARN, ``lambda.invoke``) calls
+    ``dispatch(function_name, event)`` and returns its result as JSON.
+
+    If ``dispatch`` raises, the invocation is a function error like real
+    Lambda's: payload ``{"errorType": <exception class name>, "errorMessage",
+    "stackTrace"}`` plus the ``X-Amz-Function-Error`` header (moto always
+    says ``Handled``; AWS says ``Unhandled``). The ASL interpreter takes
+    ``errorType`` as the error name, so ``Retry``/``Catch`` with
+    ``ErrorEquals: ["TransientPostingError"]`` (or ``States.TaskFailed``,
+    ``States.ALL``) match. A result that is not JSON-serialisable fails with
+    ``Runtime.MarshalError``, as on AWS.
+    """
+
+    def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        if event is None or isinstance(event, str):  # moto passes "{}" for an empty Payload
+            event = json.loads(event or "{}")
+        try:
+            result = dispatch(self.function_name, event)
+        except Exception as exc:  # noqa: BLE001 - surfaced as a function error
+            tb = exc.__traceback__
+            stack = traceback.format_tb(tb.tb_next if tb else None)  # skip this frame
+            return _error_payload(str(exc), type(exc).__name__, stack), True, ""
+        try:
+            return json.dumps(result), False, ""
+        except (TypeError, ValueError) as exc:
+            message = f"Unable to marshal response: {exc}"
+            return _error_payload(message, "Runtime.MarshalError", []), True, ""
+
+    _patch(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+
+
+# 3. Where the interpreter's clients go ----------------------------------
+
+
+class _InterpreterBoto3:
+    """Stands in for ``boto3`` inside moto's ``asl.utils.boto_client`` module.
+
+    ``boto_client_for`` (used by every Task: Lambda, SQS, EventBridge,
+    DynamoDB, aws-sdk...) calls ``boto3.client(..., endpoint_url=
+    "http://localhost:<MOTO_PORT or 5000>")``. This shim points it at our
+    server instead, with the fake credentials moto passes (default account),
+    and reuses one client per (service, region) - boto3 clients are
+    thread-safe, and building one costs about 10 ms per Task.
+    """
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service_name: str, region_name: str, **kwargs: Any) -> Any:
+        key = (service_name, region_name)
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                kwargs["endpoint_url"] = self.endpoint_url
+                found = boto3.client(service_name=service_name, region_name=region_name, **kwargs)
+                self._clients[key] = found
+            return found
+
+
+def route_interpreter_clients(endpoint_url: str) -> None:
+    """Send the ASL interpreter's AWS calls to ``endpoint_url`` (see shim)."""
+    _patch(boto_client, "boto3", _InterpreterBoto3(endpoint_url))
+
+
+# 4. Optional: Retry waits -------------------------------------------------
+
+
+def install_retry_sleep(sleep: Callable[[float], None]) -> None:
+    """Make ASL ``Retry`` waits call ``sleep(seconds)`` instead of ``time.sleep``.
+
+    ``seconds`` is the interval the interpreter computed (IntervalSeconds x
+    BackoffRate^n, capped by MaxDelaySeconds, jittered). For tests, e.g.
+    ``lambda s: time.sleep(s / 50)``, or record the values to check backoff.
+    The interpreter's ``retrier_decl`` module uses ``time`` only for this.
+    """
+    _patch(retrier_decl, "time", SimpleNamespace(sleep=sleep))

@@ -1,0 +1,239 @@
+"""Read template.yaml so that the local stack is built from it: names, keys, settings, env, substitutions.
+
+Nothing about the deployed resources is repeated by hand in the local code. This module loads the
+template (with CloudFormation's short-form tags), applies parameter defaults and overrides with their
+constraints, orders resources by their references, and resolves the intrinsic functions the template
+uses (Ref, Fn::GetAtt, Fn::Sub, Fn::Join) against the physical names and ARNs of the local resources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+class TemplateError(Exception):
+    """The template asks for something the local stack cannot resolve; the message says what."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that turns `!Ref X` into `{"Ref": "X"}`, `!GetAtt A.B` into `{"Fn::GetAtt": [A, B]}`..."""
+
+
+def _tag_constructor(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag_constructor)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    with path.open() as stream:
+        return yaml.load(stream, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with CFN tags only
+
+
+def default_template_path() -> Path:
+    """template.yaml at the project root (this file lives in tools/posting_cli/local/)."""
+    return Path(__file__).resolve().parents[3] / "template.yaml"
+
+
+@dataclass
+class Template:
+    """A parsed template with its parameters bound."""
+
+    path: Path
+    body: dict[str, Any]
+    stack_name: str
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None = None, stack_name: str = "posting-local",
+             overrides: Mapping[str, Any] | None = None) -> Template:
+        path = path or default_template_path()
+        template = cls(path=path, body=load_template(path), stack_name=stack_name)
+        template.parameters = template._bind_parameters(overrides or {})
+        return template
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.body.get("Resources", {})
+
+    def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {name: r for name, r in self.resources.items() if r["Type"] == resource_type}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        return self.resources[logical_id].get("Properties", {})
+
+    def function_globals(self) -> dict[str, Any]:
+        return self.body.get("Globals", {}).get("Function", {})
+
+    def function_setting(self, logical_id: str, name: str) -> Any:
+        """A function property, falling back to Globals the way SAM does (Environment variables merge)."""
+        own = self.properties(logical_id)
+        if name == "Environment":
+            variables = dict(self.function_globals().get("Environment", {}).get("Variables", {}))
+            variables.update(own.get("Environment", {}).get("Variables", {}))
+            return {"Variables": variables}
+        return own.get(name, self.function_globals().get(name))
+
+    def _bind_parameters(self, overrides: Mapping[str, Any]) -> dict[str, str]:
+        declared = self.body.get("Parameters", {})
+        unknown = set(overrides) - set(declared)
+        if unknown:
+            raise TemplateError(f"unknown parameter(s): {', '.join(sorted(unknown))}; the template declares "
+                                f"{', '.join(sorted(declared))}")
+        bound: dict[str, str] = {}
+        for name, spec in declared.items():
+            if name in overrides:
+                value = str(overrides[name])
+            elif "Default" in spec:
+                value = str(spec["Default"])
+            else:
+                raise TemplateError(f"parameter {name} has no default: pass it as an override")
+            _check_parameter(name, spec, value)
+            bound[name] = value
+        return bound
+
+    def dependency_order(self) -> list[str]:
+        """Logical ids ordered so that every resource comes after the resources it references."""
+        order: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(logical_id: str) -> None:
+            if logical_id in order:
+                return
+            if logical_id in visiting:
+                raise TemplateError(f"circular reference through {logical_id}")
+            visiting.add(logical_id)
+            for dependency in sorted(_references(self.resources[logical_id]) & set(self.resources)):
+                visit(dependency)
+            visiting.discard(logical_id)
+            order.append(logical_id)
+
+        for logical_id in self.resources:
+            visit(logical_id)
+        return order
+
+
+def _check_parameter(name: str, spec: dict[str, Any], value: str) -> None:
+    """Apply the template's own constraints, as CloudFormation would."""
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(a) for a in allowed]:
+        raise TemplateError(f"parameter {name}={value} is not one of {allowed}")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise TemplateError(f"parameter {name}={value} is not a number") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise TemplateError(f"parameter {name}={value} is below its MinValue {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise TemplateError(f"parameter {name}={value} is above its MaxValue {spec['MaxValue']}")
+
+
+def _references(node: Any) -> set[str]:
+    """Names referenced by Ref, Fn::GetAtt and Fn::Sub anywhere under node."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found.update(match.split(".")[0] for match in _SUB_VARIABLE.findall(text))
+                if isinstance(value, list):
+                    found.update(_references(value[1]))
+            else:
+                found.update(_references(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.update(_references(value))
+    return found
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+class Resolver:
+    """Resolves intrinsic functions against bound parameters and the local resources created so far."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        self.refs: dict[str, str] = {
+            **template.parameters,
+            "AWS::StackName": template.stack_name,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.attributes: dict[tuple[str, str], str] = {}
+
+    def provide(self, logical_id: str, ref: str, **attributes: str) -> None:
+        """Record what Ref and Fn::GetAtt of a created resource return."""
+        self.refs[logical_id] = ref
+        for name, value in attributes.items():
+            self.attributes[(logical_id, name)] = value
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.resolve(value) for value in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, value), = node.items()
+            if key == "Ref":
+                return self._ref(value)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = value if isinstance(value, list) else value.split(".", 1)
+                return self._get_att(logical_id, attribute)
+            if key == "Fn::Sub":
+                return self._sub(value)
+            if key == "Fn::Join":
+                separator, values = value
+                return separator.join(str(v) for v in self.resolve(values))
+            if key.startswith("Fn::"):
+                raise TemplateError(f"{key} is not supported by the local stack")
+        return {key: self.resolve(value) for key, value in node.items()}
+
+    def _ref(self, name: str) -> str:
+        if name not in self.refs:
+            raise TemplateError(f"Ref {name}: not a parameter or a resource the local stack has created yet")
+        return self.refs[name]
+
+    def _get_att(self, logical_id: str, attribute: str) -> str:
+        if (logical_id, attribute) not in self.attributes:
+            raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute}: not available locally")
+        return self.attributes[(logical_id, attribute)]
+
+    def _sub(self, value: str | list[Any]) -> str:
+        text, variables = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                return self._get_att(*name.split(".", 1))
+            return self._ref(name)
+
+        return _SUB_VARIABLE.sub(replace, text)

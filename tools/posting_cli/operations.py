@@ -1,0 +1,237 @@
+"""Operator actions on a pipeline (local or deployed): open accounts, submit, read, reconcile, DLQ.
+
+They go through the same adapters the Lambda functions use, so what they read is what was written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from posting.adapters.dead_letters import FAILURE_ERROR, FAILURE_MESSAGE, SOURCE_MESSAGE_ID
+from posting.adapters.ledger_table import AccountAlreadyExists, LedgerTable
+from posting.domain.ledger import Entry
+from posting.domain.model import Account, AccountState, Side, utc_timestamp
+from posting.domain.outcomes import Decision, Status
+from posting_cli.target import Target
+
+SQS_BATCH = 10  # an SQS limit per SendMessageBatch / DeleteMessageBatch
+
+
+def ledger(target: Target) -> LedgerTable:
+    return LedgerTable(target.client("dynamodb"), target.ledger_table_name)
+
+
+def open_accounts(target: Target, accounts: Iterable[Account]) -> tuple[int, list[str]]:
+    """Open each account; returns how many were opened and the ids that already existed."""
+    from datetime import UTC, datetime
+
+    table = ledger(target)
+    opened, existing = 0, []
+    for account in accounts:
+        try:
+            table.open_account(account, utc_timestamp(datetime.now(UTC)))
+            opened += 1
+        except AccountAlreadyExists:
+            existing.append(account.account_id)
+    return opened, existing
+
+
+def submit(target: Target, bodies: Iterable[str]) -> list[str]:
+    """Send each body as one message, exactly as given; returns the message ids in order."""
+    sqs = target.client("sqs")
+    message_ids: list[str] = []
+    batch: list[str] = []
+
+    def flush() -> None:
+        entries = [{"Id": str(index), "MessageBody": body} for index, body in enumerate(batch)]
+        response = sqs.send_message_batch(QueueUrl=target.queue_url, Entries=entries)
+        failed = response.get("Failed", [])
+        if failed:
+            reasons = "; ".join(f"entry {f['Id']}: {f.get('Code')} {f.get('Message', '')}" for f in failed)
+            raise RuntimeError(f"the queue refused {len(failed)} message(s): {reasons}")
+        by_id = {entry["Id"]: entry["MessageId"] for entry in response["Successful"]}
+        message_ids.extend(by_id[str(index)] for index in range(len(batch)))
+        batch.clear()
+
+    for body in bodies:
+        batch.append(body)
+        if len(batch) == SQS_BATCH:
+            flush()
+    if batch:
+        flush()
+    return message_ids
+
+
+# -- reading the books ------------------------------------------------------------------------------
+
+
+def balance(target: Target, account_id: str) -> AccountState | None:
+    return ledger(target).get_account(account_id)
+
+
+def statement(target: Target, account_id: str) -> tuple[AccountState | None, list[Entry]]:
+    return ledger(target).statement(account_id)
+
+
+@dataclass
+class Reconciliation:
+    accounts: int = 0
+    entries: int = 0
+    postings_posted: int = 0
+    postings_rejected: int = 0
+    trial_balance: dict[str, int] = field(default_factory=dict)  # currency -> debits - credits
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def reconcile(target: Target, max_problems: int = 50) -> Reconciliation:
+    """Check the books three independent ways.
+
+    1. Trial balance: per currency, debits equal credits across all accounts.
+    2. Every account's balance equals the sum of its entries, its version their count, and each
+       entry's balance_after the running sum.
+    3. Every balance equals a recomputation from the accepted postings' legs alone.
+    """
+    report = Reconciliation()
+    accounts: dict[str, AccountState] = {}
+    entries: dict[str, list[Entry]] = defaultdict(list)
+    posted: list[Decision] = []
+    for record in ledger(target).scan():
+        if isinstance(record, AccountState):
+            accounts[record.account_id] = record
+        elif isinstance(record, Entry):
+            entries[record.account_id].append(record)
+        elif record.status == Status.POSTED:
+            posted.append(record)
+        else:
+            report.postings_rejected += 1
+    report.accounts = len(accounts)
+    report.entries = sum(len(lines) for lines in entries.values())
+    report.postings_posted = len(posted)
+
+    def problem(text: str) -> None:
+        if len(report.problems) < max_problems:
+            report.problems.append(text)
+
+    trial: dict[str, int] = defaultdict(int)
+    for state in accounts.values():
+        debit_normal = state.account.normal_balance == Side.DEBIT
+        trial[state.account.currency] += state.balance if debit_normal else -state.balance
+    report.trial_balance = dict(sorted(trial.items()))
+    for currency, net in report.trial_balance.items():
+        if net:
+            problem(f"trial balance in {currency} is off by {net}")
+
+    recomputed: dict[str, int] = defaultdict(int)
+    for decision in posted:
+        for leg in (decision.request or {}).get("legs", []):
+            state = accounts.get(leg["account_id"])
+            if state is None:
+                problem(f"posting {decision.posting_id} moved money on unknown account {leg['account_id']}")
+                continue
+            recomputed[leg["account_id"]] += leg["amount"] if leg["side"] == state.account.normal_balance else -leg["amount"]
+
+    for account_id, state in sorted(accounts.items()):
+        lines = sorted(entries.get(account_id, []), key=lambda entry: entry.sequence)
+        running = 0
+        for expected_sequence, entry in enumerate(lines, start=1):
+            signed = entry.amount if entry.side == state.account.normal_balance else -entry.amount
+            running += signed
+            if entry.sequence != expected_sequence or entry.balance_after != running:
+                problem(f"{account_id}: entry {entry.sequence} says {entry.balance_after}, running sum is {running}")
+                break
+        if running != state.balance:
+            problem(f"{account_id}: balance {state.balance} but its entries sum to {running}")
+        if len(lines) != state.version:
+            problem(f"{account_id}: version {state.version} but {len(lines)} entries")
+        if recomputed.get(account_id, 0) != state.balance:
+            problem(f"{account_id}: balance {state.balance} but accepted postings give {recomputed.get(account_id, 0)}")
+    return report
+
+
+# -- dead letters -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    source_message_id: str
+    body: str
+    error: str
+    message: str
+    receipt_handle: str
+
+
+def dead_letters(target: Target, visibility_seconds: int = 30) -> list[DeadLetter]:
+    """Every message in the DLQ, with its failure reason; they are left in the DLQ, visible again."""
+    sqs = target.client("sqs")
+    seen: dict[str, DeadLetter] = {}
+    for message in _drain(sqs, target.dead_letter_queue_url, visibility_seconds):
+        attributes = message.get("MessageAttributes", {})
+
+        def attribute(name: str, default: str, attributes: dict[str, Any] = attributes) -> str:
+            return str(attributes.get(name, {}).get("StringValue", default))
+
+        seen[message["MessageId"]] = DeadLetter(
+            message_id=message["MessageId"],
+            source_message_id=attribute(SOURCE_MESSAGE_ID, message["MessageId"]),
+            body=message["Body"],
+            error=attribute(FAILURE_ERROR, "MaxReceiveCountExceeded"),
+            message=attribute(FAILURE_MESSAGE, "moved by the queue's redrive policy; no reason was recorded"),
+            receipt_handle=message["ReceiptHandle"],
+        )
+    letters = list(seen.values())
+    for start in range(0, len(letters), SQS_BATCH):
+        chunk = letters[start : start + SQS_BATCH]
+        sqs.change_message_visibility_batch(
+            QueueUrl=target.dead_letter_queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": letter.receipt_handle, "VisibilityTimeout": 0}
+                for i, letter in enumerate(chunk)
+            ],
+        )
+    return letters
+
+
+def redrive(target: Target) -> int:
+    """Move every DLQ message back to the posting queue (body unchanged); returns how many moved.
+
+    Safe to repeat: posting is idempotent by posting_id, so a request that was in fact decided is
+    answered as a duplicate.
+    """
+    sqs = target.client("sqs")
+    moved = 0
+    for message in _drain(sqs, target.dead_letter_queue_url, visibility_seconds=60):
+        sqs.send_message(QueueUrl=target.queue_url, MessageBody=message["Body"])
+        sqs.delete_message(QueueUrl=target.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        moved += 1
+    return moved
+
+
+def _drain(sqs: Any, queue_url: str, visibility_seconds: int) -> Iterator[dict[str, Any]]:
+    """Receive until the queue has nothing visible left (messages stay in flight meanwhile)."""
+    while True:
+        response = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=SQS_BATCH,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=visibility_seconds,
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return
+        yield from messages
+
+
+def parse_accounts(text: str) -> list[Account]:
+    """A JSON array of account objects, as in the contract."""
+    return TypeAdapter(list[Account]).validate_json(text)
