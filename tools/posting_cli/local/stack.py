@@ -94,9 +94,9 @@ class LocalStack:
             )
             for service in ("dynamodb", "sqs", "events", "logs", "iam", "lambda", "stepfunctions")
         }
-        self._role_arn = self._clients["iam"].create_role(
-            RoleName="posting-local", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
+        self._role_arn = self._clients["iam"].create_role(RoleName="posting-local", AssumeRolePolicyDocument="{}")[
+            "Role"
+        ]["Arn"]
 
         for logical_id in self.template.dependency_order():
             resource_type = self.template.resources[logical_id]["Type"]
@@ -199,16 +199,24 @@ class LocalStack:
 
     def _queue(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("QueueName") or self._name(logical_id)
-        attributes = {
+        attributes: dict[str, str] = {
             key: str(props[key])
-            for key in ("VisibilityTimeout", "MaximumMessageSize", "MessageRetentionPeriod", "DelaySeconds",
-                        "ReceiveMessageWaitTimeSeconds")
+            for key in (
+                "VisibilityTimeout",
+                "MaximumMessageSize",
+                "MessageRetentionPeriod",
+                "DelaySeconds",
+                "ReceiveMessageWaitTimeSeconds",
+            )
             if key in props
         }
         if "RedrivePolicy" in props:
             policy = props["RedrivePolicy"]
             attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": policy["deadLetterTargetArn"], "maxReceiveCount": int(policy["maxReceiveCount"])}
+                {
+                    "deadLetterTargetArn": policy["deadLetterTargetArn"],
+                    "maxReceiveCount": int(policy["maxReceiveCount"]),
+                }
             )
         url = self._clients["sqs"].create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
@@ -241,7 +249,10 @@ class LocalStack:
         name = props.get("Name") or self._name(logical_id)
         bus = props.get("EventBusName", "default")
         arn = events.put_rule(
-            Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]), State=props.get("State", "ENABLED")
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
         )["RuleArn"]
         events.put_targets(Rule=name, EventBusName=bus, Targets=props.get("Targets", []))
         self.resolver.provide(logical_id, name, Arn=arn)
@@ -302,4 +313,6 @@ class LocalStack:
             **CREDENTIALS,
         )
         self.pipes.append(LocalPipe(settings, self._clients["sqs"], stepfunctions, pollers=self.pollers))
-        self.resolver.provide(logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}")
+        self.resolver.provide(
+            logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}"
+        )

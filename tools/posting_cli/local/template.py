@@ -9,7 +9,7 @@ uses (Ref, Fn::GetAtt, Fn::Sub, Fn::Join) against the physical names and ARNs of
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ def _tag_constructor(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> di
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
 
@@ -64,8 +64,9 @@ class Template:
     parameters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path | None = None, stack_name: str = "posting-local",
-             overrides: Mapping[str, Any] | None = None) -> Template:
+    def load(
+        cls, path: Path | None = None, stack_name: str = "posting-local", overrides: Mapping[str, Any] | None = None
+    ) -> Template:
         path = path or default_template_path()
         template = cls(path=path, body=load_template(path), stack_name=stack_name)
         template.parameters = template._bind_parameters(overrides or {})
@@ -97,8 +98,10 @@ class Template:
         declared = self.body.get("Parameters", {})
         unknown = set(overrides) - set(declared)
         if unknown:
-            raise TemplateError(f"unknown parameter(s): {', '.join(sorted(unknown))}; the template declares "
-                                f"{', '.join(sorted(declared))}")
+            raise TemplateError(
+                f"unknown parameter(s): {', '.join(sorted(unknown))}; the template declares "
+                f"{', '.join(sorted(declared))}"
+            )
         bound: dict[str, str] = {}
         for name, spec in declared.items():
             if name in overrides:
@@ -200,27 +203,30 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, value), = node.items()
-            if key == "Ref":
-                return self._ref(value)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = value if isinstance(value, list) else value.split(".", 1)
-                return self._get_att(logical_id, attribute)
-            if key == "Fn::Sub":
-                return self._sub(value)
-            if key == "Fn::Join":
-                separator, values = value
-                return separator.join(str(v) for v in self.resolve(values))
+            ((key, value),) = node.items()
+            intrinsic: dict[str, Callable[[Any], str]] = {
+                "Ref": self._ref,
+                "Fn::GetAtt": self._get_att,
+                "Fn::Sub": self._sub,
+                "Fn::Join": self._join,
+            }
+            if key in intrinsic:
+                return intrinsic[key](value)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local stack")
         return {key: self.resolve(value) for key, value in node.items()}
+
+    def _join(self, value: list[Any]) -> str:
+        separator, values = value
+        return str(separator).join(str(v) for v in self.resolve(values))
 
     def _ref(self, name: str) -> str:
         if name not in self.refs:
             raise TemplateError(f"Ref {name}: not a parameter or a resource the local stack has created yet")
         return self.refs[name]
 
-    def _get_att(self, logical_id: str, attribute: str) -> str:
+    def _get_att(self, value: str | list[str]) -> str:
+        logical_id, attribute = value if isinstance(value, list) else value.split(".", 1)
         if (logical_id, attribute) not in self.attributes:
             raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute}: not available locally")
         return self.attributes[(logical_id, attribute)]
@@ -233,7 +239,7 @@ class Resolver:
             if name in variables:
                 return str(variables[name])
             if "." in name and not name.startswith("AWS::"):
-                return self._get_att(*name.split(".", 1))
+                return self._get_att(name)
             return self._ref(name)
 
         return _SUB_VARIABLE.sub(replace, text)

@@ -1,0 +1,105 @@
+"""`posting local run` as a user runs it: a subprocess that starts its own stack, on files full of garbage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import account, leg, request
+
+pytestmark = pytest.mark.local_stack
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_local_run_answers_every_line_of_every_file(tmp_path):
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(
+        json.dumps(
+            [
+                account("funding", normal_balance="debit", overdraft_limit=None),
+                account("alice"),
+                account("bob"),
+            ]
+        )
+    )
+    fund = json.dumps(request("fund-1", leg("funding", "debit", 10_000), leg("alice", "credit", 10_000)))
+    first = tmp_path / "first.jsonl"
+    first.write_text(fund + "\n")
+    pay = json.dumps(request("pay-1", leg("alice", "debit", 2_500), leg("bob", "credit", 2_500)))
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(
+        b"\n".join(
+            [
+                pay.encode(),  # 2: posted
+                pay.encode(),  # 3: duplicate
+                b"",  # 4: empty line: SQS cannot carry it
+                b"\xff\xfe not utf-8",  # 5: not text
+                b"{" * 9000,  # 6: larger than the queue's 8 KB limit
+                b"null",  # 7
+                b'{"posting_id": "x"}',  # 8: invalid, but its id is recorded
+                b"\x01\x02 control characters",  # 9: SQS refuses these characters
+                json.dumps(request("over-1", leg("bob", "debit", 99_999), leg("alice", "credit", 99_999))).encode(),
+            ]
+        )  # no newline at the end: the last line still counts
+    )
+    results, balances = tmp_path / "results.jsonl", tmp_path / "balances.json"
+    env = {**os.environ, "POSTING_CACHE_DIR": os.environ.get("POSTING_CACHE_DIR", "")}
+    env = {k: v for k, v in env.items() if v}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "posting_cli.cli",
+            "local",
+            "run",
+            "--accounts",
+            str(accounts),
+            "--requests",
+            str(first),
+            "--requests",
+            str(garbage),
+            "--results",
+            str(results),
+            "--balances",
+            str(balances),
+            "--parameter",
+            "VisibilityTimeoutSeconds=5",
+            "--timeout",
+            "240",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [line["line"] for line in lines] == list(range(1, 11))
+    status = {line["line"]: (line["status"], line["reason"]) for line in lines}
+    assert status == {
+        1: ("POSTED", None),
+        2: ("POSTED", None),
+        3: ("DUPLICATE", None),
+        4: ("REJECTED", "INVALID_REQUEST"),
+        5: ("REJECTED", "INVALID_REQUEST"),
+        6: ("REJECTED", "INVALID_REQUEST"),
+        7: ("REJECTED", "INVALID_REQUEST"),
+        8: ("REJECTED", "INVALID_REQUEST"),
+        9: ("REJECTED", "INVALID_REQUEST"),
+        10: ("REJECTED", "INSUFFICIENT_FUNDS"),
+    }
+    assert [line["posting_id"] for line in lines[:3]] == ["fund-1", "pay-1", "pay-1"]
+    assert lines[3]["posting_id"] is None and lines[7]["posting_id"] == "x"
+    assert json.loads(balances.read_text()) == {
+        "alice": {"currency": "EUR", "balance": 7_500},
+        "bob": {"currency": "EUR", "balance": 2_500},
+        "funding": {"currency": "EUR", "balance": 10_000},
+    }

@@ -1,0 +1,344 @@
+"""Every statemachine/*.asl.json, run in moto's real ASL interpreter: no path may drop a record.
+
+cfn-lint does not look inside the ASL, so each file is created in moto (which parses it) and executed
+with StartSyncExecution, the call the EventBridge Pipe makes. The Lambda tasks are stubs with canned
+answers: these tests are about the workflow's wiring (what each step receives, what the pipe gets
+back, what is retried and what is caught), not about the handlers. Each ASL file is wired exactly as
+template.yaml wires it (its state machine's type and DefinitionSubstitutions), with every function
+ARN pointing at a stub named after the step its Handler runs (posting.handlers.<step>.handler).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.awslambda.models import LambdaFunction
+from moto.core.exceptions import JsonRESTError
+
+from posting_cli.local.moto_server import MotoServer
+from posting_cli.local.template import ACCOUNT_ID, REGION, Template
+from tests.builders import request, sqs_record
+
+pytestmark = pytest.mark.local_stack
+
+STATEMACHINE_DIR = Path(__file__).resolve().parents[2] / "statemachine"
+ASL_FILES = sorted(STATEMACHINE_DIR.glob("*.asl.json"))
+SYNC = Config(inject_host_prefix=False, retries={"total_max_attempts": 1})
+# The Lambda service errors AWS recommends retrying on every Lambda task.
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+# Stub Lambda functions -----------------------------------------------------------------------------
+
+Step = Callable[[Any], Any]
+STEPS: dict[str, Step] = {}
+CALLS: list[tuple[str, Any]] = []  # (step, event) in call order
+WAITS: list[float] = []  # Retry waits the interpreter asked for (not slept)
+_lock = threading.Lock()
+
+
+def dispatch(function_name: str, event: Any) -> Any:
+    with _lock:
+        CALLS.append((function_name, event))
+    return STEPS[function_name](event)
+
+
+def fail(error: type[Exception] = RuntimeError) -> Step:
+    def step(event: Any) -> Any:
+        raise error("the handler broke")
+
+    return step
+
+
+def answer(result: Any) -> Step:
+    return lambda event: result
+
+
+RECORDS = [sqs_record(request(f"pay-{n}"), message_id=f"m{n}") for n in (1, 2, 3)]
+VALIDATED = {
+    "items": [
+        {"message_id": r["messageId"], "receive_count": 1, "body": r["body"], "posting_id": f"pay-{n}"}
+        for n, r in enumerate(RECORDS, start=1)
+    ]
+}
+POSTED = {"items": [{**item, "outcome": {"status": "POSTED"}} for item in VALIDATED["items"]]}
+EMITTED = {"batchItemFailures": [{"itemIdentifier": "m2"}]}
+
+
+def failures(*message_ids: str) -> dict[str, Any]:
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
+
+
+ALL_RECORDS = failures(*(r["messageId"] for r in RECORDS))
+
+
+@pytest.fixture(autouse=True)
+def steps() -> Iterator[dict[str, Step]]:
+    """The canned happy path; a test replaces the steps it wants to break."""
+    STEPS.clear()
+    STEPS.update(validate=answer(VALIDATED), post=answer(POSTED), emit=answer(EMITTED))
+    CALLS.clear()
+    WAITS.clear()
+    yield STEPS
+
+
+# The workflow under test, wired as template.yaml wires it -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Workflow:
+    arn: str
+    definition: dict[str, Any]
+    step_of_state: dict[str, str]  # Task state name -> stub step it invokes
+
+
+def state_machine_for(template: Template, asl: Path) -> str:
+    for logical_id in template.resources_of_type("AWS::Serverless::StateMachine"):
+        if (template.path.parent / template.properties(logical_id)["DefinitionUri"]).resolve() == asl.resolve():
+            return logical_id
+    raise AssertionError(f"{asl.name} is not the DefinitionUri of any state machine in template.yaml")
+
+
+def step_name(template: Template, function_id: str) -> str:
+    """posting.handlers.post.handler -> "post"."""
+    return str(template.properties(function_id)["Handler"].split(".")[-2])
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer(dispatch=dispatch, retry_sleep=WAITS.append) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def aws(moto: MotoServer) -> dict[str, Any]:
+    return {
+        "endpoint_url": moto.endpoint_url,
+        "region_name": REGION,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+
+
+@pytest.fixture(scope="module")
+def role(aws: dict[str, Any]) -> str:
+    # moto's Lambda and Step Functions only check that the role exists.
+    arn: str = boto3.client("iam", **aws).create_role(RoleName="posting-workflow", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    return arn
+
+
+@pytest.fixture(scope="module")
+def sfn(aws: dict[str, Any]) -> Any:
+    return boto3.client("stepfunctions", config=SYNC, **aws)
+
+
+_created_functions: set[str] = set()
+
+
+@pytest.fixture(scope="module", params=ASL_FILES, ids=lambda path: path.name)
+def workflow(request: pytest.FixtureRequest, template: Template, aws: dict[str, Any], role: str, sfn: Any) -> Workflow:
+    asl: Path = request.param
+    properties = template.properties(state_machine_for(template, asl))
+    text = asl.read_text()
+    lam = boto3.client("lambda", **aws)
+    stubs: dict[str, str] = {}  # function ARN as substituted -> stub name
+    for key, value in properties["DefinitionSubstitutions"].items():
+        function_id = value["Fn::GetAtt"][0]
+        name = step_name(template, function_id)
+        if name not in _created_functions:
+            lam.create_function(FunctionName=name, Role=role, Code={"ZipFile": b"x"})  # never opened
+            _created_functions.add(name)
+        stubs[function_arn(name)] = name
+        text = text.replace("${" + key + "}", function_arn(name))
+    assert not re.search(r"\$\{[^}]+\}", text), "placeholders left without a substitution"
+    definition = json.loads(text)
+    arn: str = sfn.create_state_machine(
+        name=asl.name.removesuffix(".asl.json"), definition=text, roleArn=role, type=properties["Type"]
+    )["stateMachineArn"]
+    step_of_state = {
+        name: stubs[state["Parameters"]["FunctionName"]]
+        for name, state in all_states(definition).items()
+        if state["Type"] == "Task"
+    }
+    return Workflow(arn=arn, definition=definition, step_of_state=step_of_state)
+
+
+def all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, including those inside Map item processors and Parallel branches."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for inner in [state.get("ItemProcessor") or state.get("Iterator"), *state.get("Branches", [])]:
+            if inner:
+                found |= all_states(inner)
+    return found
+
+
+def run(sfn: Any, workflow: Workflow, records: list[dict[str, Any]] = RECORDS) -> Any:
+    """Start the workflow as the pipe does; the parsed output of a SUCCEEDED execution."""
+    result = sfn.start_sync_execution(stateMachineArn=workflow.arn, input=json.dumps(records))
+    assert result["status"] == "SUCCEEDED", result
+    return json.loads(result["output"])
+
+
+def calls_to(step: str) -> list[Any]:
+    return [event for name, event in CALLS if name == step]
+
+
+# Structure: nothing can fall through ---------------------------------------------------------------
+
+
+def terminal_state(states: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    seen = set()
+    while not states[name].get("End"):
+        assert name not in seen, f"loop through {name}"
+        seen.add(name)
+        name = states[name]["Next"]
+    return states[name]
+
+
+def produces_batch_item_failures(state: dict[str, Any]) -> bool:
+    keys = {key.removesuffix(".$") for key in state.get("Parameters", {})}
+    return state["Type"] == "Pass" and keys == {"batchItemFailures"}
+
+
+def test_every_task_catches_everything_into_a_batch_item_failures_answer(workflow: Workflow) -> None:
+    states = workflow.definition["States"]
+    tasks = {name: state for name, state in states.items() if state["Type"] == "Task"}
+    assert tasks
+    assert not [name for name, state in all_states(workflow.definition).items() if state["Type"] == "Fail"]
+    for name, task in tasks.items():
+        catch_all = [c for c in task.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+        assert len(catch_all) == 1, f"{name} has no Catch on States.ALL"
+        # ResultPath null hands the handler's input (the records or items) to the failure path.
+        assert catch_all[0]["ResultPath"] is None
+        assert produces_batch_item_failures(terminal_state(states, catch_all[0]["Next"])), name
+    assert "TimeoutSeconds" in workflow.definition
+
+
+def test_lambda_service_errors_are_retried_and_handler_errors_are_not(workflow: Workflow) -> None:
+    for name, state in all_states(workflow.definition).items():
+        if state["Type"] != "Task":
+            continue
+        retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
+        assert retried >= LAMBDA_SERVICE_ERRORS, name
+        # A handler error is a bug or an outage the whole batch shares: it goes back to the queue.
+        assert not retried & {"States.ALL", "States.TaskFailed"}, name
+        assert all(not e.startswith("Lambda.") or e in LAMBDA_SERVICE_ERRORS for e in retried), name
+        for retrier in state.get("Retry", []):
+            attempts = retrier.get("MaxAttempts", 3)
+            assert attempts >= 2, f"{name}: a throttled Lambda deserves more than {attempts} retry"
+            # The waits must fit in the workflow's timeout, or the last retries never happen.
+            assert sum(backoff(retrier, attempts)) < workflow.definition["TimeoutSeconds"], name
+
+
+# Execution -------------------------------------------------------------------------------------------
+
+
+def test_happy_path_answers_the_pipe_with_emits_batch_item_failures(sfn: Any, workflow: Workflow) -> None:
+    assert run(sfn, workflow) == EMITTED
+    assert [name for name, _ in CALLS] == ["validate", "post", "emit"]
+    assert calls_to("validate") == [RECORDS]  # the pipe's raw array of SQS records
+    assert calls_to("post") == [VALIDATED]
+    assert calls_to("emit") == [POSTED]
+
+
+def test_validate_failing_returns_every_record(sfn: Any, workflow: Workflow, steps: dict[str, Step]) -> None:
+    steps["validate"] = fail()
+    assert run(sfn, workflow) == ALL_RECORDS
+    assert [name for name, _ in CALLS] == ["validate"]  # not retried
+
+
+@pytest.mark.parametrize("broken", ["post", "emit"])
+def test_post_or_emit_failing_returns_every_item(
+    sfn: Any, workflow: Workflow, steps: dict[str, Step], broken: str
+) -> None:
+    steps[broken] = fail()
+    assert run(sfn, workflow) == failures(*(item["message_id"] for item in VALIDATED["items"]))
+    assert len(calls_to(broken)) == 1  # a handler error is not retried
+    assert [name for name, _ in CALLS][-1] == broken
+
+
+def test_a_failed_batch_of_one_returns_that_record(sfn: Any, workflow: Workflow, steps: dict[str, Step]) -> None:
+    steps["validate"] = fail()
+    assert run(sfn, workflow, RECORDS[:1]) == failures(RECORDS[0]["messageId"])
+
+
+# Lambda service errors: the Lambda API itself answers with an error, before any handler runs.
+
+
+def lambda_service_errors(monkeypatch: pytest.MonkeyPatch, step: str, error_name: str, times: int) -> list[str]:
+    """The next `times` invocations of `step` fail in moto's Lambda API with `error_name`."""
+    failed: list[str] = []
+    original = LambdaFunction.invoke
+
+    class LambdaServiceError(JsonRESTError):
+        code = 500
+
+    def invoke(self: LambdaFunction, *args: Any, **kwargs: Any) -> Any:
+        if self.function_name == step and len(failed) < times:
+            failed.append(step)
+            # The interpreter names a Lambda API error "Lambda.<error code>", as Step Functions does.
+            raise LambdaServiceError(error_name.removeprefix("Lambda."), "try again")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LambdaFunction, "invoke", invoke)
+    return failed
+
+
+def retrier_for(workflow: Workflow, step: str, error_name: str) -> dict[str, Any]:
+    (state,) = [s for name, s in all_states(workflow.definition).items() if workflow.step_of_state.get(name) == step]
+    (retrier,) = [r for r in state["Retry"] if error_name in r["ErrorEquals"]]
+    return retrier
+
+
+def backoff(retrier: dict[str, Any], waits: int) -> list[float]:
+    interval, rate = retrier.get("IntervalSeconds", 1), retrier.get("BackoffRate", 2.0)
+    return [interval * rate**n for n in range(waits)]
+
+
+@pytest.mark.parametrize("error_name", sorted(LAMBDA_SERVICE_ERRORS))
+@pytest.mark.parametrize("step", ["validate", "post", "emit"])
+def test_lambda_service_error_is_retried_then_succeeds(
+    sfn: Any, workflow: Workflow, monkeypatch: pytest.MonkeyPatch, step: str, error_name: str
+) -> None:
+    retrier = retrier_for(workflow, step, error_name)
+    times = retrier.get("MaxAttempts", 3)  # as many failures as the retrier absorbs
+    failed = lambda_service_errors(monkeypatch, step, error_name, times)
+    assert run(sfn, workflow) == EMITTED
+    assert len(failed) == times
+    assert len(calls_to(step)) == 1  # the handler ran once, after the service recovered
+    assert backoff(retrier, times) == WAITS
+
+
+@pytest.mark.parametrize("step", ["validate", "post", "emit"])
+def test_lambda_service_error_beyond_retries_returns_the_whole_batch(
+    sfn: Any, workflow: Workflow, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    retrier = retrier_for(workflow, step, "Lambda.ServiceException")
+    attempts = retrier.get("MaxAttempts", 3) + 1
+    failed = lambda_service_errors(monkeypatch, step, "Lambda.ServiceException", attempts + 10)
+    assert run(sfn, workflow) == ALL_RECORDS
+    assert len(failed) == attempts
+    assert calls_to(step) == []
+    assert backoff(retrier, attempts - 1) == WAITS

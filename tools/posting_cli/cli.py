@@ -1,0 +1,426 @@
+"""`posting`: run the pipeline locally, and operate a local or deployed one.
+
+posting local demo|run|up|invoke|install     the pipeline on embedded engines (no AWS, no Docker)
+posting submit|balance|statement|reconcile   operator verbs, against `posting local up` or --stack NAME
+posting accounts open | dlq list|redrive | schema
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# The terminal, captured before the local stack sends the Lambda functions' stdout to a log file.
+console = Console(file=sys.stdout, highlight=False)
+errors = Console(file=sys.stderr, highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "command"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.command(args) or 0)
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        return 130
+    except CliError as error:
+        errors.print(f"[red]error:[/red] {error}")
+        return 1
+
+
+class CliError(Exception):
+    """A failure with a message meant for the user (no traceback)."""
+
+
+# -- local ------------------------------------------------------------------------------------------
+
+
+def _parameters(values: list[str]) -> dict[str, str]:
+    overrides = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep:
+            raise CliError(f"--parameter takes KEY=VALUE, got {value!r}")
+        overrides[key] = setting
+    return overrides
+
+
+def _stack(args: argparse.Namespace, **options: Any) -> Any:
+    from posting_cli.local.stack import LocalStack
+    from posting_cli.local.template import Template, TemplateError
+
+    try:
+        template = Template.load(overrides=_parameters(args.parameter))
+    except TemplateError as error:
+        raise CliError(str(error)) from error
+    return LocalStack(template, **options)
+
+
+def cmd_local_install(args: argparse.Namespace) -> int:
+    from posting_cli.local.dynamodb_local import DynamoDBLocalError, ensure_installed
+
+    try:
+        home = ensure_installed()
+    except DynamoDBLocalError as error:
+        raise CliError(str(error)) from error
+    console.print(f"DynamoDB Local is installed in {home}")
+    return 0
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    """Run the local stack until Ctrl-C; the operator verbs find it through .posting-local/stack.json."""
+    from posting_cli.target import LOCAL_STATE_FILE
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with _started(_stack(args, pollers=args.pollers)) as stack:
+        stack.target.to_file(LOCAL_STATE_FILE)
+        console.print(
+            "[green]local stack up[/green]: " + ", ".join(f"{k}={v}" for k, v in stack.target.endpoints.items())
+        )
+        console.print(f"queue: {stack.target.queue_url}")
+        console.print("try: posting submit events/requests.jsonl; posting balance acc-bob; Ctrl-C to stop")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            LOCAL_STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def cmd_local_run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from posting_cli import operations
+    from posting_cli.local.run import RunIncomplete, run, write_balances, write_results
+
+    try:
+        accounts = operations.parse_accounts(Path(args.accounts).read_text())
+    except (OSError, ValidationError) as error:
+        raise CliError(f"cannot read accounts from {args.accounts}: {error}") from error
+    for path in args.requests:
+        if not Path(path).is_file():
+            raise CliError(f"no such requests file: {path}")
+    with _started(_stack(args, pollers=args.pollers)) as stack:
+        target = stack.target
+        operations.open_accounts(target, accounts)
+        visibility = int(stack.template.parameters["VisibilityTimeoutSeconds"])
+        with _progress("posting") as (progress, task):
+            try:
+                outcomes = run(
+                    target,
+                    [Path(p) for p in args.requests],
+                    stall_seconds=args.stall_timeout or max(60, 2 * visibility + 30),
+                    deadline_seconds=args.timeout,
+                    on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+            except RunIncomplete as error:
+                raise CliError(str(error)) from error
+        write_results(Path(args.results), outcomes)
+        write_balances(target, [a.account_id for a in accounts], Path(args.balances))
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    console.print(f"{len(outcomes)} lines: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
+    console.print(f"results in {args.results}, balances in {args.balances}")
+    return 0
+
+
+def cmd_local_demo(args: argparse.Namespace) -> int:
+    from posting_cli.demo import run_demo
+
+    with _started(_stack(args, pollers=args.pollers)) as stack:
+        report = run_demo(stack.target, postings=args.postings, seed=args.seed, console=console)
+    return 0 if report.ok else 1
+
+
+def cmd_local_invoke(args: argparse.Namespace) -> int:
+    """Run one handler on one event file against the local engines, like `sam local invoke`."""
+    from posting_cli import operations
+
+    event = json.loads(Path(args.event).read_text())
+    with _started(_stack(args, pollers=0)) as stack:
+        if args.accounts:
+            operations.open_accounts(stack.target, operations.parse_accounts(Path(args.accounts).read_text()))
+        wanted = args.function.lower()
+        matches = [
+            f
+            for f in stack.functions
+            if wanted in {f.logical_id.lower(), f.logical_id.lower().removesuffix("function")}
+        ]
+        if not matches:
+            names = ", ".join(f.logical_id.removesuffix("Function").lower() for f in stack.functions)
+            raise CliError(f"no function {args.function!r} in template.yaml; choose one of {names}")
+        result = stack.runtime.invoke(matches[0].function_name, event)
+    console.print_json(json.dumps(result))
+    return 0
+
+
+class _started:
+    """Start a local stack with a spinner, and always stop it."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+
+    def __enter__(self) -> Any:
+        from posting_cli.local.dynamodb_local import DynamoDBLocalError
+
+        with console.status("starting the local stack (DynamoDB Local, moto, the template's resources)..."):
+            try:
+                self.stack.start()
+            except DynamoDBLocalError as error:
+                raise CliError(str(error)) from error
+        return self.stack
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stack.stop()
+
+
+def _progress(label: str) -> Any:
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def progress_bar() -> Any:
+        with Progress(
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False
+        ) as progress:
+            yield progress, progress.add_task(label, total=None)
+
+    return progress_bar()
+
+
+# -- operator verbs ---------------------------------------------------------------------------------
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from posting_cli.target import Target, TargetError
+
+    try:
+        return Target.from_stack(args.stack, args.region) if args.stack else Target.from_file()
+    except TargetError as error:
+        raise CliError(str(error)) from error
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from posting_cli import operations
+
+    stream = sys.stdin if args.file == "-" else open(args.file)  # noqa: SIM115 - closed below
+    with stream:
+        bodies = [line.rstrip("\n") for line in stream if line.strip()]
+    answers = operations.submit(_target(args), bodies)
+    refused = [a for a in answers if a.error]
+    console.print(f"sent {len(answers) - len(refused)} message(s)" + (f", {len(refused)} refused" if refused else ""))
+    for answer in refused:
+        errors.print(f"refused: {answer.error}")
+    return 1 if refused else 0
+
+
+def cmd_accounts_open(args: argparse.Namespace) -> int:
+    from posting_cli import operations
+
+    opened, existing = operations.open_accounts(_target(args), operations.parse_accounts(Path(args.file).read_text()))
+    console.print(f"opened {opened} account(s)" + (f"; already open: {', '.join(existing)}" if existing else ""))
+    return 0
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    from posting_cli import operations
+
+    state = operations.balance(_target(args), args.account)
+    if state is None:
+        raise CliError(f"no such account: {args.account}")
+    account = state.account
+    console.print_json(
+        json.dumps(
+            {
+                "account_id": account.account_id,
+                "currency": account.currency,
+                "balance": state.balance,
+                "normal_balance": str(account.normal_balance),
+                "overdraft_limit": account.overdraft_limit,
+                "status": str(account.status),
+                "entries": state.version,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    from posting_cli import operations
+
+    state, entries = operations.statement(_target(args), args.account)
+    if state is None:
+        raise CliError(f"no such account: {args.account}")
+    table = Table(title=f"{args.account} ({state.account.currency}, {state.account.normal_balance}-normal)")
+    for column in ("#", "posting_id", "side", "amount", "balance after"):
+        table.add_column(column, justify="right" if column in {"#", "amount", "balance after"} else "left")
+    for entry in entries[-args.last :] if args.last else entries:
+        table.add_row(
+            str(entry.sequence), entry.posting_id, str(entry.side), str(entry.amount), str(entry.balance_after)
+        )
+    console.print(table)
+    console.print(f"balance: {state.balance} {state.account.currency} after {state.version} entries")
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from posting_cli import operations
+
+    report = operations.reconcile(_target(args))
+    print_reconciliation(report)
+    return 0 if report.ok else 1
+
+
+def print_reconciliation(report: Any) -> None:
+    console.print(
+        f"accounts {report.accounts}, entries {report.entries}, postings posted {report.postings_posted}, "
+        f"rejected {report.postings_rejected}"
+    )
+    console.print("trial balance (debits - credits): " + ", ".join(f"{c} {n}" for c, n in report.trial_balance.items()))
+    if report.ok:
+        console.print("reconciliation: [bold green]OK[/bold green]")
+    else:
+        console.print("reconciliation: [bold red]FAILED[/bold red]")
+        for problem in report.problems:
+            console.print(f"  - {problem}")
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    from posting_cli import operations
+    from posting_cli.results import posting_id_of
+
+    letters = operations.dead_letters(_target(args))
+    table = Table(title=f"dead letters: {len(letters)}")
+    for column in ("message", "posting_id", "error", "reason"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(letter.source_message_id, posting_id_of(letter.body) or "-", letter.error, letter.message)
+    console.print(table)
+    return 0
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    from posting_cli import operations
+
+    console.print(f"moved {operations.redrive(_target(args))} message(s) back to the posting queue")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from posting_cli.schema import schemas
+
+    documents = schemas()
+    if not args.write:
+        console.print_json(json.dumps(documents))
+        return 0
+    folder = Path(args.write)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        (folder / name).write_text(json.dumps(document, indent=2) + "\n")
+        console.print(f"wrote {folder / name}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posting", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    verbs = parser.add_subparsers(title="commands")
+
+    local = verbs.add_parser("local", help="the pipeline on embedded local engines (no AWS account, no Docker)")
+    local_verbs = local.add_subparsers(title="local commands")
+
+    def local_command(name: str, handler: Any, help_text: str, pollers: int = 4) -> argparse.ArgumentParser:
+        command = local_verbs.add_parser(name, help=help_text, description=help_text)
+        command.add_argument(
+            "--parameter",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a template parameter, like sam deploy --parameter-overrides",
+        )
+        command.add_argument("--pollers", type=int, default=pollers, help="concurrent pipe pollers")
+        command.set_defaults(command=handler)
+        return command
+
+    install = local_verbs.add_parser("install", help="install DynamoDB Local into the cache")
+    install.set_defaults(command=cmd_local_install)
+
+    local_command("up", cmd_local_up, "run the local stack until Ctrl-C, for the operator verbs")
+
+    run = local_command("run", cmd_local_run, "send request files through the pipeline, write results and balances")
+    run.add_argument("--accounts", required=True, help="JSON array of accounts to open first")
+    run.add_argument(
+        "--requests", required=True, action="append", help="JSONL file; repeat to process several in order"
+    )
+    run.add_argument("--results", required=True, help="where to write one JSON result per input line")
+    run.add_argument("--balances", required=True, help="where to write the final balances")
+    run.add_argument("--timeout", type=float, default=1800, help="overall bound on the wait, in seconds")
+    run.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=None,
+        help="give up after this long without a new outcome (default: 2 x visibility timeout + 30 s)",
+    )
+
+    demo = local_command("demo", cmd_local_demo, "seed a realistic book, post realistic traffic, print a summary")
+    demo.add_argument("--postings", type=int, default=2000, help="number of posting requests to send")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the traffic")
+
+    invoke = local_command("invoke", cmd_local_invoke, "run one handler on one event file (like sam local invoke)", 0)
+    invoke.add_argument("function", help="validate, post or emit (or the template's logical id)")
+    invoke.add_argument("--event", required=True, help="event JSON file, e.g. events/post.json")
+    invoke.add_argument(
+        "--accounts",
+        help="JSON array of accounts to open first (default: events/accounts.json)",
+        default="events/accounts.json",
+    )
+
+    def operator(name: str, handler: Any, help_text: str, into: Any = verbs) -> argparse.ArgumentParser:
+        command = into.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--stack", help="a deployed stack's name (default: the running `posting local up`)")
+        command.add_argument("--region", help="AWS region of --stack")
+        command.set_defaults(command=handler)
+        return command
+
+    operator("submit", cmd_submit, "send posting requests (one JSON per line) to the posting queue").add_argument(
+        "file", help="JSONL file, or - for stdin"
+    )
+    accounts = verbs.add_parser("accounts", help="open accounts").add_subparsers(title="accounts commands")
+    operator("open", cmd_accounts_open, "open the accounts in a JSON array file", accounts).add_argument("file")
+    operator("balance", cmd_balance, "an account's balance (one read)").add_argument("account")
+    statement = operator("statement", cmd_statement, "an account's entries with the balance after each (one query)")
+    statement.add_argument("account")
+    statement.add_argument("--last", type=int, default=0, help="only the last N entries")
+    operator("reconcile", cmd_reconcile, "check trial balance, entries and postings against every balance")
+    dlq = verbs.add_parser("dlq", help="dead-lettered requests").add_subparsers(title="dlq commands")
+    operator("list", cmd_dlq_list, "list dead letters with their failure reasons", dlq)
+    operator("redrive", cmd_dlq_redrive, "move dead letters back to the posting queue", dlq)
+
+    schema = verbs.add_parser("schema", help="print or write the JSON Schemas of the contract")
+    schema.add_argument("--write", metavar="DIR", help="write one file per schema into DIR")
+    schema.set_defaults(command=cmd_schema)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

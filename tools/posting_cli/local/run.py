@@ -1,0 +1,193 @@
+"""`posting local run`: push request files through the pipeline and write what became of every line."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posting_cli import operations
+from posting_cli.results import Result, ResultCollector, posting_id_of
+from posting_cli.target import Target
+
+IN_FLIGHT = 400  # messages sent but not yet decided; moto's SQS slows down as a backlog grows
+
+
+class RunIncomplete(Exception):
+    """Some lines got no final outcome within the bounded wait; the message names them."""
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 1-based, counted across all request files in order
+    body: str | None  # None when the line is not text SQS can carry
+    problem: str | None = None
+
+
+@dataclass
+class LineOutcome:
+    line: int
+    posting_id: str | None
+    status: str
+    reason: str | None
+    detail: str | None = None
+    message_id: str | None = None
+    sent_ms: int | None = None
+    observed_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "posting_id": self.posting_id,
+            "status": self.status,
+            "reason": self.reason,
+            "detail": self.detail,
+            "message_id": self.message_id,
+        }
+
+
+def read_lines(paths: Sequence[Path], first_number: int = 1) -> list[list[Line]]:
+    """Every line of every file, exactly as written (without its newline), numbered across files."""
+    files = []
+    number = first_number
+    for path in paths:
+        lines = []
+        raw = path.read_bytes()
+        chunks = raw.split(b"\n")
+        if chunks and chunks[-1] == b"":
+            chunks.pop()  # the newline that ends the last line does not start another one
+        for chunk in chunks:
+            try:
+                lines.append(Line(number, chunk.decode("utf-8")))
+            except UnicodeDecodeError:
+                lines.append(Line(number, None, "not UTF-8 text: an SQS message body cannot carry it as written"))
+            number += 1
+        files.append(lines)
+    return files
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How to feed the queue and how long to wait: bounded in flight, bounded stall, bounded overall."""
+
+    stall_seconds: float
+    deadline: float  # a time.monotonic() value
+    in_flight: int = IN_FLIGHT
+    poll_seconds: float = 0.2
+
+
+def run(
+    target: Target,
+    request_files: Sequence[Path],
+    *,
+    stall_seconds: float,
+    deadline_seconds: float,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[LineOutcome]:
+    """Send each file's lines (each file drained before the next) and wait for every final outcome."""
+    outcomes: list[LineOutcome] = []
+    files = read_lines(request_files)
+    total = sum(len(lines) for lines in files)
+    pace = Pace(stall_seconds=stall_seconds, deadline=time.monotonic() + deadline_seconds)
+    with ResultCollector(target) as collector:
+        for lines in files:
+            progress = (lambda done: on_progress(len(outcomes) + done, total)) if on_progress else None
+            outcomes.extend(drain(target, collector, lines, pace, progress))
+    return outcomes
+
+
+def drain(
+    target: Target,
+    collector: ResultCollector,
+    lines: list[Line],
+    pace: Pace,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[LineOutcome]:
+    """Send the lines (at most `pace.in_flight` undecided at a time) and wait until each has an outcome."""
+    outcomes: dict[int, LineOutcome] = {}
+    waiting: dict[str, LineOutcome] = {}  # message id -> its line's outcome-to-be
+    unsent = list(lines)
+    last_progress = time.monotonic()
+    last_dlq_check = 0.0
+    while unsent or waiting:
+        room = pace.in_flight - len(waiting)
+        if unsent and room > 0:
+            chunk, unsent = unsent[:room], unsent[room:]
+            _send(target, chunk, outcomes, waiting)
+        progressed = collector.poll_events()
+        now = time.monotonic()
+        if waiting and now - last_progress > 5 and now - last_dlq_check > 5:
+            progressed += collector.poll_dead_letters()
+            last_dlq_check = now
+        for message_id in [m for m in waiting if m in collector.results]:
+            _settle(waiting.pop(message_id), collector.results[message_id])
+        if progressed:
+            last_progress = now
+        if on_progress:
+            on_progress(len(outcomes) - len(waiting))
+        if not waiting and not unsent:
+            break
+        if now - last_progress > pace.stall_seconds or now > pace.deadline:
+            raise _incomplete(list(waiting.values()), now > pace.deadline, pace.stall_seconds)
+        time.sleep(pace.poll_seconds)
+    return [outcomes[line.number] for line in lines]
+
+
+def _incomplete(pending: list[LineOutcome], past_deadline: bool, stall_seconds: float) -> RunIncomplete:
+    pending.sort(key=lambda outcome: outcome.line)
+    named = ", ".join(f"line {o.line}" + (f" ({o.posting_id})" if o.posting_id else "") for o in pending[:20])
+    more = f" and {len(pending) - 20} more" if len(pending) > 20 else ""
+    why = "the deadline was reached" if past_deadline else f"no progress for {int(stall_seconds)} s"
+    return RunIncomplete(
+        f"{len(pending)} line(s) got no final outcome ({why}): {named}{more}. "
+        "The Lambda log is in .posting-local/logs/lambda.log."
+    )
+
+
+def _send(target: Target, chunk: list[Line], outcomes: dict[int, LineOutcome], waiting: dict[str, LineOutcome]) -> None:
+    sendable = [line for line in chunk if line.body is not None]
+    for line in chunk:
+        if line.body is None:
+            outcomes[line.number] = LineOutcome(line.number, None, "REJECTED", "INVALID_REQUEST", line.problem)
+    for line, submitted in zip(
+        sendable, operations.submit(target, [line.body or "" for line in sendable]), strict=True
+    ):
+        outcome = LineOutcome(
+            line.number,
+            posting_id_of(line.body or ""),
+            "REJECTED",
+            "INVALID_REQUEST",
+            submitted.error,
+            submitted.message_id,
+            submitted.sent_ms,
+        )
+        outcomes[line.number] = outcome
+        if submitted.message_id is not None:
+            waiting[submitted.message_id] = outcome
+
+
+def _settle(outcome: LineOutcome, result: Result) -> None:
+    outcome.status = result.status
+    outcome.reason = result.reason
+    outcome.detail = result.detail
+    outcome.posting_id = result.posting_id if result.posting_id is not None else outcome.posting_id
+    outcome.observed_ms = result.observed_ms or None
+
+
+def write_results(path: Path, outcomes: list[LineOutcome]) -> None:
+    with path.open("w") as out:
+        for outcome in outcomes:
+            out.write(json.dumps(outcome.to_json()) + "\n")
+
+
+def write_balances(target: Target, account_ids: Sequence[str], path: Path) -> dict[str, dict[str, Any]]:
+    states = operations.ledger(target).get_accounts(account_ids)
+    balances = {
+        account_id: {"currency": states[account_id].account.currency, "balance": states[account_id].balance}
+        for account_id in sorted(states)
+    }
+    path.write_text(json.dumps(balances, indent=2) + "\n")
+    return balances
