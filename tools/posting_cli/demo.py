@@ -33,7 +33,9 @@ from posting_cli.target import Target
 # Requests sent but not yet decided. Little's law: latency = in flight / throughput; a small window
 # shows the pipeline's latency rather than the queue's backlog.
 IN_FLIGHT = 100
-STALL_SECONDS = 120
+# A record that fails transiently comes back after the visibility timeout: a short one keeps the
+# demo's tail short (the template's default, 180 s, suits AWS). Overridable with --parameter.
+DEMO_PARAMETERS = {"VisibilityTimeoutSeconds": 20}
 
 
 @dataclass
@@ -257,7 +259,7 @@ class DemoReport:
         return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] if latencies else 0
 
 
-def run_demo(target: Target, postings: int, seed: int, console: Console) -> DemoReport:
+def run_demo(target: Target, postings: int, seed: int, console: Console, stall_seconds: float = 120) -> DemoReport:
     rng = random.Random(seed)
     book = Book.seed(rng)
     traffic = Traffic(book, rng)
@@ -273,7 +275,7 @@ def run_demo(target: Target, postings: int, seed: int, console: Console) -> Demo
         [Line(n, body) for n, body in enumerate(everyday, len(funding) + 1)],
     ]
     bodies = {line.number: line.body or "" for phase in phases for line in phase}
-    pace = Pace(stall_seconds=STALL_SECONDS, deadline=time.monotonic() + 3600, in_flight=IN_FLIGHT, poll_seconds=0.1)
+    pace = Pace(stall_seconds=stall_seconds, deadline=time.monotonic() + 3600, in_flight=IN_FLIGHT, poll_seconds=0.1)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

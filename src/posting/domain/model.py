@@ -37,7 +37,12 @@ def _known_currency(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(_known_currency),
+    Field(json_schema_extra={"enum": sorted(ISO_4217_CODES)}, description="ISO 4217 alphabetic code."),
+]
 
 
 class Side(StrEnum):

@@ -23,9 +23,12 @@ from posting.domain.model import parse_posting_request, utc_timestamp
 from posting.domain.outcomes import Decision, Outcome, PostingRejected, Reason, Status, TransientPostingError
 from posting.steps.items import Batch, BatchItem, Failure
 
-MAX_ATTEMPTS = 8
+# Contention on a busy account is normal (several batches post to it at once): retry with full
+# jitter, up to about 3 s in all, well inside the function's timeout. Past that the record goes back
+# to the queue and comes again after the visibility timeout.
+MAX_ATTEMPTS = 12
 BACKOFF_BASE_SECONDS = 0.01
-BACKOFF_CAP_SECONDS = 0.25
+BACKOFF_CAP_SECONDS = 0.5
 
 
 def now() -> str:

@@ -59,6 +59,9 @@ class MotoServer:
             return self
         if self._quiet:  # werkzeug logs every request to stderr otherwise
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
+            # The ASL interpreter logs every failed Task at ERROR with its whole parse tree, even when
+            # the workflow's Catch handles it; the execution's own result says what happened.
+            logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         moto_api_backend.reset()  # every server starts empty (state is process-global)
         server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         server.start()
