@@ -84,10 +84,11 @@ def test_local_run_answers_every_line_of_every_file(tmp_path):
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     assert [line["line"] for line in lines] == list(range(1, 11))
     status = {line["line"]: (line["status"], line["reason"]) for line in lines}
+    # Lines 2 and 3 are the same request; within a file the queue does not keep order, so either
+    # may be the one that posts.
+    assert sorted([status.pop(2), status.pop(3)]) == [("DUPLICATE", None), ("POSTED", None)]
     assert status == {
         1: ("POSTED", None),
-        2: ("POSTED", None),
-        3: ("DUPLICATE", None),
         4: ("REJECTED", "INVALID_REQUEST"),
         5: ("REJECTED", "INVALID_REQUEST"),
         6: ("REJECTED", "INVALID_REQUEST"),

@@ -91,7 +91,10 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             "[green]local stack up[/green]: " + ", ".join(f"{k}={v}" for k, v in stack.target.endpoints.items())
         )
         console.print(f"queue: {stack.target.queue_url}")
-        console.print("try: posting submit events/requests.jsonl; posting balance acc-bob; Ctrl-C to stop")
+        console.print(
+            "try: posting accounts open events/accounts.json; posting submit events/requests.jsonl; "
+            "posting statement acc-bob. Ctrl-C stops the stack."
+        )
         try:
             stop.wait()
         except KeyboardInterrupt:

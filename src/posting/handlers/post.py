@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             logger.warning(
                 "posting not decided, will retry",
                 extra={
-                    "posting_id": item.posting_id,
+                    "correlation_id": item.posting_id,
                     "message_id": item.message_id,
                     "error": item.failure.error,
                     "error_message": item.failure.message,
@@ -50,7 +50,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info(
             "posting decided",
             extra={
-                "posting_id": item.posting_id,
+                "correlation_id": item.posting_id,
                 "message_id": item.message_id,
                 "status": item.outcome.status,
                 "reason": item.outcome.reason,

@@ -21,7 +21,7 @@ def handler(event: list[dict[str, Any]], context: LambdaContext) -> dict[str, An
         assert item.outcome is not None
         logger.info(
             "request rejected by validation",
-            extra={"posting_id": item.posting_id, "message_id": item.message_id, "reason": item.outcome.reason},
+            extra={"correlation_id": item.posting_id, "message_id": item.message_id, "reason": item.outcome.reason},
         )
     metrics.add_metric(name="RequestsReceived", unit=MetricUnit.Count, value=len(batch.items))
     metrics.add_metric(name="RequestsInvalid", unit=MetricUnit.Count, value=len(invalid))
