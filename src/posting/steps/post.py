@@ -17,9 +17,11 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from posting.adapters.ledger_table import ConcurrentUpdate, LedgerTable, PostingAlreadyDecided
 from posting.domain.ledger import plan_posting
-from posting.domain.model import parse_posting_request, utc_timestamp
+from posting.domain.model import PostingRequest, parse_posting_request, utc_timestamp
 from posting.domain.outcomes import Decision, Outcome, PostingRejected, Reason, Status, TransientPostingError
 from posting.steps.items import Batch, BatchItem, Failure
 
@@ -46,9 +48,10 @@ def post_batch(
     locks = _KeyLocks()
 
     def decide(item: BatchItem) -> BatchItem:
-        keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in _accounts_of(item)}
-        with locks.holding(keys):
-            return post_item(item, ledger, sleep)
+        request = _request_of(item)
+        accounts = {leg.account_id for leg in request.legs} if request else set()
+        with locks.holding({f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts}):
+            return post_item(item, ledger, sleep, request)
 
     if len(batch.items) <= 1 or workers <= 1:
         return Batch(items=[decide(item) for item in batch.items])
@@ -56,14 +59,24 @@ def post_batch(
         return Batch(items=list(pool.map(decide, batch.items)))
 
 
-def post_item(item: BatchItem, ledger: LedgerTable, sleep: Callable[[float], None] = time.sleep) -> BatchItem:
-    """Record one item's decision. Never raises for a single item: failures travel with the item."""
+def post_item(
+    item: BatchItem,
+    ledger: LedgerTable,
+    sleep: Callable[[float], None] = time.sleep,
+    request: PostingRequest | None = None,
+) -> BatchItem:
+    """Record one item's decision. Never raises for a single item: failures travel with the item.
+
+    `request` is the item's body already parsed, when the caller has it.
+    """
     if item.outcome is not None and item.posting_id is None:
         return item  # rejected by validation with no usable posting_id: nothing to record
     try:
+        if item.outcome is None and request is None:
+            request = parse_posting_request(item.body)
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return item.model_copy(update={"outcome": _decide(item, ledger)})
+                return item.model_copy(update={"outcome": _decide(item, request, ledger)})
             except ConcurrentUpdate:
                 pass
             except TransientPostingError:
@@ -75,12 +88,12 @@ def post_item(item: BatchItem, ledger: LedgerTable, sleep: Callable[[float], Non
         return item.model_copy(update={"failure": Failure(error=type(error).__name__, message=str(error)[:1000])})
 
 
-def _decide(item: BatchItem, ledger: LedgerTable) -> Outcome:
+def _decide(item: BatchItem, request: PostingRequest | None, ledger: LedgerTable) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
     if item.outcome is not None:
         rejection = item.outcome
         return _record_rejection(item, ledger, rejection.reason, rejection.detail, request=None)
-    request = parse_posting_request(item.body)
+    assert request is not None  # post_item parses the body of every undecided item
     accounts = ledger.get_accounts(leg.account_id for leg in request.legs)
     try:
         plan = plan_posting(request, accounts)
@@ -121,13 +134,14 @@ def _answer(decision: Decision, item: BatchItem) -> Outcome:
     return Outcome.answering(decision, item.request_hash, created=decision.message_id == item.message_id)
 
 
-def _accounts_of(item: BatchItem) -> set[str]:
+def _request_of(item: BatchItem) -> PostingRequest | None:
+    """The request an undecided item carries (validated upstream); None for an item already rejected."""
     if item.outcome is not None:
-        return set()
+        return None
     try:
-        return {leg.account_id for leg in parse_posting_request(item.body).legs}
-    except ValueError:
-        return set()
+        return parse_posting_request(item.body)
+    except ValidationError:
+        return None  # cannot happen after the validate step; post_item reports it as the item's failure
 
 
 class _KeyLocks:

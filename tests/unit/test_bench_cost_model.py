@@ -1,0 +1,161 @@
+"""The benchmark's cost model: DynamoDB item sizes and capacity units, billing rounding, the per-posting sum.
+
+Pure arithmetic, checked against the rules as AWS documents them; no engine, no timing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from posting_cli.bench import (
+    CostInputs,
+    Prices,
+    attribute_value_size,
+    chunks_64kb,
+    cost_breakdown,
+    item_size,
+    lambda_gb_seconds,
+    number_size,
+    percentile,
+    read_units,
+    sfn_express_gb_seconds,
+    write_units,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("7", 2),  # one significant digit: 1 byte for the digit pair, 1 byte more
+        ("12", 2),
+        ("123", 3),
+        ("1000", 2),  # trailing zeros are trimmed
+        ("-0012.500", 3),  # so are leading zeros, the sign and the decimal point: 125
+        ("123456789012345", 9),
+    ],
+)
+def test_number_size(text: str, size: int) -> None:
+    assert number_size(text) == size
+
+
+def test_scalar_sizes() -> None:
+    assert attribute_value_size({"S": "abc"}) == 3
+    assert attribute_value_size({"S": "€"}) == 3  # UTF-8 bytes, not characters
+    assert attribute_value_size({"B": b"\x00\x01"}) == 2
+    assert attribute_value_size({"BOOL": True}) == 1
+    assert attribute_value_size({"NULL": True}) == 1
+    assert attribute_value_size({"SS": ["ab", "c"]}) == 3
+
+
+def test_lists_and_maps_cost_3_bytes_plus_1_per_element() -> None:
+    assert attribute_value_size({"L": []}) == 3
+    assert attribute_value_size({"M": {}}) == 3
+    assert attribute_value_size({"L": [{"N": "1"}, {"S": "ab"}]}) == 3 + (1 + 2) + (1 + 2)
+    # A map's keys count like attribute names.
+    assert attribute_value_size({"M": {"a": {"S": "x"}}}) == 3 + (1 + 1 + 1)
+
+
+def test_item_size_counts_names_and_values() -> None:
+    item = {"PK": {"S": "ACCOUNT#a"}, "SK": {"S": "ACCOUNT"}, "version": {"N": "12"}}
+    assert item_size(item) == (2 + 9) + (2 + 7) + (7 + 2)
+
+
+@pytest.mark.parametrize(
+    ("size", "transactional", "units"),
+    [
+        (1, False, 1),
+        (1024, False, 1),
+        (1025, False, 2),
+        (1, True, 2),  # a transactional write costs twice
+        (1024, True, 2),
+        (1025, True, 4),
+        (3000, True, 6),
+    ],
+)
+def test_write_units_per_started_kb(size: int, transactional: bool, units: int) -> None:
+    assert write_units(size, transactional=transactional) == units
+
+
+@pytest.mark.parametrize(
+    ("size", "consistent", "units"),
+    [(1, True, 1.0), (4096, True, 1.0), (4097, True, 2.0), (100, False, 0.5), (4097, False, 1.0)],
+)
+def test_read_units_per_started_4kb(size: int, consistent: bool, units: float) -> None:
+    assert read_units(size, consistent=consistent) == units
+
+
+@pytest.mark.parametrize(("size", "chunks"), [(0, 1), (1, 1), (65_536, 1), (65_537, 2), (256 * 1024, 4)])
+def test_64kb_chunks(size: int, chunks: int) -> None:
+    assert chunks_64kb(size) == chunks
+
+
+def test_express_duration_rounds_up_to_100ms_and_memory_to_64mb() -> None:
+    assert sfn_express_gb_seconds(1, 10) == pytest.approx(0.1 * 64 / 1024)
+    assert sfn_express_gb_seconds(100, 64) == pytest.approx(0.1 * 64 / 1024)
+    assert sfn_express_gb_seconds(101, 64) == pytest.approx(0.2 * 64 / 1024)
+    assert sfn_express_gb_seconds(250, 65) == pytest.approx(0.3 * 128 / 1024)
+
+
+def test_lambda_duration_rounds_up_to_the_millisecond() -> None:
+    assert lambda_gb_seconds(100.2, 512) == pytest.approx(0.101 * 0.5)
+    assert lambda_gb_seconds(100.0, 1024) == pytest.approx(0.1)
+
+
+def test_cost_breakdown_for_a_batch_of_ten() -> None:
+    inputs = CostInputs(
+        batch_size=10,
+        message_bytes=400,
+        pipe_batch_bytes=10_000,
+        lambda_memory_mb=512,
+        lambda_ms={"Validate": 10, "Post": 100, "Emit": 50},
+        sfn_overhead_ms=30,  # 190 ms in all: billed as 200 ms at 64 MB
+        sfn_memory_mb=64,
+        write_item_bytes=[700, 230, 230, 260, 260],  # each under 1 KB: 2 WCU each in a transaction
+        read_item_bytes=[230, 230],
+        event_bytes=500,
+    )
+    lines = {line.component: line for line in cost_breakdown(inputs, Prices())}
+    million = 1_000_000
+
+    assert lines["SQS requests"].usage_per_posting == pytest.approx(0.3)  # send + receive + delete per 10
+    assert lines["SQS requests"].usd_per_million_postings == pytest.approx(0.3 * 0.40)
+    assert lines["EventBridge Pipes"].usd_per_million_postings == pytest.approx(0.1 * 0.40)
+    assert lines["Step Functions requests"].usd_per_million_postings == pytest.approx(0.1 * 1.00)
+    assert lines["Step Functions duration"].usd_per_million_postings == pytest.approx(
+        0.2 * (64 / 1024) / 10 * 0.00001667 * million
+    )
+    assert lines["Lambda requests"].usd_per_million_postings == pytest.approx(0.3 * 0.20)
+    assert lines["Lambda duration"].usd_per_million_postings == pytest.approx(0.160 * 0.5 / 10 * 0.0000133334 * million)
+    assert lines["DynamoDB writes"].usage_per_posting == 10
+    assert lines["DynamoDB writes"].usd_per_million_postings == pytest.approx(10 * 0.625)
+    assert lines["DynamoDB reads"].usd_per_million_postings == pytest.approx(2 * 0.125)
+    assert lines["EventBridge events"].usd_per_million_postings == pytest.approx(1.00)
+
+
+def test_large_batches_pay_per_64kb_chunk() -> None:
+    inputs = CostInputs(
+        batch_size=10,
+        message_bytes=8192,  # 80 KB per batch: two chunks for each send and receive
+        pipe_batch_bytes=90_000,
+        lambda_memory_mb=512,
+        lambda_ms={"Post": 1},
+        sfn_overhead_ms=0,
+        sfn_memory_mb=64,
+        write_item_bytes=[],
+        read_item_bytes=[],
+        event_bytes=70_000,
+    )
+    lines = {line.component: line for line in cost_breakdown(inputs, Prices())}
+    assert lines["SQS requests"].usage_per_posting == pytest.approx((2 * 2 + 1) / 10)
+    assert lines["EventBridge Pipes"].usage_per_posting == pytest.approx(2 / 10)
+    assert lines["EventBridge events"].usage_per_posting == 2
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.95) == 95
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile([], 0.5) == 0
+    assert percentile([7], 0.99) == 7
