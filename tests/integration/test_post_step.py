@@ -725,3 +725,59 @@ def test_a_committed_posting_is_reported_posted_even_when_its_retry_would_no_lon
     assert ledger.get_decision("pay-all").status == Status.POSTED
     assert balances(ledger, "acc-alice", "acc-bob") == {"acc-alice": 0, "acc-bob": 5000}
     assert_books_balance(ledger)
+
+
+# -- found in review: failure paths that must never announce a decision the ledger lacks ----------
+
+
+def test_a_validation_rejection_that_cannot_be_recorded_comes_back_undecided_not_rejected(ledger):
+    # The validate step decided UNBALANCED; if the ledger cannot record it, the item must not carry
+    # that outcome on: emitting it would announce a rejection under an id the ledger never failed.
+    flaky_ledger, _ = flaky(ledger, "put_item", throttled, times=float("inf"))
+    body = request("pay-unb", leg("acc-alice", "debit", 100), leg("acc-bob", "credit", 99))
+
+    item = post(flaky_ledger, body)
+
+    assert item.outcome is None
+    assert item.failure.error == "TransientPostingError"
+    assert ledger.get_decision("pay-unb") is None
+
+
+def test_a_redelivery_of_a_decided_posting_is_answered_from_the_record_without_a_transaction(ledger):
+    first = post(ledger, request("pay-1"))
+    # Every transaction now conflicts (a hot account): the redelivery must not need one.
+    conflicting_ledger, client = flaky(ledger, "transact_write_items", conflicted, times=float("inf"))
+    redelivered = first.model_copy(update={"outcome": None, "receive_count": 2})
+
+    again = post_item(redelivered, conflicting_ledger, sleep=no_sleep)
+
+    assert outcome_of(again).status == Status.POSTED  # the message that made the decision
+    assert client.calls == 0
+    assert balances(ledger, "acc-alice", "acc-bob") == {"acc-alice": 3750, "acc-bob": 1250}
+
+
+def test_a_posting_that_runs_out_of_attempts_reads_the_record_before_giving_up(ledger):
+    # Another delivery posted it; this one only ever meets conflicts. It must answer DUPLICATE from
+    # the record, not go back to the queue (and, on its last delivery, to the DLQ).
+    post(ledger, request("pay-1"))
+    conflicting_ledger, _ = flaky(ledger, "transact_write_items", conflicted, times=float("inf"))
+
+    # The first attempt's cancellation names the posting record only as "None" (a conflict), so
+    # only the final read finds the decision.
+    outcome = outcome_of(post(conflicting_ledger, request("pay-1")))
+
+    assert outcome.status in {Status.DUPLICATE, Status.POSTED}
+    assert balances(ledger, "acc-alice", "acc-bob") == {"acc-alice": 3750, "acc-bob": 1250}
+
+
+def test_a_batch_past_its_deadline_returns_undecided_items_and_writes_nothing(ledger):
+    import time
+
+    batch = validate_batch([sqs_record(request(f"pay-{n}")) for n in range(3)])
+    before = books(ledger)
+
+    result = post_batch(batch, ledger, sleep=no_sleep, deadline=time.monotonic() - 1)
+
+    assert [item.outcome for item in result.items] == [None, None, None]
+    assert {item.failure.error for item in result.items} == {"TransientPostingError"}
+    assert books(ledger) == before

@@ -494,8 +494,12 @@ def test_result_events_are_archived_and_audited(template: Template, functions: d
     assert len(audit) == 1
     assert audit[0]["EventPattern"]["source"] == [EVENT_SOURCE]
     (target,) = audit[0]["Targets"]
-    log_group = get_att_of(target["Arn"])
-    assert log_group is not None and template.resources[log_group[0]]["Type"] == "AWS::Logs::LogGroup"
+    # A rule targets a log group by its plain ARN: GetAtt's ":*" form deploys, then delivers nothing.
+    arn = target["Arn"]["Fn::Sub"]
+    assert arn.startswith("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${")
+    assert not arn.endswith(":*")
+    log_group = (arn.rsplit("${", 1)[1].rstrip("}"),)
+    assert template.resources[log_group[0]]["Type"] == "AWS::Logs::LogGroup"
 
     # EventBridge may only write to that log group through a resource policy naming it.
     policies = [template.properties(p) for p in template.resources_of_type("AWS::Logs::ResourcePolicy")]

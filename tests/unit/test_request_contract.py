@@ -10,6 +10,9 @@ from pydantic import ValidationError
 from posting.domain.model import MAX_LEGS, parse_posting_request
 from tests.builders import leg, request
 
+# The canonical form (version 1) of tests.builders.request(): see test_the_content_hash_is_pinned.
+PINNED_HASH = "33aacde461ac13fc1a4bf69f9daec22e8968fd8b55b1e061591c38b7ce89398a"
+
 
 def parses(body: dict) -> bool:
     try:
@@ -88,3 +91,17 @@ def test_equivalent_timestamps_are_the_same_content():
     a = parse_posting_request(json.dumps(request(effective_at="2026-11-27T10:00:00Z")))
     b = parse_posting_request(json.dumps(request(effective_at="2026-11-27T10:00:00+00:00")))
     assert a.content_hash() == b.content_hash()
+
+
+def test_the_same_instant_in_another_time_zone_is_the_same_content():
+    utc = parse_posting_request(json.dumps(request(effective_at="2026-11-27T10:00:00Z")))
+    paris = parse_posting_request(json.dumps(request(effective_at="2026-11-27T11:00:00+01:00")))
+    later = parse_posting_request(json.dumps(request(effective_at="2026-11-27T10:00:01Z")))
+    assert utc.content_hash() == paris.content_hash()
+    assert utc.content_hash() != later.content_hash()
+
+
+def test_the_content_hash_is_pinned():
+    # Stored decisions keep this hash forever: a change here turns every retry across a deploy into
+    # an IDEMPOTENCY_CONFLICT. Change the canonical form only with a migration.
+    assert parse_posting_request(json.dumps(request())).content_hash() == PINNED_HASH

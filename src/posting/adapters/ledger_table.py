@@ -235,7 +235,7 @@ class LedgerTable:
                 if _code(error) == "ConditionalCheckFailedException" and "Item" in error.response:
                     raise PostingAlreadyDecided(_decision(_from_attributes(error.response["Item"]))) from error
                 if _code(error) == "ConditionalCheckFailedException":
-                    raise ConcurrentUpdate(decision.posting_id) from error
+                    raise TransientPostingError("the posting record exists but was not returned") from error
                 raise
         return decision
 
@@ -323,7 +323,7 @@ def _raise_for_cancellation(error: ClientError, actions: list[dict[str, Any]]) -
         old = reasons[0].get("Item")
         if old:
             raise PostingAlreadyDecided(_decision(_from_attributes(old))) from error
-        raise ConcurrentUpdate("the posting record appeared but could not be read back") from error
+        raise TransientPostingError("the posting record exists but was not returned; read it again") from error
     if "ConditionalCheckFailed" in codes:
         # A balance version (or an entry key derived from it) moved since we read it.
         raise ConcurrentUpdate(", ".join(sorted(set(codes)))) from error

@@ -94,8 +94,16 @@ class PostingRequest(_Contract):
     )
 
     def content_hash(self) -> str:
-        """SHA-256 of the request's canonical JSON: equal for equal content, whatever the key order or spacing."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the request's canonical form: equal for equal content, whatever the key order,
+        the spacing or the time zone `effective_at` was written in.
+
+        The form is versioned and spelled out here (not left to a serializer's defaults), because
+        stored hashes must keep matching across library upgrades: a retry after a deploy must still
+        be a DUPLICATE, not an IDEMPOTENCY_CONFLICT.
+        """
+        content = self.model_dump(mode="json")
+        content["effective_at"] = self.effective_at.astimezone(UTC).isoformat(timespec="microseconds")
+        canonical = json.dumps({"canonical_form": 1, **content}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -42,8 +42,8 @@ class PostingRejected(Exception):
 class TransientPostingError(Exception):
     """Could not decide now (throttling, contention, timeouts): retry later, never reject.
 
-    The class name is part of the contract with the state machine and the pipe: it is what
-    `Retry`/`Catch` match on and what a dead-lettered message carries as its failure reason.
+    The post step retries it, then returns the record to the queue; its class name is the failure
+    reason a dead-lettered message carries (`failure_error`), so it is part of the contract.
     """
 
 

@@ -36,6 +36,8 @@ def dead_letter_queue() -> DeadLetterQueue:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = emit_batch(Batch.from_event(event), event_bus(), dead_letter_queue(), config().max_receive_count)
+    if report.unannounced_dead_letters:
+        logger.error("dead letters sent without their event", extra={"count": report.unannounced_dead_letters})
     if report.batch_item_failures:
         logger.warning("records returned to the queue", extra={"message_ids": report.batch_item_failures})
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=report.published)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from functools import cache
 from typing import Any
@@ -15,6 +16,8 @@ from posting.handlers.config import PostConfig, aws_client
 from posting.handlers.observability import logger, metrics, tracer
 from posting.steps.items import Batch
 from posting.steps.post import post_batch
+
+TIME_RESERVE_SECONDS = 3.0
 
 
 @cache
@@ -31,7 +34,10 @@ def ledger() -> LedgerTable:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    batch = post_batch(Batch.from_event(event), ledger(), workers=config().post_workers)
+    # Stop starting new work with a few seconds left, so undecided items go back to the queue one by
+    # one instead of the whole batch timing out.
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - TIME_RESERVE_SECONDS
+    batch = post_batch(Batch.from_event(event), ledger(), workers=config().post_workers, deadline=deadline)
     rejected: Counter[str] = Counter()
     for item in batch.items:
         if item.failure is not None:

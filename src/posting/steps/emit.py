@@ -31,6 +31,7 @@ class EmitReport:
     batch_item_failures: list[str]
     published: int
     dead_lettered: int
+    unannounced_dead_letters: int = 0
 
     def to_pipe_response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.batch_item_failures]}
@@ -56,14 +57,20 @@ def emit_batch(batch: Batch, bus: EventBus, dead_letters: DeadLetterQueue, max_r
         else:
             returned.append(item.message_id)
     delivered = bus.publish(events)
+    unannounced_dead_letters = 0
     for item, ok, event in zip(owners, delivered, events, strict=True):
-        if not ok and event.detail_type != DEAD_LETTERED:
+        if ok:
+            continue
+        if event.detail_type == DEAD_LETTERED:
+            unannounced_dead_letters += 1  # it is in the DLQ with its reason: only the alert is lost
+        else:
             returned.append(item.message_id)
     order = {item.message_id: index for index, item in enumerate(batch.items)}
     return EmitReport(
         batch_item_failures=sorted(set(returned), key=order.__getitem__),
         published=sum(delivered),
         dead_lettered=dead_lettered,
+        unannounced_dead_letters=unannounced_dead_letters,
     )
 
 

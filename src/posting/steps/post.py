@@ -38,12 +38,18 @@ def now() -> str:
 
 
 def post_batch(
-    batch: Batch, ledger: LedgerTable, workers: int = 8, sleep: Callable[[float], None] = time.sleep
+    batch: Batch,
+    ledger: LedgerTable,
+    workers: int = 8,
+    sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
 ) -> Batch:
     """Decide every item of the batch; items come back in order, each with an outcome or a failure.
 
     Items run concurrently, but two items that share an account or a posting_id never run at the
-    same time inside this invocation: they would only make each other retry.
+    same time inside this invocation: they would only make each other retry. `deadline` (a
+    time.monotonic() value) is when the invocation must stop starting work: items it leaves
+    undecided go back to the queue instead of the whole batch timing out.
     """
     locks = _KeyLocks()
 
@@ -51,7 +57,9 @@ def post_batch(
         request = _request_of(item)
         accounts = {leg.account_id for leg in request.legs} if request else set()
         with locks.holding({f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts}):
-            return post_item(item, ledger, sleep, request)
+            if deadline is not None and time.monotonic() > deadline:
+                return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
+            return post_item(item, ledger, sleep, request, deadline)
 
     if len(batch.items) <= 1 or workers <= 1:
         return Batch(items=[decide(item) for item in batch.items])
@@ -64,28 +72,52 @@ def post_item(
     ledger: LedgerTable,
     sleep: Callable[[float], None] = time.sleep,
     request: PostingRequest | None = None,
+    deadline: float | None = None,
 ) -> BatchItem:
     """Record one item's decision. Never raises for a single item: failures travel with the item.
 
-    `request` is the item's body already parsed, when the caller has it.
+    `request` is the item's body already parsed, when the caller has it. Contention and transient
+    errors are retried until MAX_ATTEMPTS or `deadline`; before giving up, the recorded decision is
+    read, since another delivery of the same request may have decided it meanwhile.
     """
     if item.outcome is not None and item.posting_id is None:
         return item  # rejected by validation with no usable posting_id: nothing to record
     try:
         if item.outcome is None and request is None:
             request = parse_posting_request(item.body)
+        if item.receive_count > 1 and (recorded := _recorded_answer(item, ledger)):
+            # A redelivery is often already decided (a timeout or crash after the commit).
+            return item.model_copy(update={"outcome": recorded})
+        last_error: Exception | None = None
         for attempt in range(MAX_ATTEMPTS):
             try:
                 return item.model_copy(update={"outcome": _decide(item, request, ledger)})
-            except ConcurrentUpdate:
-                pass
-            except TransientPostingError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-            sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
-        raise TransientPostingError(f"accounts kept changing under posting {item.posting_id}: {MAX_ATTEMPTS} attempts")
+            except (ConcurrentUpdate, TransientPostingError) as error:
+                last_error = error
+            pause = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+            if deadline is not None and time.monotonic() + pause > deadline:
+                break
+            sleep(pause)
+        if recorded := _recorded_answer(item, ledger):
+            return item.model_copy(update={"outcome": recorded})
+        raise TransientPostingError(
+            f"posting {item.posting_id} not decided after {attempt + 1} attempt(s): "
+            f"{type(last_error).__name__}: {last_error}"
+        )
     except Exception as error:  # noqa: BLE001 - one bad item must not sink the batch; it retries via the queue
-        return item.model_copy(update={"failure": Failure(error=type(error).__name__, message=str(error)[:1000])})
+        return _failed(item, error)
+
+
+def _failed(item: BatchItem, error: Exception) -> BatchItem:
+    """Undecided: no outcome (not even a validation rejection that could not be recorded), a failure."""
+    return item.model_copy(
+        update={"outcome": None, "failure": Failure(error=type(error).__name__, message=str(error)[:1000])}
+    )
+
+
+def _recorded_answer(item: BatchItem, ledger: LedgerTable) -> Outcome | None:
+    decision = ledger.get_decision(item.posting_id) if item.posting_id else None
+    return _answer(decision, item) if decision else None
 
 
 def _decide(item: BatchItem, request: PostingRequest | None, ledger: LedgerTable) -> Outcome:

@@ -226,8 +226,8 @@ class LocalStack:
     def _log_group(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("LogGroupName") or self._name(logical_id)
         self._clients["logs"].create_log_group(logGroupName=name)
-        # Without CloudFormation's ":*" suffix: moto routes rule targets by the plain log-group ARN.
-        self.resolver.provide(logical_id, name, Arn=f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}")
+        # What CloudFormation's GetAtt returns, ":*" included (the template builds plain ARNs itself).
+        self.resolver.provide(logical_id, name, Arn=f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*")
 
     def _event_bus(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props["Name"]
