@@ -107,7 +107,9 @@ class LocalPipe:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                wait = min(1, max(0, int(remaining)))
+                if remaining < 1:  # SQS waits in whole seconds: sleep out the window, then one last look
+                    self._stop.wait(remaining)
+                wait = min(1, int(remaining))
             response = self._sqs.receive_message(
                 QueueUrl=self.settings.source_queue_url,
                 MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.settings.batch_size - len(records)),
