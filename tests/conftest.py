@@ -52,14 +52,10 @@ def dynamodb_client(dynamodb_local: object) -> object:
 @pytest.fixture
 def ledger_table(dynamodb_client, template: Template) -> Iterator[LedgerTable]:
     """A fresh, empty ledger table with the template's key schema, dropped after the test."""
-    props = template.properties("LedgerTable")
+    from posting_cli.local.stack import create_table
+
     name = f"ledger-{uuid.uuid4().hex[:12]}"
-    dynamodb_client.create_table(
-        TableName=name,
-        KeySchema=props["KeySchema"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        BillingMode=props["BillingMode"],
-    )
+    create_table(dynamodb_client, name, template.properties("LedgerTable"))
     yield LedgerTable(dynamodb_client, name)
     dynamodb_client.delete_table(TableName=name)
 

@@ -616,14 +616,10 @@ class CountingLedger(LedgerTable):
 
 def create_ledger_table(client: Any) -> str:
     """A fresh table with the template's key schema (the same as the deployed LedgerTable)."""
-    props = Template.load().properties("LedgerTable")
+    from posting_cli.local.stack import create_table
+
     name = f"bench-{uuid.uuid4().hex[:10]}"
-    client.create_table(
-        TableName=name,
-        KeySchema=props["KeySchema"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        BillingMode=props["BillingMode"],
-    )
+    create_table(client, name, Template.load().properties("LedgerTable"))
     return name
 
 

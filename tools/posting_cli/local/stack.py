@@ -185,16 +185,7 @@ class LocalStack:
         name = props.get("TableName") or self._name(logical_id)
         if name in dynamodb.list_tables()["TableNames"]:
             dynamodb.delete_table(TableName=name)  # a local stack always starts from empty books
-        kwargs: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": props["KeySchema"],
-            "AttributeDefinitions": props["AttributeDefinitions"],
-            "BillingMode": props.get("BillingMode", "PROVISIONED"),
-        }
-        for optional in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
-            if optional in props:
-                kwargs[optional] = props[optional]
-        description = dynamodb.create_table(**kwargs)["TableDescription"]
+        description = create_table(dynamodb, name, props)
         self.resolver.provide(logical_id, name, Arn=description["TableArn"])
 
     def _queue(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -316,3 +307,18 @@ class LocalStack:
         self.resolver.provide(
             logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}"
         )
+
+
+def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> dict[str, Any]:
+    """Create a table as a template's AWS::DynamoDB::Table properties describe it; returns its description."""
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": props.get("BillingMode", "PROVISIONED"),
+    }
+    for optional in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
+        if optional in props:
+            kwargs[optional] = props[optional]
+    description: dict[str, Any] = dynamodb.create_table(**kwargs)["TableDescription"]
+    return description
