@@ -137,6 +137,9 @@ class Template:
 
 def _check_parameter(name: str, spec: dict[str, Any], value: str) -> None:
     """Apply the template's own constraints, as CloudFormation would."""
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        raise TemplateError(f"parameter {name}={value!r} does not match its AllowedPattern {pattern}")
     allowed = spec.get("AllowedValues")
     if allowed is not None and value not in [str(a) for a in allowed]:
         raise TemplateError(f"parameter {name}={value} is not one of {allowed}")
