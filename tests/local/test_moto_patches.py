@@ -117,12 +117,7 @@ def reinstall(moto: MotoServer) -> None:
 
 @pytest.fixture(scope="module")
 def kw(moto: MotoServer) -> dict[str, Any]:
-    return {
-        "endpoint_url": moto.endpoint_url,
-        "region_name": REGION,
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
+    return moto.client_kwargs(REGION)
 
 
 @pytest.fixture(scope="module")

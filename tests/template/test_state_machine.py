@@ -130,12 +130,7 @@ def moto() -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="module")
 def aws(moto: MotoServer) -> dict[str, Any]:
-    return {
-        "endpoint_url": moto.endpoint_url,
-        "region_name": REGION,
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
+    return moto.client_kwargs(REGION)
 
 
 @pytest.fixture(scope="module")

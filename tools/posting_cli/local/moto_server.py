@@ -84,6 +84,15 @@ class MotoServer:
         moto_patches.uninstall()
         default_user_config["stepfunctions"] = self._saved_sfn_config
 
+    def client_kwargs(self, region_name: str = "us-east-1") -> dict[str, str]:
+        """What a boto3 client needs to reach this server (any dummy credentials will do)."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region_name": region_name,
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
+
     def __enter__(self) -> MotoServer:
         return self.start()
 
