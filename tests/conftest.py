@@ -64,14 +64,17 @@ def ledger_table(dynamodb_client, template: Template) -> Iterator[LedgerTable]:
 def local_stack(tmp_path_factory: pytest.TempPathFactory, dynamodb_local: object) -> Iterator[object]:
     """The whole pipeline on the embedded engines, from template.yaml, for the end-to-end suites.
 
-    Short visibility timeout and few deliveries so that failure paths finish in seconds.
+    A short visibility timeout and few deliveries so that failure paths finish in seconds. The
+    timeout must still exceed the longest a batch can take, as in AWS: the post step retries a
+    failing posting for up to about 4 s before giving up, so 8 s leaves a 2x margin (with less, a
+    poison message comes back while still in flight and the queue's redrive takes it first).
     """
     from posting_cli.local.stack import LocalStack
 
     stack_template = Template.load(
         ROOT / "template.yaml",
         stack_name="posting-e2e",
-        overrides={"VisibilityTimeoutSeconds": 2, "MaxReceiveCount": 3, "LogLevel": "WARNING"},
+        overrides={"VisibilityTimeoutSeconds": 8, "MaxReceiveCount": 3, "LogLevel": "WARNING"},
     )
     stack = LocalStack(
         stack_template,
