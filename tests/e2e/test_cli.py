@@ -44,12 +44,15 @@ def test_local_run_answers_every_line_of_every_file(tmp_path):
                 b'{"posting_id": "x"}',  # 8: invalid, but its id is recorded
                 b"\x01\x02 control characters",  # 9: SQS refuses these characters
                 json.dumps(request("over-1", leg("bob", "debit", 99_999), leg("alice", "credit", 99_999))).encode(),
+                ("é" * 4200).encode(),  # 11: 4,200 characters but 8,400 bytes: over the limit as SQS counts
+                json.dumps(request("nonchar-1", description="\ufffe"), ensure_ascii=False).encode(),  # 12: U+FFFE
             ]
         )  # no newline at the end: the last line still counts
     )
     results, balances = tmp_path / "results.jsonl", tmp_path / "balances.json"
     env = {**os.environ, "POSTING_CACHE_DIR": os.environ.get("POSTING_CACHE_DIR", "")}
-    env = {k: v for k, v in env.items() if v}
+    # Its own DynamoDB Local: these fixed ids must meet empty books (an attached one keeps them).
+    env = {k: v for k, v in env.items() if v and k != "DYNAMODB_ENDPOINT"}
     completed = subprocess.run(
         [
             sys.executable,
@@ -82,7 +85,7 @@ def test_local_run_answers_every_line_of_every_file(tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
     lines = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [line["line"] for line in lines] == list(range(1, 11))
+    assert [line["line"] for line in lines] == list(range(1, 13))
     status = {line["line"]: (line["status"], line["reason"]) for line in lines}
     # Lines 2 and 3 are the same request; within a file the queue does not keep order, so either
     # may be the one that posts.
@@ -96,7 +99,15 @@ def test_local_run_answers_every_line_of_every_file(tmp_path):
         8: ("REJECTED", "INVALID_REQUEST"),
         9: ("REJECTED", "INVALID_REQUEST"),
         10: ("REJECTED", "INSUFFICIENT_FUNDS"),
+        11: ("REJECTED", "INVALID_REQUEST"),
+        12: ("REJECTED", "INVALID_REQUEST"),
     }
+    # The queue itself refused these, and its reason is the detail (as SQS words it).
+    assert lines[8]["detail"].startswith("the queue refused it: InvalidMessageContents")
+    assert lines[10]["detail"].startswith("the queue refused it: InvalidParameterValue")
+    assert "8192 bytes" in lines[10]["detail"]
+    assert "#xFFFE" in lines[11]["detail"]
+    assert lines[8]["message_id"] is None and lines[10]["message_id"] is None and lines[11]["message_id"] is None
     assert [line["posting_id"] for line in lines[:3]] == ["fund-1", "pay-1", "pay-1"]
     assert lines[3]["posting_id"] is None and lines[7]["posting_id"] == "x"
     assert json.loads(balances.read_text()) == {

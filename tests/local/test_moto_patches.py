@@ -391,3 +391,66 @@ def test_four_concurrent_sync_executions(kw: dict[str, Any], sfn: Any, role: str
         assert out["status"] == "SUCCEEDED"
         assert json.loads(out["output"])["id"] == key
     assert CALLS == {"validate": 12, "post": 12, "emit": 12}
+
+
+# 5. SQS message bodies ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_queue(kw: dict[str, Any]) -> tuple[Any, str]:
+    sqs = boto3.client("sqs", **kw)
+    url = sqs.create_queue(QueueName="strict", Attributes={"MaximumMessageSize": "8192"})["QueueUrl"]
+    return sqs, url
+
+
+def _refusal(sqs: Any, url: str, body: str) -> str | None:
+    try:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    except ClientError as error:
+        return str(error.response["Error"]["Code"])
+    return None
+
+
+def test_moto_counts_characters_and_accepts_noncharacters(unpatched: None, kw: dict[str, Any]) -> None:
+    sqs = boto3.client("sqs", **kw)
+    url = sqs.create_queue(QueueName="loose", Attributes={"MaximumMessageSize": "8192"})["QueueUrl"]
+    assert _refusal(sqs, url, "é" * 8192) is None  # 16,384 bytes: SQS refuses it
+    assert _refusal(sqs, url, "a\ufffe") is None
+    assert _refusal(sqs, url, "a\uffff") is None
+    assert _refusal(sqs, url, "\x01") is None
+
+
+def test_size_limit_is_counted_in_utf8_bytes(strict_queue: tuple[Any, str]) -> None:
+    sqs, url = strict_queue
+    assert _refusal(sqs, url, "x" * 8192) is None  # exactly the limit
+    assert _refusal(sqs, url, "x" * 8193) == "InvalidParameterValue"
+    assert _refusal(sqs, url, "é" * 4096) is None  # 8,192 bytes
+    assert _refusal(sqs, url, "é" * 4097) == "InvalidParameterValue"  # 4,097 characters, 8,194 bytes
+    assert _refusal(sqs, url, "x" + "\U0001f600" * 2048) == "InvalidParameterValue"  # 2,049 chars, 8,193 bytes
+
+
+@pytest.mark.parametrize("character", ["\ufffe", "\uffff", "\x00", "\x08", "\x0b", "\x0c", "\x1f", "\ud800", "\udfff"])
+def test_characters_sqs_refuses(strict_queue: tuple[Any, str], character: str) -> None:
+    sqs, url = strict_queue
+    assert _refusal(sqs, url, f"before {character} after") == "InvalidMessageContents"
+
+
+@pytest.mark.parametrize("character", ["\t", "\n", "\r", " ", "\ud7ff", "\ue000", "\ufffd", "\U00010000", "\U0010ffff"])
+def test_characters_sqs_allows(strict_queue: tuple[Any, str], character: str) -> None:
+    sqs, url = strict_queue
+    assert _refusal(sqs, url, f"before {character} after") is None
+
+
+def test_batch_fails_only_the_refused_entries(strict_queue: tuple[Any, str]) -> None:
+    sqs, url = strict_queue
+    response = sqs.send_message_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": "ok", "MessageBody": "fine"},
+            {"Id": "nonchar", "MessageBody": "a\uffff"},
+            {"Id": "big", "MessageBody": "é" * 4097},
+        ],
+    )
+    assert [entry["Id"] for entry in response["Successful"]] == ["ok"]
+    failed = {entry["Id"]: (entry["Code"], entry["SenderFault"]) for entry in response["Failed"]}
+    assert failed == {"nonchar": ("InvalidMessageContents", True), "big": ("InvalidParameterValue", True)}

@@ -65,7 +65,16 @@ def _stack(args: argparse.Namespace, **options: Any) -> Any:
         template = Template.load(overrides=_parameters(args.parameter))
     except TemplateError as error:
         raise CliError(str(error)) from error
-    return LocalStack(template, **options)
+    return LocalStack(template, fresh_books=getattr(args, "fresh_books", False), **options)
+
+
+def _open_accounts(target: Any, accounts: Any) -> tuple[int, list[str]]:
+    from posting_cli import operations
+
+    try:
+        return operations.open_accounts(target, accounts)
+    except operations.AccountTermsDiffer as error:
+        raise CliError(f"{error}. Fix the accounts file, or start from empty books with --fresh-books") from error
 
 
 def cmd_local_install(args: argparse.Namespace) -> int:
@@ -119,7 +128,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
             raise CliError(f"no such requests file: {path}")
     with _started(_stack(args, pollers=args.pollers)) as stack:
         target = stack.target
-        operations.open_accounts(target, accounts)
+        _open_accounts(target, accounts)
         visibility = int(stack.template.parameters["VisibilityTimeoutSeconds"])
         with _progress("posting") as (progress, task):
             try:
@@ -161,7 +170,7 @@ def cmd_local_invoke(args: argparse.Namespace) -> int:
     event = json.loads(Path(args.event).read_text())
     with _started(_stack(args, pollers=0)) as stack:
         if args.accounts:
-            operations.open_accounts(stack.target, operations.parse_accounts(Path(args.accounts).read_text()))
+            _open_accounts(stack.target, operations.parse_accounts(Path(args.accounts).read_text()))
         wanted = args.function.lower()
         matches = [
             f
@@ -184,11 +193,12 @@ class _started:
 
     def __enter__(self) -> Any:
         from posting_cli.local.dynamodb_local import DynamoDBLocalError
+        from posting_cli.local.template import TemplateError
 
         with console.status("starting the local stack (DynamoDB Local, moto, the template's resources)..."):
             try:
                 self.stack.start()
-            except DynamoDBLocalError as error:
+            except (DynamoDBLocalError, TemplateError) as error:
                 raise CliError(str(error)) from error
         return self.stack
 
@@ -240,7 +250,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_accounts_open(args: argparse.Namespace) -> int:
     from posting_cli import operations
 
-    opened, existing = operations.open_accounts(_target(args), operations.parse_accounts(Path(args.file).read_text()))
+    try:
+        opened, existing = operations.open_accounts(
+            _target(args), operations.parse_accounts(Path(args.file).read_text())
+        )
+    except operations.AccountTermsDiffer as error:
+        raise CliError(str(error)) from error
     console.print(f"opened {opened} account(s)" + (f"; already open: {', '.join(existing)}" if existing else ""))
     return 0
 
@@ -366,6 +381,12 @@ def _parser() -> argparse.ArgumentParser:
             help="override a template parameter, like sam deploy --parameter-overrides",
         )
         command.add_argument("--pollers", type=int, default=pollers, help="concurrent pipe pollers")
+        command.add_argument(
+            "--fresh-books",
+            action="store_true",
+            help="start from empty books: delete the ledger table if $DYNAMODB_ENDPOINT already has one "
+            "(by default an existing table is reused, as a retained table is on AWS)",
+        )
         command.set_defaults(command=handler)
         return command
 

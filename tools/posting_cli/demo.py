@@ -264,6 +264,11 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     book = Book.seed(rng)
     traffic = Traffic(book, rng)
     operations.open_accounts(target, book.accounts)
+    # Books survive between runs on one endpoint: check this run's movements on top of what was there.
+    before = {
+        account_id: state.balance
+        for account_id, state in operations.ledger(target).get_accounts(a.account_id for a in book.accounts).items()
+    }
     funding = traffic.funding()
     everyday = [traffic.next() for _ in range(max(0, postings - len(funding)))]
     console.print(
@@ -300,6 +305,8 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     report.elapsed_seconds = time.monotonic() - started
     report.decided = len(outcomes)
     expected = _tally(outcomes, bodies, book, report)
+    for account_id, balance in before.items():
+        expected[account_id] += balance
     _print_outcomes(report, console)
     console.print(f"dead-letter queue: {len(operations.dead_letters(target))} message(s)")
     _check_books(target, book, expected, report, console)

@@ -28,19 +28,56 @@ def ledger(target: Target) -> LedgerTable:
     return LedgerTable(target.client("dynamodb"), target.ledger_table_name)
 
 
+class AccountTermsDiffer(Exception):
+    """Accounts asked to be opened already exist with other terms; the message names each difference."""
+
+
 def open_accounts(target: Target, accounts: Iterable[Account]) -> tuple[int, list[str]]:
-    """Open each account; returns how many were opened and the ids that already existed."""
+    """Open each account; returns how many were opened and the ids that were already open as asked.
+
+    Reopening an account with the terms it already has is a no-op, so a request file can be run
+    again on surviving books. One that exists with other terms (currency, normal balance, overdraft
+    limit, status...) raises AccountTermsDiffer before anything is opened: the books are never
+    silently different from what the caller described.
+    """
     from datetime import UTC, datetime
 
     table = ledger(target)
+    wanted = list(accounts)
+    existing_states = table.get_accounts(account.account_id for account in wanted)
+    differences = [
+        _terms_difference(account, existing_states[account.account_id].account)
+        for account in wanted
+        if account.account_id in existing_states and existing_states[account.account_id].account != account
+    ]
+    if differences:
+        raise AccountTermsDiffer("already open with other terms: " + "; ".join(differences))
     opened, existing = 0, []
-    for account in accounts:
+    for account in wanted:
+        if account.account_id in existing_states:
+            existing.append(account.account_id)
+            continue
         try:
             table.open_account(account, utc_timestamp(datetime.now(UTC)))
             opened += 1
-        except AccountAlreadyExists:
+        except AccountAlreadyExists:  # opened meanwhile by someone else: fine if on the same terms
+            state = table.get_account(account.account_id)
+            if state is not None and state.account != account:
+                raise AccountTermsDiffer(
+                    "already open with other terms: " + _terms_difference(account, state.account)
+                ) from None
             existing.append(account.account_id)
     return opened, existing
+
+
+def _terms_difference(asked: Account, found: Account) -> str:
+    asked_terms, found_terms = asked.model_dump(mode="json"), found.model_dump(mode="json")
+    fields = [name for name in asked_terms if asked_terms[name] != found_terms.get(name)]
+    return (
+        f"{asked.account_id} ("
+        + ", ".join(f"{name}: {found_terms.get(name)!r} in the ledger, {asked_terms[name]!r} asked" for name in fields)
+        + ")"
+    )
 
 
 @dataclass(frozen=True)
@@ -69,7 +106,8 @@ def submit(target: Target, bodies: Iterable[str]) -> list[Submitted]:
         try:
             return Submitted(sqs.send_message(QueueUrl=target.queue_url, MessageBody=body)["MessageId"], None, now)
         except ClientError as error:
-            return Submitted(None, f"the queue refused it: {error.response['Error'].get('Code')}", now)
+            refusal = error.response.get("Error", {})
+            return Submitted(None, _refused(refusal.get("Code"), refusal.get("Message")), now)
 
     def flush() -> None:
         now = _now_ms()
@@ -92,7 +130,7 @@ def submit(target: Target, bodies: Iterable[str]) -> list[Submitted]:
         for entry in response.get("Successful", []):
             answer[int(entry["Id"])] = Submitted(entry["MessageId"], None, now)
         for entry in response.get("Failed", []):
-            answer[int(entry["Id"])] = Submitted(None, f"the queue refused it: {entry.get('Code')}", now)
+            answer[int(entry["Id"])] = Submitted(None, _refused(entry.get("Code"), entry.get("Message")), now)
         answers.extend(answer.get(index) or send_one(body) for index, body in enumerate(batch))
         batch.clear()
 
@@ -103,6 +141,11 @@ def submit(target: Target, bodies: Iterable[str]) -> list[Submitted]:
     if batch:
         flush()
     return answers
+
+
+def _refused(code: str | None, message: str | None) -> str:
+    """The queue's own reason: its error code, then its message (SQS's messages name no body content)."""
+    return f"the queue refused it: {code}" + (f": {message}" if message else "")
 
 
 def _now_ms() -> int:

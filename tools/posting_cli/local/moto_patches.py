@@ -24,6 +24,13 @@ remain; each patch below fills one and says why:
    time. -> :func:`install_jsonpath_cache` memoises the parse (the parsed
    expression is immutable; ``find`` only reads it).
 
+5. moto's SQS is looser than SQS about message bodies: it counts
+   ``MaximumMessageSize`` in characters rather than UTF-8 bytes, and accepts
+   every character SQS refuses (U+FFFE, U+FFFF, C0 controls; a lone
+   surrogate even gives HTTP 500). -> :func:`install_strict_sqs_bodies`
+   refuses them as SQS does (see :mod:`posting_cli.local.sqs_limits`), for
+   every sender on the local stack.
+
 Optional: :func:`install_retry_sleep` lets tests skip real ``Retry`` waits
 (``IntervalSeconds`` is at least 1 s in ASL).
 
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import threading
 import traceback
 import uuid
@@ -46,6 +54,15 @@ import boto3
 from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult
+from moto.sqs.constants import MAXIMUM_MESSAGE_LENGTH
+from moto.sqs.exceptions import (
+    BatchEntryIdsNotDistinct,
+    BatchRequestTooLong,
+    InvalidBatchEntryId,
+    SQSException,
+    TooManyEntriesInBatchRequest,
+)
+from moto.sqs.models import SQSBackend
 from moto.stepfunctions.exceptions import InvalidExecutionInput, ValidationException
 from moto.stepfunctions.parser import utils as parser_utils
 from moto.stepfunctions.parser.api import StateMachineType
@@ -54,6 +71,8 @@ from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import SyncExecution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
+
+from posting_cli.local.sqs_limits import body_problem, body_size
 
 LambdaDispatch = Callable[[str, dict[str, Any]], Any]
 """``dispatch(function_name, event) -> JSON-serialisable result``; raise to fail."""
@@ -92,6 +111,7 @@ def install_all(
     install_start_sync_execution()
     route_interpreter_clients(endpoint_url)
     install_jsonpath_cache()
+    install_strict_sqs_bodies()
     if dispatch is not None:
         install_lambda_dispatch(dispatch)
     if retry_sleep is not None:
@@ -290,3 +310,59 @@ def install_jsonpath_cache() -> None:
     _patch(jsonpath_ng.ext, "parse", cached_ext)
     _patch(json_path, "parse", cached_ext)
     _patch(result_path, "parse", cached_plain)
+
+
+# 5. SQS message bodies as SQS refuses them ----------------------------------
+
+
+def install_strict_sqs_bodies() -> None:
+    """Refuse the bodies SQS refuses: over ``MaximumMessageSize`` in UTF-8 bytes, or with a character
+    outside XML 1.0's set.
+
+    ``SendMessage`` answers with SQS's error (``InvalidParameterValue`` or
+    ``InvalidMessageContents``). ``SendMessageBatch`` fails only the refused
+    entries (``Failed`` with ``SenderFault``) and sends the others.
+    """
+    original_send = SQSBackend.send_message
+    original_batch = SQSBackend.send_message_batch
+
+    def send_message(self: SQSBackend, queue_name: str, message_body: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        refused = body_problem(message_body, int(queue.maximum_message_size))  # type: ignore[attr-defined]
+        if refused is not None:
+            raise SQSException(refused.code, refused.message)
+        return original_send(self, queue_name, message_body, *args, **kwargs)
+
+    def send_message_batch(
+        self: SQSBackend, queue_name: str, entries: dict[str, dict[str, Any]]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        queue = self.get_queue(queue_name)
+        # The request-wide checks moto makes, on every entry (before refused ones are set aside),
+        # with the total counted in bytes as SQS counts it.
+        if len(entries) > 10:
+            raise TooManyEntriesInBatchRequest(len(entries))
+        if any(not re.match(r"^[\w-]{1,80}$", entry["Id"]) for entry in entries.values()):
+            raise InvalidBatchEntryId()
+        ids = [entry["Id"] for entry in entries.values()]
+        if len(set(ids)) != len(ids):
+            raise BatchEntryIdsNotDistinct(next(i for i in ids if ids.count(i) > 1))
+        total = sum(body_size(entry["MessageBody"]) for entry in entries.values())
+        if total > MAXIMUM_MESSAGE_LENGTH:
+            raise BatchRequestTooLong(total)
+        failed: list[dict[str, Any]] = []
+        accepted: dict[str, dict[str, Any]] = {}
+        for key, entry in entries.items():
+            refused = body_problem(entry["MessageBody"], int(queue.maximum_message_size))  # type: ignore[attr-defined]
+            if refused is None:
+                accepted[key] = entry
+            else:
+                failed.append(
+                    {"Id": entry["Id"], "SenderFault": True, "Code": refused.code, "Message": refused.message}
+                )
+        if not accepted:
+            return [], failed
+        messages, more_failed = original_batch(self, queue_name, accepted)
+        return messages, failed + more_failed
+
+    _patch(SQSBackend, "send_message", send_message)
+    _patch(SQSBackend, "send_message_batch", send_message_batch)

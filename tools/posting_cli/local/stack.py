@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from posting_cli.local.dynamodb_local import DynamoDBEndpoint, attach_or_start
 from posting_cli.local.lambdas import LocalFunction, LocalLambdaRuntime
@@ -50,8 +52,11 @@ class LocalStack:
         retry_sleep: Callable[[float], None] | None = None,
         extra_environment: dict[str, str] | None = None,
         dynamodb: DynamoDBEndpoint | None = None,
+        fresh_books: bool = False,
     ) -> None:
         self.template = template or Template.load()
+        # An existing ledger table is reused, as a retained table is on AWS; only this empties it.
+        self.fresh_books = fresh_books
         self.pollers = pollers
         self.state_dir = state_dir
         self.capture_lambda_output = capture_lambda_output
@@ -181,11 +186,8 @@ class LocalStack:
         return f"{self.template.stack_name}-{logical_id}"
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> None:
-        dynamodb = self._clients["dynamodb"]
         name = props.get("TableName") or self._name(logical_id)
-        if name in dynamodb.list_tables()["TableNames"]:
-            dynamodb.delete_table(TableName=name)  # a local stack always starts from empty books
-        description = create_table(dynamodb, name, props)
+        description = ensure_table(self._clients["dynamodb"], name, props, fresh=self.fresh_books)
         self.resolver.provide(logical_id, name, Arn=description["TableArn"])
 
     def _queue(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -307,6 +309,65 @@ class LocalStack:
         self.resolver.provide(
             logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}"
         )
+
+
+class ExistingTableMismatch(TemplateError):
+    """A table of that name exists, but not with the template's keys: it is not our ledger."""
+
+
+def ensure_table(dynamodb: Any, name: str, props: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:
+    """The table `name`, reused if it exists (its items kept), else created; returns its description.
+
+    Books survive: a table that already exists is never deleted or recreated, the way a retained
+    table outlives its stack on AWS, unless `fresh` asks for empty books explicitly. Two stacks
+    starting at once against one endpoint both end up using the one table.
+    """
+    description = _describe_table(dynamodb, name)
+    if description is not None and fresh:
+        dynamodb.delete_table(TableName=name)
+        _wait_for_table(dynamodb, name, gone=True)
+        description = None
+    if description is None:
+        try:
+            description = create_table(dynamodb, name, props)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+            description = _describe_table(dynamodb, name)  # another stack created it meanwhile
+            if description is None:
+                raise
+    wanted = sorted((key["AttributeName"], key["KeyType"]) for key in props["KeySchema"])
+    found = sorted((key["AttributeName"], key["KeyType"]) for key in description["KeySchema"])
+    if wanted != found:
+        raise ExistingTableMismatch(
+            f"table {name} already exists with keys {found}, not the template's {wanted}; it is left "
+            "untouched. Use another endpoint, or --fresh-books to replace it with empty books"
+        )
+    if description.get("TableStatus") != "ACTIVE":
+        description = _wait_for_table(dynamodb, name)
+    return description
+
+
+def _describe_table(dynamodb: Any, name: str) -> dict[str, Any] | None:
+    try:
+        table: dict[str, Any] = dynamodb.describe_table(TableName=name)["Table"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    return table
+
+
+def _wait_for_table(dynamodb: Any, name: str, gone: bool = False, timeout: float = 30.0) -> dict[str, Any]:
+    """Poll until the table is ACTIVE (or, with `gone`, deleted). DynamoDB Local is near-instant."""
+    deadline = time.monotonic() + timeout
+    while True:
+        description = _describe_table(dynamodb, name)
+        if (description is None) if gone else (description or {}).get("TableStatus") == "ACTIVE":
+            return description or {}
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} did not become {'deleted' if gone else 'ACTIVE'} in {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> dict[str, Any]:
