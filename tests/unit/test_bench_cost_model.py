@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import pytest
 
-from posting_cli.bench import (
+from posting_cli.bench.cost_model import (
     CostInputs,
     Prices,
-    attribute_value_size,
     chunks_64kb,
     cost_breakdown,
-    item_size,
     lambda_gb_seconds,
-    number_size,
-    percentile,
     read_units,
     sfn_express_gb_seconds,
     write_units,
 )
+from posting_cli.bench.item_sizes import attribute_value_size, item_size, number_size
+from posting_cli.bench.section import percentile
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,93 @@
+"""`make bench`: how fast, how big and how costly the posting pipeline is, measured on this machine.
+
+    .venv/bin/python -m posting_cli.bench [--postings 600]
+
+Six measurements, each printed as it finishes and written together as JSON to
+bench-results/<UTC timestamp>.json, with the machine and the method behind every number:
+
+1. domain      the pure functions per posting (parse, content hash, plan), timeit, 2 and 10 legs
+2. ledger      post_item on DynamoDB Local: 1 and 4 threads on distinct accounts, 4 threads on one
+               hot account (conflicts and retries counted), latency per posting
+3. pipeline    the whole local stack (template.yaml on DynamoDB Local + moto, handlers in-process):
+               throughput at saturation, latency enqueue -> result event at a small in-flight window
+4. cold start  a fresh interpreter per handler module: import time and peak RSS
+5. memory      peak RSS of post_batch over 1,000 postings, in a fresh process
+6. cost        dollars per million postings on AWS, from DESIGN.md's prices and the item and payload
+               sizes measured above (pure arithmetic, unit-tested in tests/unit/test_bench_cost_model.py)
+
+Speed targets live here, never in unit tests: this machine is shared and noisy, so every number is
+a measurement of this run, not a property of the code. Sections 2 to 5 say nothing about latency on
+AWS; section 6 is a model, not a bill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from posting_cli.bench.cold_start import bench_cold_start
+from posting_cli.bench.cost import bench_cost
+from posting_cli.bench.domain import bench_domain
+from posting_cli.bench.ledger import bench_ledger
+from posting_cli.bench.memory import bench_memory
+from posting_cli.bench.pipeline import bench_pipeline
+from posting_cli.bench.report import machine_info, write_json
+from posting_cli.bench.section import ROOT, Section, progress
+
+
+@contextmanager
+def dynamodb_local(log_dir: Path) -> Iterator[Any]:
+    from posting_cli.local.dynamodb_local import attach_or_start
+
+    with attach_or_start(log_dir=log_dir) as endpoint:
+        yield endpoint
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m posting_cli.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postings", type=int, default=600, help="requests per pipeline phase (default 600)")
+    args = parser.parse_args(argv)
+
+    began = time.monotonic()
+    stamp = datetime.now(UTC)
+    machine = machine_info()
+    print(f"posting pipeline benchmark, {stamp:%Y-%m-%d %H:%M:%S} UTC")
+    print(
+        f"machine: {machine['platform']}, {machine['cpu_count']} CPUs, Python {machine['python']}, "
+        f"load average {machine['load_average_at_start']} at start (a shared, noisy machine: re-run before quoting)"
+    )
+    sections: list[Section] = []
+
+    def done(section: Section) -> None:
+        sections.append(section)
+        section.print()
+
+    progress("domain")
+    done(bench_domain())
+    done(bench_cold_start())
+    with tempfile.TemporaryDirectory(prefix="posting-bench-ddb-") as logs, dynamodb_local(Path(logs)) as endpoint:
+        ledger, sizes = bench_ledger(endpoint)
+        done(ledger)
+        done(bench_memory(endpoint))
+        pipeline = bench_pipeline(endpoint, args.postings)
+        done(pipeline)
+    done(bench_cost(sizes, pipeline.data))
+
+    total_s = time.monotonic() - began
+    machine["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+    path = write_json(stamp, total_s, machine, sections)
+    print(f"\ntotal runtime {total_s:,.0f} s; load average at end {machine['load_average_at_end']}")
+    print(f"results: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
