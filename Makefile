@@ -54,8 +54,8 @@ demo: engines ## run the whole pipeline locally on realistic traffic, with a sum
 bench: engines ## measure throughput, latency and memory on the local stack
 	$(BIN)/python -m posting_cli.bench
 
-schema: $(INSTALLED) ## regenerate the published JSON Schemas from the pydantic models
-	$(BIN)/posting schema --write schema/
+schema: $(INSTALLED) ## regenerate the published JSON Schemas (and the template's schema registry) from the models
+	$(BIN)/posting schema --write schema/ --template template.yaml
 
 build: ## sam build (arm64, python3.13), offline
 	tools/sam.sh build

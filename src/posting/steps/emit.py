@@ -16,13 +16,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from posting.adapters.dead_letters import DeadLetterQueue
 from posting.adapters.event_bus import EventBus, ResultEvent
+from posting.domain.events import (
+    EVENT_SOURCE,  # noqa: F401 - re-exported for the handler and tools
+    PostingDeadLettered,
+    PostingPosted,
+    PostingRejected,
+)
 from posting.domain.outcomes import Outcome, Reason, Status
 from posting.steps.items import Batch, BatchItem
 
-EVENT_SOURCE = "posting.pipeline"
-POSTED = "Posting Posted"
-REJECTED = "Posting Rejected"
-DEAD_LETTERED = "Posting Dead-Lettered"
+POSTED = PostingPosted.detail_type
+REJECTED = PostingRejected.detail_type
+DEAD_LETTERED = PostingDeadLettered.detail_type
 _EVENT_IDS = uuid.UUID("7d1c4d36-4a8e-4b55-9a43-6f0c0a3f1e20")
 
 
@@ -88,34 +93,35 @@ def event_id(item: BatchItem, outcome: Outcome) -> str:
 def result_event(item: BatchItem, outcome: Outcome) -> ResultEvent:
     decided = outcome.posting_status or outcome.status
     posted = decided == Status.POSTED and outcome.reason != Reason.IDEMPOTENCY_CONFLICT
-    detail = {
-        "event_id": event_id(item, outcome),
-        "posting_id": item.posting_id,
-        "status": str(outcome.status),
-        "reason": str(outcome.reason) if outcome.reason else None,
-        "detail": outcome.detail,
-        "posting_status": str(outcome.posting_status) if outcome.posting_status else None,
-        "balances": [balance.model_dump() for balance in outcome.balances] if posted else [],
-        "decided_at": outcome.decided_at,
-        "message_id": item.message_id,
-    }
-    return ResultEvent(detail_type=POSTED if posted else REJECTED, detail=detail)
+    model = PostingPosted if posted else PostingRejected
+    detail = model.model_validate(
+        {
+            "event_id": event_id(item, outcome),
+            "posting_id": item.posting_id,
+            "status": str(outcome.status),
+            "reason": str(outcome.reason) if outcome.reason else None,
+            "detail": outcome.detail,
+            "posting_status": str(outcome.posting_status) if outcome.posting_status else None,
+            "balances": [balance.model_dump() for balance in outcome.balances] if posted else [],
+            "decided_at": outcome.decided_at,
+            "message_id": item.message_id,
+        }
+    )
+    return ResultEvent(detail_type=model.detail_type, detail=detail.model_dump(mode="json"))
 
 
 def dead_letter_event(item: BatchItem) -> ResultEvent:
     assert item.failure is not None
-    return ResultEvent(
-        detail_type=DEAD_LETTERED,
-        detail={
-            "event_id": str(uuid.uuid5(_EVENT_IDS, f"dead-letter|{item.message_id}")),
-            "posting_id": item.posting_id,
-            "status": "DEAD_LETTERED",
-            "reason": item.failure.error,
-            "detail": item.failure.message,
-            "message_id": item.message_id,
-            "receive_count": item.receive_count,
-        },
+    detail = PostingDeadLettered(
+        event_id=str(uuid.uuid5(_EVENT_IDS, f"dead-letter|{item.message_id}")),
+        posting_id=item.posting_id,
+        status="DEAD_LETTERED",
+        reason=item.failure.error,
+        detail=item.failure.message,
+        message_id=item.message_id,
+        receive_count=item.receive_count,
     )
+    return ResultEvent(detail_type=PostingDeadLettered.detail_type, detail=detail.model_dump(mode="json"))
 
 
 def _dead_letter(item: BatchItem, dead_letters: DeadLetterQueue) -> bool:

@@ -108,7 +108,7 @@ class LocalStack:
             create = self._creators().get(resource_type)
             if create is None:
                 self.skipped.append(f"{logical_id} ({resource_type})")
-                self.resolver.provide(logical_id, f"local-{logical_id}", Arn=f"arn:aws:local:::{logical_id}")
+                self.resolver.skip(logical_id)
                 continue
             create(logical_id, self.resolver.resolve(self.template.properties(logical_id)))
 

@@ -193,6 +193,12 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com",
         }
         self.attributes: dict[tuple[str, str], str] = {}
+        self.skipped: set[str] = set()
+
+    def skip(self, logical_id: str) -> None:
+        """A resource with no local meaning: Ref and every Fn::GetAtt of it give a placeholder."""
+        self.skipped.add(logical_id)
+        self.refs[logical_id] = f"local-{logical_id}"
 
     def provide(self, logical_id: str, ref: str, **attributes: str) -> None:
         """Record what Ref and Fn::GetAtt of a created resource return."""
@@ -230,6 +236,8 @@ class Resolver:
 
     def _get_att(self, value: str | list[str]) -> str:
         logical_id, attribute = value if isinstance(value, list) else value.split(".", 1)
+        if logical_id in self.skipped:
+            return f"arn:aws:local:::{logical_id}" if attribute.endswith("Arn") else f"local-{logical_id}-{attribute}"
         if (logical_id, attribute) not in self.attributes:
             raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute}: not available locally")
         return self.attributes[(logical_id, attribute)]
