@@ -2,6 +2,7 @@
 
 posting local demo|run|up|invoke|install     the pipeline on embedded engines (no AWS, no Docker)
 posting submit|balance|statement|reconcile   operator verbs, against `posting local up` or --stack NAME
+posting smoke                                an end-to-end check of a local or deployed stack
 posting accounts open | dlq list|redrive | schema
 """
 
@@ -344,6 +345,23 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from posting_cli.smoke import run_smoke
+
+    target = _target(args)
+    report = run_smoke(target, timeout_seconds=args.timeout, say=console.print)
+    for name, latency in report.latencies_ms.items():
+        console.print(f"  {name}: enqueue -> result event in the log group {latency} ms")
+    closed = ", ".join(report.accounts)
+    if report.ok:
+        console.print(f"smoke test [bold green]OK[/bold green] (accounts closed: {closed})")
+        return 0
+    errors.print(f"[bold red]smoke test FAILED[/bold red] (run {report.run_id}; accounts closed: {closed}):")
+    for problem in report.problems:
+        errors.print(f"  - {problem}")
+    return 1
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from posting_cli.schema import schemas, write_template_block
 
@@ -447,6 +465,14 @@ def _parser() -> argparse.ArgumentParser:
     dlq = verbs.add_parser("dlq", help="dead-lettered requests").add_subparsers(title="dlq commands")
     operator("list", cmd_dlq_list, "list dead letters with their failure reasons", dlq)
     operator("redrive", cmd_dlq_redrive, "move dead letters back to the posting queue", dlq)
+
+    smoke = operator(
+        "smoke",
+        cmd_smoke,
+        "end-to-end check of a stack: two new accounts, a posting, its duplicate and a malformed request; "
+        "waits for their result events in the results log group, checks outcomes and balances, closes the accounts",
+    )
+    smoke.add_argument("--timeout", type=float, default=120, help="seconds to wait for the result events")
 
     schema = verbs.add_parser("schema", help="print or write the JSON Schemas of the contract")
     schema.add_argument("--write", metavar="DIR", help="write one file per schema into DIR")
