@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from posting.domain.model import MAX_LEGS, parse_posting_request
+from posting.domain.model import MAX_LEGS, differing_fields, parse_posting_request
 from tests.builders import leg, request
 
 # The canonical form (version 1) of tests.builders.request(): see test_the_content_hash_is_pinned.
@@ -105,3 +105,55 @@ def test_the_content_hash_is_pinned():
     # Stored decisions keep this hash forever: a change here turns every retry across a deploy into
     # an IDEMPOTENCY_CONFLICT. Change the canonical form only with a migration.
     assert parse_posting_request(json.dumps(request())).content_hash() == PINNED_HASH
+
+
+def test_a_key_named_twice_is_refused_at_any_depth():
+    body = json.dumps(request())
+    assert not parses_text(body[:-1] + ', "posting_id": "other"}')
+    assert not parses_text(body.replace('"side": "debit"', '"side": "debit", "side": "credit"', 1))
+    assert not parses_text(body.replace('"merchant": "m-42"', '"merchant": "m-42", "merchant": "m-43"'))
+    assert parses_text(body)
+
+
+def parses_text(body: str) -> bool:
+    try:
+        parse_posting_request(body)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("instant", "accepted"),
+    [
+        ("1900-01-01T00:00:00Z", True),
+        ("1899-12-31T23:59:59.999999Z", False),
+        ("1900-01-01T00:30:00+01:00", False),  # 1899 in UTC
+        ("9000-12-31T23:59:59.999999Z", True),
+        ("9000-12-31T23:00:00-01:00", False),  # 9001 in UTC
+        ("0001-01-01T00:00:00+01:00", False),  # overflowed before: the live bug
+        ("9999-12-31T23:59:59-01:00", False),
+    ],
+)
+def test_instants_are_bounded_to_what_every_conversion_can_represent(instant, accepted):
+    assert parses(request(effective_at=instant)) is accepted
+
+
+def test_effective_at_may_be_left_out_and_the_hash_covers_the_request_as_sent():
+    without = request()
+    del without["effective_at"]
+    parsed = parse_posting_request(json.dumps(without))
+    assert parsed.effective_at is None
+    assert "effective_at" not in parsed.canonical_content()
+    assert parsed.content_hash() == parse_posting_request(json.dumps(without)).content_hash()
+    assert parsed.content_hash() != parse_posting_request(json.dumps(request())).content_hash()
+
+
+def test_differing_fields_names_paths_never_values():
+    recorded = parse_posting_request(json.dumps(request())).canonical_content()
+    changed = request("pay-1", leg("acc-alice", "debit", 99), leg("acc-bob", "credit", 99), metadata={"m": "x"})
+    del changed["effective_at"]
+    fields = differing_fields(recorded, parse_posting_request(json.dumps(changed)).canonical_content())
+    assert fields == ["effective_at", "legs[0].amount", "legs[1].amount", "metadata.m", "metadata.merchant"]
+    three_legs = request("pay-1", leg("a", "debit", 2), leg("b", "credit", 1), leg("c", "credit", 1))
+    assert "legs[2]" in differing_fields(recorded, parse_posting_request(json.dumps(three_legs)).canonical_content())

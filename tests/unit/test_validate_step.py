@@ -31,12 +31,13 @@ def test_garbage_is_rejected_as_invalid_request_without_a_posting_id():
         assert item.posting_id is None and item.request_hash is None
 
 
-def test_invalid_request_with_a_usable_posting_id_keeps_it_so_the_id_stays_failed():
+def test_invalid_request_reports_its_posting_id_but_records_nothing_under_it():
     body = json.dumps(request("pay-9", leg("a", "debit", 12.5), leg("b", "credit", 12.5)))
     item = validate_batch([sqs_record(body)]).items[0]
     assert item.outcome.reason == Reason.INVALID_REQUEST
     assert item.posting_id == "pay-9"
-    assert item.request_hash is not None
+    # No hash and no posting_status: a refusal by content is not a decision about the posting_id.
+    assert item.request_hash is None and item.outcome.posting_status is None
     assert "legs.0.amount" in item.outcome.detail
 
 
@@ -45,6 +46,7 @@ def test_unbalanced_is_its_own_reason():
     item = validate_batch([sqs_record(body)]).items[0]
     assert item.outcome.reason == Reason.UNBALANCED
     assert item.posting_id == "pay-u"
+    assert item.request_hash is None
 
 
 def test_error_detail_never_echoes_the_input():
@@ -56,3 +58,27 @@ def test_error_detail_never_echoes_the_input():
 def test_the_body_is_kept_byte_for_byte():
     raw = '{"posting_id":  "x",   "weird": true}'
     assert validate_batch([sqs_record(raw)]).items[0].body == raw
+
+
+def test_duplicate_keys_are_refused_rather_than_last_wins():
+    body = '{"posting_id": "pay-d", "legs": [{"account_id": "a", "side": "debit", "amount": -5, "amount": 5,'
+    body += ' "currency": "EUR"}, {"account_id": "b", "side": "credit", "amount": 5, "currency": "EUR"}]}'
+    item = validate_batch([sqs_record(body)]).items[0]
+    assert item.outcome.reason == Reason.INVALID_REQUEST
+    assert "amount" in item.outcome.detail and "more than once" in item.outcome.detail
+
+
+def test_an_instant_at_the_edge_of_the_calendar_is_refused_not_a_crash():
+    # 0001-01-01T00:00+01:00 is year 0 in UTC: converting it raised OverflowError and sank the batch.
+    records = [sqs_record(request("edge", effective_at="0001-01-01T00:00:00+01:00"))]
+    records += [sqs_record(request(f"ok-{n}")) for n in range(9)]
+    items = validate_batch(records).items
+    assert items[0].outcome.reason == Reason.INVALID_REQUEST
+    assert "effective_at" in items[0].outcome.detail and "1900" in items[0].outcome.detail
+    assert all(item.outcome is None for item in items[1:])
+
+
+def test_a_record_that_is_not_a_record_still_gets_exactly_one_refusal():
+    items = validate_batch([None, 42, {"body": None}, {"messageId": "m", "attributes": "x"}]).items  # type: ignore[list-item]
+    assert [item.outcome.reason for item in items] == [Reason.INVALID_REQUEST] * 4
+    assert len({item.message_id for item in items}) == 4

@@ -212,7 +212,10 @@ class LedgerTable:
                                 "amount": entry.amount,
                                 "currency": entry.currency,
                                 "balance_after": entry.balance_after,
-                                "effective_at": request.effective_at.isoformat(),
+                                # A request without effective_at takes effect when it is decided.
+                                "effective_at": request.effective_at.isoformat()
+                                if request.effective_at
+                                else decided_at,
                                 "recorded_at": decided_at,
                             }
                         ),

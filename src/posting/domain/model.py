@@ -12,9 +12,10 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from posting.domain.currencies import ISO_4217_CODES
 
@@ -42,6 +43,30 @@ Currency = Annotated[
     StringConstraints(pattern=r"^[A-Z]{3}$"),
     AfterValidator(_known_currency),
     Field(json_schema_extra={"enum": sorted(ISO_4217_CODES)}, description="ISO 4217 alphabetic code."),
+]
+
+
+# Every instant the contract takes must survive any time-zone conversion and any arithmetic the ledger
+# does on it (datetime's own range is years 1 to 9999, and converting 0001-01-01T00:00+01:00 to UTC
+# overflows). Wide enough for backdated and future-dated postings decades away.
+EARLIEST_INSTANT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(9000, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def _representable(moment: datetime) -> datetime:
+    try:
+        in_utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        in_utc = None
+    if in_utc is None or not EARLIEST_INSTANT <= in_utc <= LATEST_INSTANT:
+        raise ValueError("must be between 1900-01-01T00:00:00Z and 9000-12-31T23:59:59.999999Z once converted to UTC")
+    return moment
+
+
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_representable),
+    Field(description="ISO 8601 with a time zone; between years 1900 and 9000 in UTC."),
 ]
 
 
@@ -87,11 +112,24 @@ class PostingRequest(_Contract):
 
     posting_id: PostingId
     legs: list[Leg] = Field(min_length=2, max_length=MAX_LEGS)
-    effective_at: AwareDatetime
+    # Absent: the time the ledger decides the posting. The hash covers the request as sent, so a
+    # retry that omits it again is a DUPLICATE, never a conflict.
+    effective_at: Instant | None = None
     description: Annotated[str, StringConstraints(max_length=256)] = ""
     metadata: Annotated[dict[MetadataKey, MetadataValue], AfterValidator(_bounded_metadata)] = Field(
         default_factory=dict
     )
+
+    def canonical_content(self) -> dict[str, Any]:
+        """The request's content in its canonical form: what the content hash covers.
+
+        Fields left out of the request (None) are left out here too, so adding an optional field to
+        the contract never changes the hash of a request that does not use it. Instants are in UTC.
+        """
+        content = self.model_dump(mode="json", exclude_none=True)
+        if self.effective_at is not None:
+            content["effective_at"] = self.effective_at.astimezone(UTC).isoformat(timespec="microseconds")
+        return content
 
     def content_hash(self) -> str:
         """SHA-256 of the request's canonical form: equal for equal content, whatever the key order,
@@ -101,9 +139,7 @@ class PostingRequest(_Contract):
         stored hashes must keep matching across library upgrades: a retry after a deploy must still
         be a DUPLICATE, not an IDEMPOTENCY_CONFLICT.
         """
-        content = self.model_dump(mode="json")
-        content["effective_at"] = self.effective_at.astimezone(UTC).isoformat(timespec="microseconds")
-        canonical = json.dumps({"canonical_form": 1, **content}, sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps({"canonical_form": 1, **self.canonical_content()}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -146,8 +182,63 @@ class AccountState(BaseModel):
 
 
 def parse_posting_request(body: str | bytes) -> PostingRequest:
-    """Parse an SQS message body into a request; raises pydantic.ValidationError when it is not one."""
+    """Parse an SQS message body into a request; raises pydantic.ValidationError when it is not one.
+
+    A JSON object that names a key twice is refused: parsers disagree on which value wins, so
+    `"amount": -5, "amount": 5` must never post.
+    """
+    _refuse_duplicate_keys(body)
     return PostingRequest.model_validate_json(body)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _refuse_duplicate_keys(body: str | bytes) -> None:
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as duplicate:
+        key = json.dumps(duplicate.key[:64])
+        error = PydanticCustomError("duplicate_key", "a JSON object names the key {key} more than once", {"key": key})
+        line: InitErrorDetails = {"type": error, "loc": ("body",), "input": None}
+        raise ValidationError.from_exception_data(PostingRequest.__name__, [line]) from None
+    except (ValueError, RecursionError):
+        pass  # not JSON the standard library reads: the model's own parser says what is wrong
+
+
+def differing_fields(recorded: Any, requested: Any, path: str = "") -> list[str]:
+    """The paths (`legs[0].amount`, `effective_at`) where two canonical contents differ; no values."""
+    if isinstance(recorded, dict) and isinstance(requested, dict):
+        paths: list[str] = []
+        for key in sorted(set(recorded) | set(requested)):
+            where = f"{path}.{key}" if path else str(key)
+            if key in recorded and key in requested:
+                paths += differing_fields(recorded[key], requested[key], where)
+            else:
+                paths.append(where)
+        return paths
+    if isinstance(recorded, list) and isinstance(requested, list):
+        paths = []
+        for index in range(max(len(recorded), len(requested))):
+            where = f"{path}[{index}]"
+            if index < len(recorded) and index < len(requested):
+                paths += differing_fields(recorded[index], requested[index], where)
+            else:
+                paths.append(where)
+        return paths
+    return [] if recorded == requested else [path or "body"]
 
 
 def utc_timestamp(moment: datetime) -> str:

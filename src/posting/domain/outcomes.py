@@ -8,7 +8,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from posting.domain.model import PostingRequest, differing_fields
 
 
 class Status(StrEnum):
@@ -89,14 +91,20 @@ class Outcome(BaseModel):
     decided_at: str | None = None
 
     @classmethod
-    def answering(cls, decision: Decision, request_hash: str, *, created: bool) -> Outcome:
-        """The outcome of a request given the decision now recorded under its posting_id."""
+    def answering(
+        cls, decision: Decision, request_hash: str, *, created: bool, request: PostingRequest | None = None
+    ) -> Outcome:
+        """The outcome of a request given the decision now recorded under its posting_id.
+
+        `request` is the request being answered, when it parsed: a conflict's detail then names the
+        fields that differ from the recorded request (never their values).
+        """
         if decision.request_hash != request_hash:
             return cls(
                 status=Status.REJECTED,
                 reason=Reason.IDEMPOTENCY_CONFLICT,
                 detail=f"posting_id {decision.posting_id} was already used for a different request "
-                f"({decision.status} at {decision.decided_at})",
+                f"({decision.status} at {decision.decided_at}){_differences(decision, request)}",
                 posting_status=decision.status,
                 decided_at=decision.decided_at,
             )
@@ -108,3 +116,14 @@ class Outcome(BaseModel):
             balances=decision.balances,
             decided_at=decision.decided_at,
         )
+
+
+def _differences(decision: Decision, request: PostingRequest | None) -> str:
+    if request is None or decision.request is None:
+        return ""
+    try:
+        recorded = PostingRequest.model_validate(decision.request, strict=False)
+    except ValidationError:
+        return ""  # recorded by an older contract: the hashes differ, the fields cannot be named
+    fields = differing_fields(recorded.canonical_content(), request.canonical_content())
+    return f"; differs in {', '.join(fields[:10])}" + (f" and {len(fields) - 10} more" if len(fields) > 10 else "")

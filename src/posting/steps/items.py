@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from posting.domain.outcomes import Outcome
@@ -50,3 +53,21 @@ class Batch(BaseModel):
 
     def to_event(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def item_of_record(record: Any, position: int) -> BatchItem:
+    """The record's identity and body, read defensively: the pipe's records are trusted, their bodies not."""
+    fields = record if isinstance(record, dict) else {}
+    message_id = fields.get("messageId")
+    body = fields.get("body")
+    if not isinstance(body, str):
+        body = "" if body is None else json.dumps(body, default=str)
+    try:
+        receive_count = max(1, int(fields.get("attributes", {}).get("ApproximateReceiveCount", 1)))
+    except (AttributeError, TypeError, ValueError):
+        receive_count = 1
+    return BatchItem(
+        message_id=message_id if isinstance(message_id, str) and message_id else f"unidentified-record-{position}",
+        receive_count=receive_count,
+        body=body,
+    )

@@ -1,7 +1,9 @@
 """Post step: record every item's decision in the ledger, exactly once per posting_id.
 
-Valid requests are planned against fresh balances and applied in one transaction; rejections with a
-usable posting_id are recorded so the id stays failed. Contention (an account moved, a transaction
+Valid requests are planned against fresh balances and applied in one transaction; a rejection that
+depends on the ledger's state (an unknown account, insufficient funds, ...) is recorded so the id
+stays failed. Requests the validate step refused for their content alone pass through untouched:
+they consume no posting_id. Contention (an account moved, a transaction
 conflict) is retried here with jittered backoff; what still cannot be decided becomes the item's
 `failure`, and goes back to the queue, never a business rejection.
 """
@@ -15,7 +17,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -54,12 +55,15 @@ def post_batch(
     locks = _KeyLocks()
 
     def decide(item: BatchItem) -> BatchItem:
-        request = _request_of(item)
-        accounts = {leg.account_id for leg in request.legs} if request else set()
-        with locks.holding({f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts}):
-            if deadline is not None and time.monotonic() > deadline:
-                return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
-            return post_item(item, ledger, sleep, request, deadline)
+        try:
+            request = _request_of(item)
+            accounts = {leg.account_id for leg in request.legs} if request else set()
+            with locks.holding({f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts}):
+                if deadline is not None and time.monotonic() > deadline:
+                    return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
+                return post_item(item, ledger, sleep, request, deadline)
+        except Exception as error:  # noqa: BLE001 - one item's failure is that item's, never the batch's
+            return _failed(item, error)
 
     if len(batch.items) <= 1 or workers <= 1:
         return Batch(items=[decide(item) for item in batch.items])
@@ -80,12 +84,12 @@ def post_item(
     errors are retried until MAX_ATTEMPTS or `deadline`; before giving up, the recorded decision is
     read, since another delivery of the same request may have decided it meanwhile.
     """
-    if item.outcome is not None and item.posting_id is None:
-        return item  # rejected by validation with no usable posting_id: nothing to record
+    if item.outcome is not None:
+        return item  # refused by validation for its content alone: nothing to record, no id consumed
     try:
-        if item.outcome is None and request is None:
+        if request is None:
             request = parse_posting_request(item.body)
-        if item.receive_count > 1 and (recorded := _recorded_answer(item, ledger)):
+        if item.receive_count > 1 and (recorded := _recorded_answer(item, ledger, request)):
             # A redelivery is often already decided (a timeout or crash after the commit).
             return item.model_copy(update={"outcome": recorded})
         last_error: Exception | None = None
@@ -98,7 +102,7 @@ def post_item(
             if deadline is not None and time.monotonic() + pause > deadline:
                 break
             sleep(pause)
-        if recorded := _recorded_answer(item, ledger):
+        if recorded := _recorded_answer(item, ledger, request):
             return item.model_copy(update={"outcome": recorded})
         raise TransientPostingError(
             f"posting {item.posting_id} not decided after {attempt + 1} attempt(s): "
@@ -115,32 +119,27 @@ def _failed(item: BatchItem, error: Exception) -> BatchItem:
     )
 
 
-def _recorded_answer(item: BatchItem, ledger: LedgerTable) -> Outcome | None:
+def _recorded_answer(item: BatchItem, ledger: LedgerTable, request: PostingRequest) -> Outcome | None:
     decision = ledger.get_decision(item.posting_id) if item.posting_id else None
-    return _answer(decision, item) if decision else None
+    return _answer(decision, item, request) if decision else None
 
 
-def _decide(item: BatchItem, request: PostingRequest | None, ledger: LedgerTable) -> Outcome:
+def _decide(item: BatchItem, request: PostingRequest, ledger: LedgerTable) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
-    if item.outcome is not None:
-        rejection = item.outcome
-        return _record_rejection(item, ledger, rejection.reason, rejection.detail, request=None)
-    assert request is not None  # post_item parses the body of every undecided item
     accounts = ledger.get_accounts(leg.account_id for leg in request.legs)
     try:
         plan = plan_posting(request, accounts)
     except PostingRejected as rejection:
-        request_json = request.model_dump(mode="json")
-        return _record_rejection(item, ledger, rejection.reason, rejection.detail, request=request_json)
+        return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
     try:
         decision = ledger.record_posting(plan, item.request_hash, item.message_id, now())
     except PostingAlreadyDecided as already:
-        return _answer(already.decision, item)
-    return _answer(decision, item)
+        return _answer(already.decision, item, request)
+    return _answer(decision, item, request)
 
 
 def _record_rejection(
-    item: BatchItem, ledger: LedgerTable, reason: Reason | None, detail: str | None, request: dict[str, Any] | None
+    item: BatchItem, ledger: LedgerTable, reason: Reason | None, detail: str | None, request: PostingRequest
 ) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
     decision = Decision(
@@ -151,19 +150,20 @@ def _record_rejection(
         request_hash=item.request_hash,
         decided_at=now(),
         message_id=item.message_id,
-        request=request,
+        request=request.model_dump(mode="json"),
     )
     try:
-        return _answer(ledger.record_rejection(decision), item)
+        return _answer(ledger.record_rejection(decision), item, request)
     except PostingAlreadyDecided as already:
-        return _answer(already.decision, item)
+        return _answer(already.decision, item, request)
 
 
-def _answer(decision: Decision, item: BatchItem) -> Outcome:
+def _answer(decision: Decision, item: BatchItem, request: PostingRequest) -> Outcome:
     # The message that made the decision gets the decision itself, even when it is redelivered
     # (say, after a crash before the pipe deleted it); any other message is a DUPLICATE.
     assert item.request_hash is not None
-    return Outcome.answering(decision, item.request_hash, created=decision.message_id == item.message_id)
+    created = decision.message_id == item.message_id
+    return Outcome.answering(decision, item.request_hash, created=created, request=request)
 
 
 def _request_of(item: BatchItem) -> PostingRequest | None:

@@ -1,8 +1,13 @@
-"""Validate step: read each SQS record into a posting request, or reject it with a stable reason. Pure."""
+"""Validate step: read each SQS record into a posting request, or refuse it with a stable reason. Pure.
+
+Validation is total: whatever a record holds, it comes out as exactly one item, and nothing raises.
+A refusal here is decided from the request's content alone (INVALID_REQUEST, UNBALANCED), so it is
+final for that message but does not consume the posting_id: it is never recorded in the ledger, and
+the next request with the same id is decided on its own (Stripe's and TigerBeetle's rule).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
@@ -12,49 +17,42 @@ from pydantic import ValidationError
 from posting.domain.ledger import check_balanced
 from posting.domain.model import POSTING_ID_PATTERN, parse_posting_request
 from posting.domain.outcomes import Outcome, PostingRejected, Reason, Status
-from posting.steps.items import Batch, BatchItem
+from posting.steps.items import Batch, BatchItem, item_of_record
 
 _POSTING_ID = re.compile(POSTING_ID_PATTERN)
 
 
 def validate_batch(records: list[dict[str, Any]]) -> Batch:
     """One item per SQS record, in order, so every record can be accounted for downstream."""
-    return Batch(items=[validate_record(record) for record in records])
+    return Batch(items=[validate_record(record, position) for position, record in enumerate(records)])
 
 
-def validate_record(record: dict[str, Any]) -> BatchItem:
-    body = record.get("body")
-    if not isinstance(body, str):
-        body = "" if body is None else json.dumps(body)
-    item = BatchItem(
-        message_id=record["messageId"],
-        receive_count=int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)),
-        body=body,
-    )
+def validate_record(record: Any, position: int = 0) -> BatchItem:
+    """The item for one record: a request to post, or a refusal. Never raises."""
+    item = item_of_record(record, position)
     try:
-        request = parse_posting_request(body)
+        request = parse_posting_request(item.body)
     except ValidationError as invalid:
-        return _rejected(item, _posting_id_of(body), Reason.INVALID_REQUEST, _summarise(invalid))
+        return _refused(item, _posting_id_of(item.body), Reason.INVALID_REQUEST, _summarise(invalid))
+    except Exception as error:  # noqa: BLE001 - a parser bug must be this record's refusal, not the batch's
+        return _refused(item, None, Reason.INVALID_REQUEST, f"body: unreadable ({type(error).__name__})")
     try:
         check_balanced(request)
+        request_hash = request.content_hash()
     except PostingRejected as rejection:
-        return _rejected(item, request.posting_id, rejection.reason, rejection.detail, request.content_hash())
-    return item.model_copy(update={"posting_id": request.posting_id, "request_hash": request.content_hash()})
+        return _refused(item, request.posting_id, rejection.reason, rejection.detail)
+    except Exception as error:  # noqa: BLE001 - as above: one record's problem is never another's
+        return _refused(
+            item, request.posting_id, Reason.INVALID_REQUEST, f"body: not postable ({type(error).__name__})"
+        )
+    return item.model_copy(update={"posting_id": request.posting_id, "request_hash": request_hash})
 
 
-def _rejected(
-    item: BatchItem, posting_id: str | None, reason: Reason, detail: str, request_hash: str | None = None
-) -> BatchItem:
-    # A rejection with a usable posting_id is recorded by the post step, so a failed id stays failed;
-    # for a body that did not parse, the hash of its exact bytes stands in for the content hash.
-    if posting_id is not None and request_hash is None:
-        request_hash = hashlib.sha256(item.body.encode()).hexdigest()
+def _refused(item: BatchItem, posting_id: str | None, reason: Reason, detail: str) -> BatchItem:
+    # No request_hash: a refusal by content is not a decision about the posting_id, so the post step
+    # records nothing for it and its result event is about this message alone.
     return item.model_copy(
-        update={
-            "posting_id": posting_id,
-            "request_hash": request_hash if posting_id is not None else None,
-            "outcome": Outcome(status=Status.REJECTED, reason=reason, detail=detail),
-        }
+        update={"posting_id": posting_id, "outcome": Outcome(status=Status.REJECTED, reason=reason, detail=detail)}
     )
 
 
@@ -62,7 +60,7 @@ def _posting_id_of(body: str) -> str | None:
     """The posting_id of a request that failed validation, if it has a well-formed one."""
     try:
         candidate = json.loads(body).get("posting_id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return candidate if isinstance(candidate, str) and _POSTING_ID.fullmatch(candidate) else None
 
@@ -70,8 +68,16 @@ def _posting_id_of(body: str) -> str | None:
 def _summarise(invalid: ValidationError, limit: int = 5) -> str:
     """A short, stable, human-readable account of what is wrong: field path and message, no input echo."""
     problems = []
-    for error in invalid.errors(include_url=False, include_input=False)[:limit]:
+    for error in invalid.errors(include_url=False, include_input=False, include_context=False)[:limit]:
         where = ".".join(str(part) for part in error["loc"]) or "body"
-        problems.append(f"{where}: {error['msg']}")
+        problems.append(f"{_printable(where[:200])}: {_printable(error['msg'][:300])}")
     more = invalid.error_count() - limit
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _printable(text: str) -> str:
+    """Field names come from the input: keep control characters and lone surrogates out of details."""
+    return _UNPRINTABLE.sub("?", text)
