@@ -148,7 +148,32 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_blocks_nothing(lo
     assert balances(target, f"b-{ids}") == {f"b-{ids}": 51}
 
 
-def test_when_emitting_keeps_failing_the_queues_redrive_policy_still_dead_letters(local_stack, ids, monkeypatch):
+def test_one_record_at_the_edge_of_the_calendar_never_sinks_its_batch(local_stack, ids):
+    # The review's reproduction: this instant overflowed in content_hash(), the exception escaped
+    # Validate for the whole batch, and all ten records were dead-lettered with no reason.
+    target = local_stack.target
+    open_accounts(target, account(f"a-{ids}", overdraft_limit=None), account(f"b-{ids}"))
+    edge = json.dumps(
+        request(f"edge-{ids}", leg(f"a-{ids}", "debit", 1), leg(f"b-{ids}", "credit", 1))
+        | {"effective_at": "0001-01-01T00:00:00+01:00"}
+    )
+    healthy = [
+        json.dumps(request(f"ok-{ids}-{n}", leg(f"a-{ids}", "debit", 10), leg(f"b-{ids}", "credit", 10)))
+        for n in range(9)
+    ]
+
+    results = post_all(target, [edge, *healthy])
+
+    assert [(r.status, r.reason) for r in results] == [("REJECTED", "INVALID_REQUEST")] + [("POSTED", None)] * 9
+    assert "effective_at" in (results[0].detail or "")
+    assert balances(target, f"b-{ids}") == {f"b-{ids}": 90}
+    # Refused for its content: the id is free, and the corrected request posts under it.
+    fixed = json.dumps(request(f"edge-{ids}", leg(f"a-{ids}", "debit", 1), leg(f"b-{ids}", "credit", 1)))
+    [result] = post_all(target, [fixed])
+    assert result.status == "POSTED"
+
+
+def test_when_emitting_keeps_failing_the_last_delivery_is_dead_lettered_with_the_reason(local_stack, ids, monkeypatch):
     from posting.adapters.event_bus import EventBus
 
     target = local_stack.target
@@ -166,9 +191,13 @@ def test_when_emitting_keeps_failing_the_queues_redrive_policy_still_dead_letter
 
     [result] = post_all(target, [body])
 
-    # The Emit Lambda failed as a whole: the workflow returned the batch, the queue redrove it.
+    # Emit failed as a whole, and so did its salvage: on the last delivery the workflow itself sent
+    # the message to the DLQ with the error, instead of leaving it to the queue's reasonless redrive.
     assert result.status == "DEAD_LETTERED"
-    assert result.reason == "MaxReceiveCountExceeded"
+    assert result.reason == "RuntimeError"
+    letters = [letter for letter in operations.dead_letters(target) if posting_id in letter.body]
+    assert letters and all(letter.error == "RuntimeError" for letter in letters)
+    assert "EventBridge is down" in (letters[0].message or "")
     # It was posted exactly once all the same: a redrive will answer it as decided.
     assert balances(target, f"b-{ids}") == {f"b-{ids}": 3}
     monkeypatch.setattr(EventBus, "publish", original)

@@ -148,16 +148,51 @@ def sfn(aws: dict[str, Any]) -> Any:
 
 
 _created_functions: set[str] = set()
+DLQ_NAME = "posting-workflow-dlq"
+
+
+def max_receive_count(template: Template) -> int:
+    return int(template.parameters["MaxReceiveCount"])
+
+
+@pytest.fixture(scope="module")
+def dlq_url(aws: dict[str, Any]) -> str:
+    url: str = boto3.client("sqs", **aws).create_queue(QueueName=DLQ_NAME)["QueueUrl"]
+    return url
+
+
+@pytest.fixture
+def dead_letters(aws: dict[str, Any], dlq_url: str) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Read (and remove) what the workflow sent to the DLQ itself."""
+    sqs = boto3.client("sqs", **aws)
+
+    def read() -> list[dict[str, Any]]:
+        found = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        messages: list[dict[str, Any]] = found.get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+        return messages
+
+    read()  # what an earlier test left
+    yield read
 
 
 @pytest.fixture(scope="module", params=ASL_FILES, ids=lambda path: path.name)
-def workflow(request: pytest.FixtureRequest, template: Template, aws: dict[str, Any], role: str, sfn: Any) -> Workflow:
+def workflow(
+    request: pytest.FixtureRequest, template: Template, aws: dict[str, Any], role: str, sfn: Any, *, dlq_url: str
+) -> Workflow:
     asl: Path = request.param
     properties = template.properties(state_machine_for(template, asl))
     text = asl.read_text()
     lam = boto3.client("lambda", **aws)
     stubs: dict[str, str] = {}  # function ARN as substituted -> stub name
     for key, value in properties["DefinitionSubstitutions"].items():
+        if value == {"Ref": "PostingDLQ"}:
+            text = text.replace("${" + key + "}", dlq_url)
+            continue
+        if value == {"Ref": "MaxReceiveCount"}:
+            text = text.replace("${" + key + "}", str(max_receive_count(template)))
+            continue
         function_id = value["Fn::GetAtt"][0]
         name = step_name(template, function_id)
         if name not in _created_functions:
@@ -173,7 +208,7 @@ def workflow(request: pytest.FixtureRequest, template: Template, aws: dict[str, 
     step_of_state = {
         name: stubs[state["Parameters"]["FunctionName"]]
         for name, state in all_states(definition).items()
-        if state["Type"] == "Task"
+        if state["Type"] == "Task" and state["Resource"].endswith(":lambda:invoke")
     }
     return Workflow(arn=arn, definition=definition, step_of_state=step_of_state)
 
@@ -203,21 +238,35 @@ def calls_to(step: str) -> list[Any]:
 # Structure: nothing can fall through ---------------------------------------------------------------
 
 
-def terminal_state(states: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    seen = set()
-    while not states[name].get("End"):
-        assert name not in seen, f"loop through {name}"
-        seen.add(name)
-        name = states[name]["Next"]
-    return states[name]
+def endings(states: dict[str, dict[str, Any]], name: str, workflow: Workflow) -> list[str]:
+    """Every state a run can end in from `name`, following Next, Choice branches and Catches."""
+    seen: set[str] = set()
+    ends: list[str] = []
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        state = states[current]
+        todo += [catch["Next"] for catch in state.get("Catch", [])]
+        todo += [choice["Next"] for choice in state.get("Choices", [])] + (
+            [state["Default"]] if "Default" in state else []
+        )
+        if state.get("End"):
+            ends.append(current)
+        elif "Next" in state:
+            todo.append(state["Next"])
+    return ends
 
 
-def produces_batch_item_failures(state: dict[str, Any]) -> bool:
-    keys = {key.removesuffix(".$") for key in state.get("Parameters", {})}
-    return state["Type"] == "Pass" and keys == {"batchItemFailures"}
+def answers_the_pipe(state: dict[str, Any], step: str | None) -> bool:
+    """A Pass building batchItemFailures, or the Emit function (which always returns them) as the last state."""
+    keys = {key.removesuffix(".$") for key in state.get("Parameters", state.get("Result", {}))}
+    return (state["Type"] == "Pass" and keys == {"batchItemFailures"}) or (state["Type"] == "Task" and step == "emit")
 
 
-def test_every_task_catches_everything_into_a_batch_item_failures_answer(workflow: Workflow) -> None:
+def test_every_task_catches_everything_and_every_path_answers_the_pipe(workflow: Workflow) -> None:
     states = workflow.definition["States"]
     tasks = {name: state for name, state in states.items() if state["Type"] == "Task"}
     assert tasks
@@ -225,15 +274,18 @@ def test_every_task_catches_everything_into_a_batch_item_failures_answer(workflo
     for name, task in tasks.items():
         catch_all = [c for c in task.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
         assert len(catch_all) == 1, f"{name} has no Catch on States.ALL"
-        # ResultPath null hands the handler's input (the records or items) to the failure path.
-        assert catch_all[0]["ResultPath"] is None
-        assert produces_batch_item_failures(terminal_state(states, catch_all[0]["Next"])), name
+        # The error is kept beside the step's input, so the failure path can say why.
+        assert catch_all[0]["ResultPath"] in ("$.error", "$.salvage_error"), name
+    for end in endings(
+        states, states["Receive"]["Next"] if "Receive" in states else workflow.definition["StartAt"], workflow
+    ):
+        assert answers_the_pipe(states[end], workflow.step_of_state.get(end)), end
     assert "TimeoutSeconds" in workflow.definition
 
 
 def test_lambda_service_errors_are_retried_and_handler_errors_are_not(workflow: Workflow) -> None:
     for name, state in all_states(workflow.definition).items():
-        if state["Type"] != "Task":
+        if state["Type"] != "Task" or not state["Resource"].endswith(":lambda:invoke"):
             continue
         retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
         assert retried >= LAMBDA_SERVICE_ERRORS, name
@@ -258,24 +310,91 @@ def test_happy_path_answers_the_pipe_with_emits_batch_item_failures(sfn: Any, wo
     assert calls_to("emit") == [POSTED]
 
 
-def test_validate_failing_returns_every_record(sfn: Any, workflow: Workflow, steps: dict[str, Step]) -> None:
+ERROR_KEYS = {"Error", "Cause"}
+
+
+def test_validate_failing_is_salvaged_by_emit_with_the_error(
+    sfn: Any, workflow: Workflow, steps: dict[str, Step]
+) -> None:
     steps["validate"] = fail()
-    assert run(sfn, workflow) == ALL_RECORDS
-    assert [name for name, _ in CALLS] == ["validate"]  # not retried
+    assert run(sfn, workflow) == EMITTED
+    assert [name for name, _ in CALLS] == ["validate", "emit"]  # a handler error is not retried
+    (salvage,) = calls_to("emit")
+    assert salvage["records"] == RECORDS
+    assert salvage["failed_step"] == "Validate"
+    assert set(salvage["error"]) == ERROR_KEYS and "the handler broke" in salvage["error"]["Cause"]
 
 
 @pytest.mark.parametrize("broken", ["post", "emit"])
-def test_post_or_emit_failing_returns_every_item(
+def test_post_or_emit_failing_is_salvaged_by_emit_with_the_error(
     sfn: Any, workflow: Workflow, steps: dict[str, Step], broken: str
 ) -> None:
-    steps[broken] = fail()
-    assert run(sfn, workflow) == failures(*(item["message_id"] for item in VALIDATED["items"]))
-    assert len(calls_to(broken)) == 1  # a handler error is not retried
-    assert [name for name, _ in CALLS][-1] == broken
+    salvaged = {"batchItemFailures": [{"itemIdentifier": "m3"}]}
+    calls = iter([fail()] if broken == "emit" else [])
+
+    def emit(event: Any) -> Any:
+        if "error" in event:
+            return salvaged
+        return next(calls, answer(EMITTED))(event)
+
+    steps[broken] = fail() if broken == "post" else emit
+    steps["emit"] = emit
+    assert run(sfn, workflow) == salvaged
+    salvage = calls_to("emit")[-1]
+    assert salvage["failed_step"] == broken.capitalize()
+    assert salvage["items"] == (VALIDATED if broken == "post" else POSTED)["items"]
+    assert set(salvage["error"]) == ERROR_KEYS
+    assert len(calls_to(broken)) == (1 if broken == "post" else 2)  # the failing call, then the salvage
+
+
+def items_with_receive_counts(counts: list[int]) -> list[dict[str, Any]]:
+    return [{**item, "receive_count": count} for item, count in zip(VALIDATED["items"], counts, strict=True)]
+
+
+@pytest.mark.parametrize("broken", ["post", "emit"])
+def test_when_the_salvage_fails_too_last_deliveries_are_dead_lettered_with_the_reason(
+    sfn: Any, workflow: Workflow, steps: dict[str, Step], template: Template, *, dead_letters: Any, broken: str
+) -> None:
+    last = max_receive_count(template)
+    steps["validate"] = answer({"items": items_with_receive_counts([1, last, last - 1])})
+    steps["post"] = fail() if broken == "post" else (lambda event: event)
+    steps["emit"] = fail()
+    assert run(sfn, workflow) == failures("m1", "m3")  # m2 is in the DLQ: it must not come back
+    (letter,) = dead_letters()
+    attributes = {name: value["StringValue"] for name, value in letter["MessageAttributes"].items()}
+    assert letter["Body"] == RECORDS[1]["body"]
+    assert attributes["source_message_id"] == "m2"
+    assert attributes["receive_count"] == str(last)
+    assert attributes["failure_error"] == "RuntimeError"
+    assert "the handler broke" in attributes["failure_message"]
+
+
+def test_when_every_item_is_on_its_last_delivery_all_are_dead_lettered_and_none_return(
+    sfn: Any, workflow: Workflow, steps: dict[str, Step], template: Template, dead_letters: Any
+) -> None:
+    last = max_receive_count(template)
+    steps["validate"] = answer({"items": items_with_receive_counts([last, last, last])})
+    steps["post"] = fail()
+    steps["emit"] = fail()
+    assert run(sfn, workflow) == failures()
+    assert sorted(letter["MessageAttributes"]["source_message_id"]["StringValue"] for letter in dead_letters()) == [
+        "m1",
+        "m2",
+        "m3",
+    ]
+
+
+def test_validate_and_its_salvage_failing_return_every_record(
+    sfn: Any, workflow: Workflow, steps: dict[str, Step]
+) -> None:
+    steps["validate"] = fail()
+    steps["emit"] = fail()
+    assert run(sfn, workflow) == ALL_RECORDS  # the queue's redrive policy is the backstop
 
 
 def test_a_failed_batch_of_one_returns_that_record(sfn: Any, workflow: Workflow, steps: dict[str, Step]) -> None:
     steps["validate"] = fail()
+    steps["emit"] = fail()
     assert run(sfn, workflow, RECORDS[:1]) == failures(RECORDS[0]["messageId"])
 
 
@@ -302,7 +421,12 @@ def lambda_service_errors(monkeypatch: pytest.MonkeyPatch, step: str, error_name
 
 
 def retrier_for(workflow: Workflow, step: str, error_name: str) -> dict[str, Any]:
-    (state,) = [s for name, s in all_states(workflow.definition).items() if workflow.step_of_state.get(name) == step]
+    # The step's own state; the salvage states that also invoke Emit carry the same retrier.
+    (state,) = [
+        s
+        for name, s in all_states(workflow.definition).items()
+        if workflow.step_of_state.get(name) == step and not name.startswith("Salvage")
+    ]
     (retrier,) = [r for r in state["Retry"] if error_name in r["ErrorEquals"]]
     return retrier
 
@@ -327,13 +451,19 @@ def test_lambda_service_error_is_retried_then_succeeds(
 
 
 @pytest.mark.parametrize("step", ["validate", "post", "emit"])
-def test_lambda_service_error_beyond_retries_returns_the_whole_batch(
+def test_lambda_service_error_beyond_retries_is_salvaged_or_returns_the_whole_batch(
     sfn: Any, workflow: Workflow, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     retrier = retrier_for(workflow, step, "Lambda.ServiceException")
     attempts = retrier.get("MaxAttempts", 3) + 1
-    failed = lambda_service_errors(monkeypatch, step, "Lambda.ServiceException", attempts + 10)
-    assert run(sfn, workflow) == ALL_RECORDS
-    assert len(failed) == attempts
+    failed = lambda_service_errors(monkeypatch, step, "Lambda.ServiceException", 2 * attempts)
+    if step == "emit":
+        # Emit and its salvage both fail: nothing is on its last delivery, so everything goes back.
+        assert run(sfn, workflow) == ALL_RECORDS
+        assert len(failed) == 2 * attempts
+    else:
+        assert run(sfn, workflow) == EMITTED  # Emit salvaged the batch with the step's error
+        assert len(failed) == attempts
+        (salvage,) = calls_to("emit")
+        assert salvage["error"]["Error"] == "Lambda.ServiceException"
     assert calls_to(step) == []
-    assert backoff(retrier, attempts - 1) == WAITS

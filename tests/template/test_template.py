@@ -305,13 +305,24 @@ def test_state_machine_may_invoke_exactly_the_functions_it_names(template: Templ
     named = set()
     for value in properties["DefinitionSubstitutions"].values():
         att = get_att_of(value)
-        assert att is not None and att[1] == "Arn"
+        if att is None:
+            continue  # the DLQ and MaxReceiveCount, for the last-resort dead-letter path
+        assert att[1] == "Arn"
         assert template.resources[att[0]]["Type"] == "AWS::Serverless::Function"
         named.add(att[0])
     invokable = {
         ref_of(p["FunctionName"]) for p in sam_policy_templates(template, state_machine_id)["LambdaInvokePolicy"]
     }
     assert invokable == named
+
+
+def test_state_machine_may_send_only_to_the_dlq_it_dead_letters_to(template: Template, state_machine_id: str) -> None:
+    properties = template.properties(state_machine_id)
+    substitutions = properties["DefinitionSubstitutions"]
+    assert substitutions["DeadLetterQueueUrl"] == {"Ref": "PostingDLQ"}
+    assert substitutions["MaxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    (queue,) = sam_policy_templates(template, state_machine_id)["SQSSendMessagePolicy"]
+    assert get_att_of(queue["QueueName"]) == ("PostingDLQ", "QueueName")
 
 
 def test_state_machine_logs_errors_without_payloads_and_is_traced(template: Template, state_machine_id: str) -> None:

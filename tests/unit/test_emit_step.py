@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from posting.domain.outcomes import BalanceAfter, Outcome, Reason, Status
-from posting.steps.emit import DEAD_LETTERED, POSTED, REJECTED, emit_batch, event_id
+from posting.steps.emit import DEAD_LETTERED, POSTED, REJECTED, emit_batch, event_id, salvaged_batch
 from posting.steps.items import Batch, BatchItem, Failure
 from tests.unit.fakes import FakeDeadLetterQueue, FakeEventBus
 
@@ -90,3 +90,72 @@ def test_a_conflict_is_announced_as_a_rejection_even_though_the_posting_stands()
     assert bus.published[0].detail_type == REJECTED
     assert bus.published[0].detail["posting_status"] == "POSTED"
     assert bus.published[0].detail["balances"] == []
+
+
+# -- a step failed as a whole: the workflow's Catch hands the batch and the error to Emit ----------
+
+STEP_ERROR = {"Error": "Lambda.Unknown", "Cause": '{"errorType": "RuntimeError", "errorMessage": "out of memory"}'}
+
+
+def test_a_refusal_by_content_gets_an_event_id_of_its_own_message():
+    refused = Outcome(status=Status.REJECTED, reason=Reason.UNBALANCED, detail="EUR debits exceed credits by 1")
+    decided = Outcome(status=Status.REJECTED, reason=Reason.UNBALANCED, posting_status=Status.REJECTED)
+    # Not recorded, so it can never share an id with the decision the posting_id gets later.
+    assert event_id(item("m1", refused), refused) != event_id(item("m1", decided), decided)
+    assert event_id(item("m1", refused), refused) == event_id(item("m1", refused), refused)
+    assert event_id(item("m1", refused), refused) != event_id(item("m2", refused), refused)
+
+
+def test_validate_failing_dead_letters_last_deliveries_with_the_step_error_and_returns_the_rest():
+    records = [
+        {"messageId": "m1", "body": "{}", "attributes": {"ApproximateReceiveCount": "1"}},
+        {"messageId": "m2", "body": '{"posting_id": "p2"}', "attributes": {"ApproximateReceiveCount": "5"}},
+    ]
+    batch = salvaged_batch({"records": records, "error": STEP_ERROR, "failed_step": "Validate"})
+    dlq, bus = FakeDeadLetterQueue(), FakeEventBus()
+
+    report = emit_batch(batch, bus, dlq, max_receive_count=5)
+
+    assert report.batch_item_failures == ["m1"]
+    (letter,) = dlq.messages
+    assert (letter["message_id"], letter["body"], letter["error"]) == ("m2", '{"posting_id": "p2"}', "Lambda.Unknown")
+    assert letter["message"] == "Validate failed for the whole batch: RuntimeError: out of memory"
+    assert [event.detail_type for event in bus.published] == [DEAD_LETTERED]
+
+
+def test_post_failing_still_announces_what_validate_refused_and_fails_only_the_others():
+    refused = Outcome(status=Status.REJECTED, reason=Reason.INVALID_REQUEST, detail="legs: Field required")
+    items = [item("m1", refused).model_dump(mode="json"), item("m2").model_dump(mode="json")]
+    batch = salvaged_batch({"items": items, "error": STEP_ERROR, "failed_step": "Post"})
+    bus = FakeEventBus()
+
+    report = emit_batch(batch, bus, FakeDeadLetterQueue(), max_receive_count=5)
+
+    assert report.batch_item_failures == ["m2"]
+    assert [(event.detail_type, event.detail["message_id"]) for event in bus.published] == [(REJECTED, "m1")]
+    assert batch.items[1].failure.error == "Lambda.Unknown"
+
+
+def test_a_salvaged_item_keeps_the_failure_it_already_had():
+    items = [item("m1", failure=timeout).model_dump(mode="json")]
+    batch = salvaged_batch({"items": items, "error": STEP_ERROR, "failed_step": "Emit"})
+    assert batch.items[0].failure == timeout
+
+
+def test_one_item_that_cannot_be_built_into_an_event_goes_back_alone(monkeypatch):
+    import posting.steps.emit as emit_step
+
+    original = emit_step.result_event
+
+    def result_event(batch_item, outcome):
+        if batch_item.message_id == "m2":
+            raise ValueError("cannot build this one")
+        return original(batch_item, outcome)
+
+    monkeypatch.setattr(emit_step, "result_event", result_event)
+    bus = FakeEventBus()
+    report = emit_batch(
+        Batch(items=[item("m1", posted), item("m2", posted), item("m3", posted)]), bus, FakeDeadLetterQueue(), 5
+    )
+    assert report.batch_item_failures == ["m2"]
+    assert [event.detail["message_id"] for event in bus.published] == ["m1", "m3"]

@@ -12,7 +12,7 @@ from posting.adapters.dead_letters import DeadLetterQueue
 from posting.adapters.event_bus import EventBus
 from posting.handlers.config import EmitConfig, aws_client
 from posting.handlers.observability import logger, metrics, tracer
-from posting.steps.emit import EVENT_SOURCE, emit_batch
+from posting.steps.emit import EVENT_SOURCE, emit_batch, salvaged_batch
 from posting.steps.items import Batch
 
 
@@ -35,7 +35,11 @@ def dead_letter_queue() -> DeadLetterQueue:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = emit_batch(Batch.from_event(event), event_bus(), dead_letter_queue(), config().max_receive_count)
+    # With "error", a step failed as a whole and the workflow's Catch hands over what it had.
+    batch = salvaged_batch(event) if "error" in event else Batch.from_event(event)
+    if "error" in event:
+        logger.error("a step failed for the whole batch", extra={"failed_step": event.get("failed_step")})
+    report = emit_batch(batch, event_bus(), dead_letter_queue(), config().max_receive_count)
     if report.unannounced_dead_letters:
         logger.error("dead letters sent without their event", extra={"count": report.unannounced_dead_letters})
     if report.batch_item_failures:

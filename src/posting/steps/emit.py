@@ -8,6 +8,7 @@ the same `event_id`: consumers dedupe on it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from posting.domain.events import (
     PostingRejected,
 )
 from posting.domain.outcomes import Outcome, Reason, Status
-from posting.steps.items import Batch, BatchItem
+from posting.steps.items import Batch, BatchItem, Failure, item_of_record
 
 POSTED = PostingPosted.detail_type
 REJECTED = PostingRejected.detail_type
@@ -48,18 +49,21 @@ def emit_batch(batch: Batch, bus: EventBus, dead_letters: DeadLetterQueue, max_r
     returned: list[str] = []
     dead_lettered = 0
     for item in batch.items:
-        if item.outcome is not None:
-            events.append(result_event(item, item.outcome))
-            owners.append(item)
-        elif item.receive_count >= max_receive_count:
-            # Last delivery the queue allows: dead-letter it ourselves so the reason goes with it.
-            if _dead_letter(item, dead_letters):
-                events.append(dead_letter_event(item))
+        try:
+            if item.outcome is not None:
+                events.append(result_event(item, item.outcome))
                 owners.append(item)
-                dead_lettered += 1
+            elif item.receive_count >= max_receive_count:
+                # Last delivery the queue allows: dead-letter it ourselves so the reason goes with it.
+                if _dead_letter(item, dead_letters):
+                    events.append(dead_letter_event(item))
+                    owners.append(item)
+                    dead_lettered += 1
+                else:
+                    returned.append(item.message_id)  # the queue's redrive policy is the backstop
             else:
-                returned.append(item.message_id)  # the queue's redrive policy is the backstop
-        else:
+                returned.append(item.message_id)
+        except Exception:  # noqa: BLE001 - one item's problem is never the batch's: it goes back alone
             returned.append(item.message_id)
     delivered = bus.publish(events)
     unannounced_dead_letters = 0
@@ -79,10 +83,56 @@ def emit_batch(batch: Batch, bus: EventBus, dead_letters: DeadLetterQueue, max_r
     )
 
 
+def salvaged_batch(event: dict[str, Any]) -> Batch:
+    """The batch to answer when a step failed as a whole and the workflow's Catch handed it here.
+
+    `event` is what the Catch passed: the step's input (`records` when Validate failed, else `items`),
+    `error` (Step Functions' `{"Error", "Cause"}`) and `failed_step`. Items that were decided keep
+    their outcome (a refusal by Validate can still be announced when Post failed); every other item
+    gets the step's failure as its own, so on its last delivery it is dead-lettered with that reason.
+    """
+    error = event.get("error") or {}
+    failure = Failure(
+        error=str(error.get("Error") or "States.TaskFailed")[:256],
+        message=f"{event.get('failed_step', 'a step')} failed for the whole batch: {_cause(error.get('Cause'))}"[:1000],
+    )
+    if "records" in event:
+        items = [item_of_record(record, position) for position, record in enumerate(event["records"])]
+    else:
+        items = Batch.from_event({"items": event.get("items", [])}).items
+    return Batch(
+        items=[
+            item
+            if item.outcome is not None or item.failure is not None
+            else item.model_copy(update={"failure": failure})
+            for item in items
+        ]
+    )
+
+
+def _cause(cause: Any) -> str:
+    """A Lambda error's Cause is JSON with errorType/errorMessage/stackTrace: keep the message only."""
+    if not isinstance(cause, str) or not cause:
+        return "no cause given"
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and parsed.get("errorMessage"):
+        return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
+    return cause
+
+
 def event_id(item: BatchItem, outcome: Outcome) -> str:
-    """A deterministic id: the same decision always yields the same id, whoever asks and how often."""
+    """A deterministic id: the same decision always yields the same id, whoever asks and how often.
+
+    A refusal by content (no recorded decision, no posting_status) is about the message, not the
+    posting_id, so its id comes from the message: it can never collide with the id's real decision.
+    """
     if item.posting_id is None:
         key = f"unidentified|{item.message_id}"
+    elif outcome.posting_status is None:
+        key = f"refused|{item.message_id}"
     elif outcome.reason == Reason.IDEMPOTENCY_CONFLICT:
         key = f"conflict|{item.posting_id}|{item.request_hash}"
     else:
@@ -111,7 +161,7 @@ def result_event(item: BatchItem, outcome: Outcome) -> ResultEvent:
 
 
 def dead_letter_event(item: BatchItem) -> ResultEvent:
-    assert item.failure is not None
+    assert item.failure is not None  # emit_batch dead-letters only undecided items, which carry one
     detail = PostingDeadLettered(
         event_id=str(uuid.uuid5(_EVENT_IDS, f"dead-letter|{item.message_id}")),
         posting_id=item.posting_id,
