@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from posting.adapters.dead_letters import DeadLetterQueue
 from posting.adapters.event_bus import EventBus
 from posting.handlers.config import EmitConfig, aws_client
-from posting.handlers.observability import logger, metrics, tracer
+from posting.handlers.observability import logger, metrics
 from posting.steps.emit import EVENT_SOURCE, emit_batch, salvaged_batch
 from posting.steps.items import Batch
 
@@ -32,7 +32,6 @@ def dead_letter_queue() -> DeadLetterQueue:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # With "error", a step failed as a whole and the workflow's Catch hands over what it had.

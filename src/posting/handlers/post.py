@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from posting.adapters.ledger_table import LedgerTable
 from posting.domain.outcomes import Status
 from posting.handlers.config import PostConfig, aws_client
-from posting.handlers.observability import logger, metrics, tracer
+from posting.handlers.observability import logger, metrics
 from posting.steps.items import Batch
 from posting.steps.post import post_batch
 
@@ -31,7 +31,6 @@ def ledger() -> LedgerTable:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Stop starting new work with a few seconds left, so undecided items go back to the queue one by

@@ -7,12 +7,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from posting.handlers.observability import logger, metrics, tracer
+from posting.handlers.observability import logger, metrics
 from posting.steps.validate import validate_batch
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: list[dict[str, Any]], context: LambdaContext) -> dict[str, Any]:
     batch = validate_batch(event)
