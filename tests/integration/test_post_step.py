@@ -84,7 +84,7 @@ def assert_books_balance(ledger: LedgerTable) -> None:
             accounts[record.account_id] = record
         elif isinstance(record, Entry):
             entries[record.account_id].append(record)
-        else:
+        elif isinstance(record, Decision):
             decisions[record.posting_id] = record
     net: Counter[str] = Counter()
     posted_with_entries = {entry.posting_id for booked in entries.values() for entry in booked}

@@ -480,11 +480,17 @@ def test_ledger_table_is_on_demand_keyed_recoverable_encrypted_and_retained(temp
     assert {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]} == {
         "PK": "S",
         "SK": "S",
+        "open_hold_bucket": "S",
+        "open_hold_expires_at": "S",
     }
     assert properties["KeySchema"] == [
         {"AttributeName": "PK", "KeyType": "HASH"},
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
+    # The expiry sweeper's sparse index: keys only, so it costs a few bytes per open hold.
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "OpenHoldsByExpiry"
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert table["DeletionPolicy"] == "Retain"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from posting.domain.outcomes import BalanceAfter, Outcome, Reason, Status
-from posting.steps.emit import DEAD_LETTERED, POSTED, REJECTED, emit_batch, event_id, salvaged_batch
+from posting.steps.emit import DEAD_LETTERED, POSTED, REJECTED, emit_batch, event_id, result_event, salvaged_batch
 from posting.steps.items import Batch, BatchItem, Failure
 from tests.unit.fakes import FakeDeadLetterQueue, FakeEventBus
 
@@ -33,7 +33,16 @@ def test_decided_items_become_events_and_nothing_returns():
     assert report.to_pipe_response() == {"batchItemFailures": []}
     assert [e.detail_type for e in bus.published] == [POSTED, REJECTED]
     assert bus.published[0].detail["balances"] == [
-        {"account_id": "acc-bob", "currency": "EUR", "balance": 1250, "version": 1}
+        {
+            "account_id": "acc-bob",
+            "currency": "EUR",
+            "balance": 1250,
+            "version": 1,
+            "posted": 1250,
+            "pending_debits": 0,
+            "pending_credits": 0,
+            "available": 1250,
+        }
     ]
     assert bus.published[1].detail["reason"] == "INSUFFICIENT_FUNDS"
     assert bus.published[1].detail["balances"] == []
@@ -159,3 +168,22 @@ def test_one_item_that_cannot_be_built_into_an_event_goes_back_alone(monkeypatch
     )
     assert report.batch_item_failures == ["m2"]
     assert [event.detail["message_id"] for event in bus.published] == ["m1", "m3"]
+
+
+def test_each_accepted_kind_announces_its_own_detail_type():
+    from posting.domain.events import LIFECYCLE_EVENTS
+
+    expected = {
+        "hold": "Hold Placed",
+        "capture": "Hold Captured",
+        "void": "Hold Voided",
+        "expiry": "Posting Hold Expired",
+        "reversal": "Posting Reversed",
+    }
+    for kind, detail_type in expected.items():
+        outcome = posted.model_copy(update={"kind": kind})
+        event = result_event(item("m1", outcome), outcome)
+        assert (event.detail_type, event.detail["kind"]) == (detail_type, kind)
+        assert LIFECYCLE_EVENTS[kind].detail_type == detail_type
+    rejected_hold = rejected.model_copy(update={"kind": "hold"})
+    assert result_event(item("m2", rejected_hold), rejected_hold).detail_type == REJECTED

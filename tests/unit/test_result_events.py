@@ -33,7 +33,10 @@ def compact(detail: dict) -> str:
 
 
 def test_the_json_of_every_result_event_is_pinned():
-    """Byte for byte what consumers got before the details became models: field order included."""
+    """Byte for byte what consumers got before the details became models: field order included.
+
+    (Extended, never broken, since: each balance also carries posted, pending and available figures.)
+    """
     batch = Batch.from_event(json.loads((ROOT / "events/emit.json").read_text()))
     events = [result_event(item, item.outcome) for item in batch.items if item.outcome is not None]
     dead = dead_letter_event(
@@ -50,15 +53,17 @@ def test_the_json_of_every_result_event_is_pinned():
             "Posting Posted",
             '{"event_id":"38423bbb-04d9-5e65-a9da-2fc24900afce","posting_id":"pay-2026-000123","status":"POSTED",'
             '"reason":null,"detail":null,"posting_status":"POSTED","balances":[{"account_id":"acc-alice",'
-            '"currency":"EUR","balance":8750,"version":2},{"account_id":"acc-bob","currency":"EUR","balance":1250,'
-            '"version":1}],"decided_at":"2026-11-27T10:00:01.123Z","message_id":"6f1c0c52-5a8e-4f7e-9d52-0c8c6a1b0001"}',
+            '"currency":"EUR","balance":8750,"version":2,"posted":8750,"pending_debits":0,'
+            '"pending_credits":0,"available":8750},{"account_id":"acc-bob","currency":"EUR","balance":1250,'
+            '"version":1,"posted":1250,"pending_debits":0,"pending_credits":0,"available":1250}],"decided_at":"2026-11-27T10:00:01.123Z","message_id":"6f1c0c52-5a8e-4f7e-9d52-0c8c6a1b0001"}',
         ),
         (
             "Posting Posted",
             '{"event_id":"38423bbb-04d9-5e65-a9da-2fc24900afce","posting_id":"pay-2026-000123","status":"DUPLICATE",'
             '"reason":null,"detail":null,"posting_status":"POSTED","balances":[{"account_id":"acc-alice",'
-            '"currency":"EUR","balance":8750,"version":2},{"account_id":"acc-bob","currency":"EUR","balance":1250,'
-            '"version":1}],"decided_at":"2026-11-27T10:00:01.123Z","message_id":"6f1c0c52-5a8e-4f7e-9d52-0c8c6a1b0002"}',
+            '"currency":"EUR","balance":8750,"version":2,"posted":8750,"pending_debits":0,'
+            '"pending_credits":0,"available":8750},{"account_id":"acc-bob","currency":"EUR","balance":1250,'
+            '"version":1,"posted":1250,"pending_debits":0,"pending_credits":0,"available":1250}],"decided_at":"2026-11-27T10:00:01.123Z","message_id":"6f1c0c52-5a8e-4f7e-9d52-0c8c6a1b0002"}',
         ),
         (
             "Posting Rejected",

@@ -6,7 +6,7 @@ They go through the same adapters the Lambda functions use, so what they read is
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from posting.adapters.dead_letters import FAILURE_ERROR, FAILURE_MESSAGE, SOURCE_MESSAGE_ID
-from posting.adapters.ledger_table import AccountAlreadyExists, LedgerTable
-from posting.domain.ledger import Entry
+from posting.adapters.ledger_table import AccountAlreadyExists, LedgerTable, Shard
+from posting.domain.ledger import Entry, HoldState, reversal_key
 from posting.domain.model import Account, AccountState, Side, utc_timestamp
 from posting.domain.outcomes import Decision, Status
 from posting_cli.target import Target
@@ -170,6 +170,9 @@ class Reconciliation:
     postings_posted: int = 0
     postings_rejected: int = 0
     trial_balance: dict[str, int] = field(default_factory=dict)  # currency -> debits - credits
+    shards: int = 0
+    holds: dict[str, int] = field(default_factory=dict)  # hold state -> count
+    reversals: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -177,38 +180,71 @@ class Reconciliation:
         return not self.problems
 
 
-def reconcile(target: Target, max_problems: int = 50) -> Reconciliation:
-    """Check the books three independent ways.
+SETTLED_BY = {HoldState.CAPTURED: "capture", HoldState.VOIDED: "void", HoldState.EXPIRED: "expiry"}
 
-    1. Trial balance: per currency, debits equal credits across all accounts.
-    2. Every account's balance equals the sum of its entries, its version their count, and each
-       entry's balance_after the running sum.
-    3. Every balance equals a recomputation from the accepted postings' legs alone.
+
+def reconcile(target: Target, max_problems: int = 50) -> Reconciliation:
+    """Check the books of a pipeline's ledger (see reconcile_table)."""
+    return reconcile_table(ledger(target), max_problems)
+
+
+def reconcile_table(table: LedgerTable, max_problems: int = 50) -> Reconciliation:
+    """Check the books independent ways, from one scan of the table.
+
+    1. Trial balance: per currency, posted debits equal credits across all accounts.
+    2. Every account's posted balance equals the sum of its entries (a hot account's: the sum of its
+       shards), its version their count, and each entry's balance_after the running sum.
+    3. Every posted balance equals a recomputation from the accepted requests' posted legs alone.
+    4. Every account's pending debits and credits equal the sums over the holds still open.
+    5. Every hold is in exactly one state, and a settled one names the one accepted request that
+       settled it (a capture, void or expiry of that hold); no hold is settled twice.
+    6. Every original's reversed amounts equal the sums of its accepted reversals, within the original.
     """
     report = Reconciliation()
-    accounts: dict[str, AccountState] = {}
+    stored: dict[str, AccountState] = {}
+    shards: dict[str, list[Shard]] = defaultdict(list)
     entries: dict[str, list[Entry]] = defaultdict(list)
-    posted: list[Decision] = []
-    for record in ledger(target).scan():
+    decisions: dict[str, Decision] = {}
+    for record in table.scan():
         if isinstance(record, AccountState):
-            accounts[record.account_id] = record
+            stored[record.account_id] = record
+        elif isinstance(record, Shard):
+            shards[record.account_id].append(record)
         elif isinstance(record, Entry):
             entries[record.account_id].append(record)
-        elif record.status == Status.POSTED:
-            posted.append(record)
         else:
-            report.postings_rejected += 1
+            decisions[record.posting_id] = record
+    accounts = {a: _with_shards(state, shards.get(a, [])) for a, state in stored.items()}
+    posted = [d for d in decisions.values() if d.status == Status.POSTED]
     report.accounts = len(accounts)
+    report.shards = sum(len(s) for s in shards.values())
     report.entries = sum(len(lines) for lines in entries.values())
     report.postings_posted = len(posted)
+    report.postings_rejected = len(decisions) - len(posted)
     report.trial_balance = _trial_balance(accounts.values())
     problems = [f"trial balance in {currency} is off by {net}" for currency, net in report.trial_balance.items() if net]
     recomputed, unknown = _recompute(posted, accounts)
     problems += unknown
     for account_id, state in sorted(accounts.items()):
         problems += _check_account(state, entries.get(account_id, []), recomputed.get(account_id, 0))
+        problems += _check_shards(state, shards.get(account_id, []))
+    problems += _check_holds(decisions, accounts, report)
+    problems += _check_reversals(decisions, report)
     report.problems = problems[:max_problems]
     return report
+
+
+def _with_shards(state: AccountState, shards: list[Shard]) -> AccountState:
+    if not state.account.is_hot:
+        return state
+    return state.model_copy(
+        update={
+            "balance": state.balance + sum(s.balance for s in shards),
+            "pending_debits": state.pending_debits + sum(s.pending_debits for s in shards),
+            "pending_credits": state.pending_credits + sum(s.pending_credits for s in shards),
+            "version": state.version + sum(s.entries for s in shards),
+        }
+    )
 
 
 def _signed(amount: int, side: str, state: AccountState) -> int:
@@ -223,12 +259,22 @@ def _trial_balance(accounts: Iterable[AccountState]) -> dict[str, int]:
     return dict(sorted(trial.items()))
 
 
+def posted_legs(decision: Decision) -> list[dict[str, Any]]:
+    """The legs an accepted request posted: a posting's own, a capture's or a reversal's; a hold,
+    void or expiry posts nothing."""
+    if decision.status != Status.POSTED or decision.kind in ("hold", "void", "expiry"):
+        return []
+    if decision.posted_legs is not None:
+        return decision.posted_legs
+    return list((decision.request or {}).get("legs", []))
+
+
 def _recompute(posted: list[Decision], accounts: dict[str, AccountState]) -> tuple[dict[str, int], list[str]]:
-    """Every balance again, from the legs of the accepted postings only."""
+    """Every balance again, from the posted legs of the accepted requests only."""
     recomputed: dict[str, int] = defaultdict(int)
     problems = []
     for decision in posted:
-        for leg in (decision.request or {}).get("legs", []):
+        for leg in posted_legs(decision):
             state = accounts.get(leg["account_id"])
             if state is None:
                 problems.append(f"posting {decision.posting_id} moved money on unknown account {leg['account_id']}")
@@ -241,9 +287,14 @@ def _check_account(state: AccountState, entries: list[Entry], recomputed: int) -
     account_id = state.account_id
     problems = []
     running = 0
-    for expected_sequence, entry in enumerate(sorted(entries, key=lambda e: e.sequence), start=1):
+    ordered = sorted(entries, key=lambda e: (e.recorded_at, e.sequence, e.posting_id, e.leg))
+    for expected_sequence, entry in enumerate(ordered, start=1):
         running += _signed(entry.amount, entry.side, state)
-        if entry.sequence != expected_sequence or entry.balance_after != running:
+        if state.account.is_hot:
+            if entry.signed_amount != _signed(entry.amount, entry.side, state):
+                problems.append(f"{account_id}: entry of {entry.posting_id} has the wrong signed amount")
+                break
+        elif entry.sequence != expected_sequence or entry.balance_after != running:
             problems.append(
                 f"{account_id}: entry {entry.sequence} says {entry.balance_after}, running sum is {running}"
             )
@@ -255,6 +306,91 @@ def _check_account(state: AccountState, entries: list[Entry], recomputed: int) -
         problems.append(f"{account_id}: version {state.version} but {len(entries)} entries")
     if recomputed != state.balance:
         problems.append(f"{account_id}: balance {state.balance} but accepted postings give {recomputed}")
+    return problems
+
+
+def _check_shards(state: AccountState, shards: list[Shard]) -> list[str]:
+    account = state.account
+    if not account.is_hot:
+        return [f"{account.account_id}: unsharded but has {len(shards)} shard(s)"] if shards else []
+    problems = []
+    if sorted(s.shard for s in shards) != list(range(account.balance_shards)):
+        problems.append(
+            f"{account.account_id}: shards {sorted(s.shard for s in shards)}, not 0..{account.balance_shards - 1}"
+        )
+    for shard in shards:
+        if shard.status != account.status:
+            problems.append(
+                f"{account.account_id}: shard {shard.shard} is {shard.status}, the account {account.status}"
+            )
+    return problems
+
+
+def _check_holds(
+    decisions: dict[str, Decision], accounts: dict[str, AccountState], report: Reconciliation
+) -> list[str]:
+    problems = []
+    pending: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    states: Counter[str] = Counter()
+    settlements: dict[str, list[str]] = defaultdict(list)
+    for decision in decisions.values():
+        if decision.status == Status.POSTED and decision.kind in SETTLED_BY.values():
+            settlements[decision.hold_id or ""].append(decision.posting_id)
+    for decision in decisions.values():
+        if decision.kind != "hold" or decision.status != Status.POSTED:
+            continue
+        state = decision.hold_state
+        states[str(state)] += 1
+        hold_id = decision.posting_id
+        settled = settlements.get(hold_id, [])
+        if state not in HoldState.ALL:
+            problems.append(f"hold {hold_id} is in no known state ({state})")
+        elif state == HoldState.OPEN:
+            if settled:
+                problems.append(f"hold {hold_id} is open but was settled by {', '.join(settled)}")
+            for leg in decision.pending_legs or []:
+                pending[leg["account_id"]][0 if leg["side"] == Side.DEBIT else 1] += leg["amount"]
+        else:
+            by = decisions.get(decision.settled_by or "")
+            if len(settled) != 1 or by is None or by.kind != SETTLED_BY[state] or settled != [by.posting_id]:
+                problems.append(f"hold {hold_id} is {state} but its settlements are {settled or 'none'}")
+    report.holds = dict(sorted(states.items()))
+    for account_id, account in sorted(accounts.items()):
+        debits, credits = pending.get(account_id, [0, 0])
+        if (account.pending_debits, account.pending_credits) != (debits, credits):
+            problems.append(
+                f"{account_id}: pending {account.pending_debits}/{account.pending_credits} (debits/credits) but its "
+                f"open holds sum to {debits}/{credits}"
+            )
+    return problems
+
+
+def _check_reversals(decisions: dict[str, Decision], report: Reconciliation) -> list[str]:
+    problems = []
+    reversed_by: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for decision in decisions.values():
+        if decision.status == Status.POSTED and decision.kind == "reversal" and decision.reverses:
+            report.reversals += 1
+            for leg in decision.posted_legs or []:
+                side = Side.CREDIT if leg["side"] == Side.DEBIT else Side.DEBIT  # the original's side
+                reversed_by[decision.reverses][reversal_key(leg["account_id"], side, leg["currency"])] += leg["amount"]
+    for original_id, totals in sorted(reversed_by.items()):
+        original = decisions.get(original_id)
+        if original is None:
+            problems.append(f"reversals of unknown posting {original_id}")
+            continue
+        if dict(original.reversed or {}) != dict(totals):
+            problems.append(
+                f"posting {original_id} records {original.reversed} reversed, its reversals sum to {dict(totals)}"
+            )
+        room: Counter[str] = Counter()
+        for leg in posted_legs(original):
+            room[reversal_key(leg["account_id"], leg["side"], leg["currency"])] += leg["amount"]
+        if any(amount > room[key] for key, amount in totals.items()):
+            problems.append(f"posting {original_id} is reversed beyond its amounts: {dict(totals)}")
+    for decision in decisions.values():
+        if decision.reversed and not reversed_by.get(decision.posting_id):
+            problems.append(f"posting {decision.posting_id} records reversals that do not exist")
     return problems
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from posting.domain.events import EVENT_SOURCE, RESULT_EVENTS, EventDetail
 from posting.domain.model import Account, PostingRequest
+from posting.domain.requests import request_json_schema
 
 SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 EVENT_SCHEMA_DRAFT = "http://json-schema.org/draft-04/schema#"
@@ -35,6 +36,8 @@ def schemas() -> dict[str, dict[str, Any]]:
     documents = {
         "posting-request.schema.json": PostingRequest.model_json_schema(mode="validation"),
         "account.schema.json": Account.model_json_schema(mode="validation"),
+        # Every kind (posting, hold, capture, void, expiry, reversal), discriminated by `kind`.
+        "request.schema.json": request_json_schema(),
     }
     for name, document in documents.items():
         document["$schema"] = SCHEMA_DRAFT

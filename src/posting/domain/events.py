@@ -79,5 +79,59 @@ class PostingDeadLettered(EventDetail):
     receive_count: int = Field(description="Deliveries the request had.")
 
 
+class HoldPlaced(PostingPosted):
+    """A hold is recorded: its amounts are pending on their accounts (available lowered on the paying side)."""
+
+    detail_type: ClassVar[str] = "Hold Placed"
+
+    kind: Literal["hold"]
+
+
+class HoldCaptured(PostingPosted):
+    """A hold is captured, whole or for less: the captured legs are posted, the rest released."""
+
+    detail_type: ClassVar[str] = "Hold Captured"
+
+    kind: Literal["capture"]
+
+
+class HoldVoided(PostingPosted):
+    """A hold is voided: all of its pending amounts are released."""
+
+    detail_type: ClassVar[str] = "Hold Voided"
+
+    kind: Literal["void"]
+
+
+class PostingHoldExpired(PostingPosted):
+    """A hold passed its expires_at and is released (posting_id `expire:<hold_id>`, sent by the sweeper)."""
+
+    detail_type: ClassVar[str] = "Posting Hold Expired"
+
+    kind: Literal["expiry"]
+
+
+class PostingReversed(PostingPosted):
+    """A reversal is posted: the mirror of a posted posting or capture, whole or in part."""
+
+    detail_type: ClassVar[str] = "Posting Reversed"
+
+    kind: Literal["reversal"]
+
+
+# What an accepted request of each kind announces; a plain posting announces PostingPosted.
+LIFECYCLE_EVENTS: dict[str, type[PostingPosted]] = {
+    "hold": HoldPlaced,
+    "capture": HoldCaptured,
+    "void": HoldVoided,
+    "expiry": PostingHoldExpired,
+    "reversal": PostingReversed,
+}
+
 # Every event the pipeline publishes, in the order they are documented. One line per event.
-RESULT_EVENTS: tuple[type[EventDetail], ...] = (PostingPosted, PostingRejected, PostingDeadLettered)
+RESULT_EVENTS: tuple[type[EventDetail], ...] = (
+    PostingPosted,
+    PostingRejected,
+    PostingDeadLettered,
+    *LIFECYCLE_EVENTS.values(),
+)

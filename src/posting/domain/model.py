@@ -12,9 +12,18 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from posting.domain.currencies import ISO_4217_CODES
@@ -107,9 +116,13 @@ def _bounded_metadata(metadata: dict[str, str]) -> dict[str, str]:
     return metadata
 
 
+MAX_BALANCE_SHARDS = 64
+
+
 class PostingRequest(_Contract):
     """A balanced double-entry movement, identified by the client's idempotency key `posting_id`."""
 
+    kind: Literal["posting"] | None = Field(default=None, description="absent or posting: a movement of posted money.")
     posting_id: PostingId
     legs: list[Leg] = Field(min_length=2, max_length=MAX_LEGS)
     # Absent: the time the ledger decides the posting. The hash covers the request as sent, so a
@@ -126,10 +139,7 @@ class PostingRequest(_Contract):
         Fields left out of the request (None) are left out here too, so adding an optional field to
         the contract never changes the hash of a request that does not use it. Instants are in UTC.
         """
-        content = self.model_dump(mode="json", exclude_none=True)
-        if self.effective_at is not None:
-            content["effective_at"] = self.effective_at.astimezone(UTC).isoformat(timespec="microseconds")
-        return content
+        return canonical_content(self)
 
     def content_hash(self) -> str:
         """SHA-256 of the request's canonical form: equal for equal content, whatever the key order,
@@ -139,8 +149,23 @@ class PostingRequest(_Contract):
         stored hashes must keep matching across library upgrades: a retry after a deploy must still
         be a DUPLICATE, not an IDEMPOTENCY_CONFLICT.
         """
-        canonical = json.dumps({"canonical_form": 1, **self.canonical_content()}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_hash(self)
+
+
+def canonical_content(request: BaseModel) -> dict[str, Any]:
+    """The canonical content of a request of any kind (see PostingRequest.canonical_content)."""
+    content = request.model_dump(mode="json", exclude_none=True)
+    for name in ("effective_at", "expires_at"):
+        moment = getattr(request, name, None)
+        if isinstance(moment, datetime):
+            content[name] = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return content
+
+
+def canonical_hash(request: BaseModel) -> str:
+    """The content hash of a request of any kind (see PostingRequest.content_hash)."""
+    canonical = json.dumps({"canonical_form": 1, **canonical_content(request)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Account(_Contract):
@@ -157,6 +182,27 @@ class Account(_Contract):
         description="0: never below zero; N: may go down to -N; null: unlimited (funding, settlement).",
     )
     status: AccountStatus = AccountStatus.OPEN
+    balance_shards: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_BALANCE_SHARDS,
+        description="1: one balance item. N > 1: a hot account, its balance spread over N shard items "
+        "updated without a prior read (requires overdraft_limit null).",
+    )
+
+    @model_validator(mode="after")
+    def _hot_accounts_are_unlimited(self) -> Account:
+        # A limit needs the whole balance read before each posting, which is what sharding removes.
+        if self.balance_shards > 1 and self.overdraft_limit is not None:
+            raise ValueError(
+                "an account with balance_shards > 1 must have overdraft_limit null: a sharded balance "
+                "cannot be checked against a limit without reading every shard"
+            )
+        return self
+
+    @property
+    def is_hot(self) -> bool:
+        return self.balance_shards > 1
 
 
 class AccountState(BaseModel):
@@ -169,16 +215,34 @@ class AccountState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     account: Account
-    balance: int = 0
+    balance: int = 0  # posted
     version: int = 0
+    pending_debits: int = 0
+    pending_credits: int = 0
+    # Of an unsharded account: when its last entry was recorded, so the next one sorts after it.
+    last_recorded_at: str = ""
 
     @property
     def account_id(self) -> str:
         return self.account.account_id
 
+    @property
+    def posted(self) -> int:
+        return self.balance
+
+    @property
+    def available(self) -> int:
+        """Posted less what holds may still take out; pending incoming money is never spendable."""
+        return available_balance(self.account.normal_balance, self.balance, self.pending_debits, self.pending_credits)
+
     def signed_amount(self, leg: Leg) -> int:
         """How a leg moves this account's balance: up on its normal side, down on the other."""
         return leg.amount if leg.side == self.account.normal_balance else -leg.amount
+
+
+def available_balance(normal_balance: Side, posted: int, pending_debits: int, pending_credits: int) -> int:
+    """Credit-normal: posted - pending debits; debit-normal: posted - pending credits."""
+    return posted - (pending_debits if normal_balance == Side.CREDIT else pending_credits)
 
 
 def parse_posting_request(body: str | bytes) -> PostingRequest:

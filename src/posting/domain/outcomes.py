@@ -8,9 +8,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from posting.domain.model import PostingRequest, differing_fields
+from posting.domain.model import canonical_content, differing_fields
+from posting.domain.requests import request_from_record
 
 
 class Status(StrEnum):
@@ -30,6 +31,16 @@ class Reason(StrEnum):
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     # Same posting_id, different content: nothing changes, the recorded posting stands.
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    # The lifecycle: holds, their capture, void and expiry, and reversals.
+    HOLD_NOT_FOUND = "HOLD_NOT_FOUND"
+    NOT_A_HOLD = "NOT_A_HOLD"
+    HOLD_ALREADY_CAPTURED = "HOLD_ALREADY_CAPTURED"
+    HOLD_ALREADY_VOIDED = "HOLD_ALREADY_VOIDED"
+    HOLD_EXPIRED = "HOLD_EXPIRED"
+    EXCEEDS_HOLD = "EXCEEDS_HOLD"
+    POSTING_NOT_FOUND = "POSTING_NOT_FOUND"
+    NOT_REVERSIBLE = "NOT_REVERSIBLE"
+    EXCEEDS_ORIGINAL = "EXCEEDS_ORIGINAL"
 
 
 class PostingRejected(Exception):
@@ -50,7 +61,11 @@ class TransientPostingError(Exception):
 
 
 class BalanceAfter(BaseModel):
-    """An account's balance right after a posting, with the version (entry count) it reached."""
+    """An account's figures right after a posting, with the version (entry count) it reached.
+
+    `balance` is the posted balance (the name predates holds); `available` is posted less what
+    holds may still take out. Hot (sharded) accounts are not listed: a posting does not read them.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -58,6 +73,19 @@ class BalanceAfter(BaseModel):
     currency: str
     balance: int
     version: int
+    posted: int | None = None
+    pending_debits: int = 0
+    pending_credits: int = 0
+    available: int | None = None
+
+    @model_validator(mode="after")
+    def _four_figures(self) -> BalanceAfter:
+        # Decisions recorded before holds existed carry only `balance`: nothing was pending then.
+        if self.posted is None:
+            object.__setattr__(self, "posted", self.balance)
+        if self.available is None and not (self.pending_debits or self.pending_credits):
+            object.__setattr__(self, "available", self.balance)
+        return self
 
 
 class Decision(BaseModel):
@@ -74,6 +102,18 @@ class Decision(BaseModel):
     decided_at: str
     message_id: str | None = None
     request: dict[str, Any] | None = None  # the accepted request as JSON, when it parsed
+    # The lifecycle (absent on plain postings, and on everything recorded before kinds existed).
+    kind: str | None = None  # hold, capture, void, expiry, reversal; None: a posting
+    hold_id: str | None = None  # capture, void, expiry: the hold settled
+    reverses: str | None = None  # reversal: the original
+    posted_legs: list[dict[str, Any]] | None = None  # what was posted, when not the request's legs
+    pending_legs: list[dict[str, Any]] | None = None  # hold: what is (or was) pending
+    expires_at: str | None = None  # hold
+    hold_state: str | None = None  # hold: open, captured, voided or expired
+    settled_by: str | None = None  # hold: the capture, void or expiry that ended it
+    reversed: dict[str, int] | None = None  # original: "account|side|currency" -> amount reversed so far
+    reversed_by: list[str] | None = None  # original: its reversals
+    version: int | None = None  # original: bumped by each reversal (their optimistic lock)
 
 
 class Outcome(BaseModel):
@@ -89,10 +129,11 @@ class Outcome(BaseModel):
     posting_status: Status | None = None
     balances: tuple[BalanceAfter, ...] = ()
     decided_at: str | None = None
+    kind: str | None = None  # the decision's kind (None: a posting): names the result event
 
     @classmethod
     def answering(
-        cls, decision: Decision, request_hash: str, *, created: bool, request: PostingRequest | None = None
+        cls, decision: Decision, request_hash: str, *, created: bool, request: BaseModel | None = None
     ) -> Outcome:
         """The outcome of a request given the decision now recorded under its posting_id.
 
@@ -115,15 +156,16 @@ class Outcome(BaseModel):
             posting_status=decision.status,
             balances=decision.balances,
             decided_at=decision.decided_at,
+            kind=decision.kind,
         )
 
 
-def _differences(decision: Decision, request: PostingRequest | None) -> str:
+def _differences(decision: Decision, request: BaseModel | None) -> str:
     if request is None or decision.request is None:
         return ""
     try:
-        recorded = PostingRequest.model_validate(decision.request, strict=False)
+        recorded = request_from_record(decision.request)
     except ValidationError:
         return ""  # recorded by an older contract: the hashes differ, the fields cannot be named
-    fields = differing_fields(recorded.canonical_content(), request.canonical_content())
+    fields = differing_fields(canonical_content(recorded), canonical_content(request))
     return f"; differs in {', '.join(fields[:10])}" + (f" and {len(fields) - 10} more" if len(fields) > 10 else "")

@@ -19,6 +19,7 @@ from posting.adapters.dead_letters import DeadLetterQueue
 from posting.adapters.event_bus import EventBus, ResultEvent
 from posting.domain.events import (
     EVENT_SOURCE,  # noqa: F401 - re-exported for the handler and tools
+    LIFECYCLE_EVENTS,
     PostingDeadLettered,
     PostingPosted,
     PostingRejected,
@@ -143,20 +144,21 @@ def event_id(item: BatchItem, outcome: Outcome) -> str:
 def result_event(item: BatchItem, outcome: Outcome) -> ResultEvent:
     decided = outcome.posting_status or outcome.status
     posted = decided == Status.POSTED and outcome.reason != Reason.IDEMPOTENCY_CONFLICT
-    model = PostingPosted if posted else PostingRejected
-    detail = model.model_validate(
-        {
-            "event_id": event_id(item, outcome),
-            "posting_id": item.posting_id,
-            "status": str(outcome.status),
-            "reason": str(outcome.reason) if outcome.reason else None,
-            "detail": outcome.detail,
-            "posting_status": str(outcome.posting_status) if outcome.posting_status else None,
-            "balances": [balance.model_dump() for balance in outcome.balances] if posted else [],
-            "decided_at": outcome.decided_at,
-            "message_id": item.message_id,
-        }
-    )
+    model = LIFECYCLE_EVENTS.get(outcome.kind or "posting", PostingPosted) if posted else PostingRejected
+    fields = {
+        "event_id": event_id(item, outcome),
+        "posting_id": item.posting_id,
+        "status": str(outcome.status),
+        "reason": str(outcome.reason) if outcome.reason else None,
+        "detail": outcome.detail,
+        "posting_status": str(outcome.posting_status) if outcome.posting_status else None,
+        "balances": [balance.model_dump() for balance in outcome.balances] if posted else [],
+        "decided_at": outcome.decided_at,
+        "message_id": item.message_id,
+    }
+    if model is not PostingPosted and posted:
+        fields["kind"] = outcome.kind
+    detail = model.model_validate(fields)
     return ResultEvent(detail_type=model.detail_type, detail=detail.model_dump(mode="json"))
 
 

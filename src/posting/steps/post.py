@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from posting.adapters.ledger_table import ConcurrentUpdate, LedgerTable, PostingAlreadyDecided
-from posting.domain.ledger import plan_posting
-from posting.domain.model import PostingRequest, parse_posting_request, utc_timestamp
+from posting.domain.ledger import accounts_touched, plan_request, referenced_id
+from posting.domain.model import AccountState, utc_timestamp
 from posting.domain.outcomes import Decision, Outcome, PostingRejected, Reason, Status, TransientPostingError
+from posting.domain.requests import Request, parse_request
 from posting.steps.items import Batch, BatchItem, Failure
 
 # Contention on a busy account is normal (several batches post to it at once): retry with full
@@ -38,6 +39,18 @@ def now() -> str:
     return utc_timestamp(datetime.now(UTC))
 
 
+def _decision_time(accounts: Mapping[str, AccountState]) -> datetime:
+    """Now, but never before an entry already recorded on an unsharded account it touches, so that
+    an account's entries sort by time and by sequence alike (clocks of two hosts may disagree)."""
+    moment = datetime.now(UTC)
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # stored to the millisecond
+    for state in accounts.values():
+        if state.last_recorded_at:
+            last = datetime.fromisoformat(state.last_recorded_at.replace("Z", "+00:00"))
+            moment = max(moment, last)
+    return moment
+
+
 def post_batch(
     batch: Batch,
     ledger: LedgerTable,
@@ -47,8 +60,9 @@ def post_batch(
 ) -> Batch:
     """Decide every item of the batch; items come back in order, each with an outcome or a failure.
 
-    Items run concurrently, but two items that share an account or a posting_id never run at the
-    same time inside this invocation: they would only make each other retry. `deadline` (a
+    Items run concurrently, but two items that share an unsharded account, a posting_id or the hold or
+    original they act on never run at the same time inside this invocation: they would only make each
+    other retry. Hot accounts take no lock: their shard updates never conflict. `deadline` (a
     time.monotonic() value) is when the invocation must stop starting work: items it leaves
     undecided go back to the queue instead of the whole batch timing out.
     """
@@ -57,8 +71,11 @@ def post_batch(
     def decide(item: BatchItem) -> BatchItem:
         try:
             request = _request_of(item)
-            accounts = {leg.account_id for leg in request.legs} if request else set()
-            with locks.holding({f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts}):
+            accounts = set(accounts_touched(request)) if request else set()
+            keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts if not ledger.is_known_hot(a)}
+            if request and (reference := referenced_id(request)):
+                keys.add(f"posting:{reference}")
+            with locks.holding(keys):
                 if deadline is not None and time.monotonic() > deadline:
                     return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
                 return post_item(item, ledger, sleep, request, deadline)
@@ -75,7 +92,7 @@ def post_item(
     item: BatchItem,
     ledger: LedgerTable,
     sleep: Callable[[float], None] = time.sleep,
-    request: PostingRequest | None = None,
+    request: Request | None = None,
     deadline: float | None = None,
 ) -> BatchItem:
     """Record one item's decision. Never raises for a single item: failures travel with the item.
@@ -88,7 +105,7 @@ def post_item(
         return item  # refused by validation for its content alone: nothing to record, no id consumed
     try:
         if request is None:
-            request = parse_posting_request(item.body)
+            request = parse_request(item.body)
         if item.receive_count > 1 and (recorded := _recorded_answer(item, ledger, request)):
             # A redelivery is often already decided (a timeout or crash after the commit).
             return item.model_copy(update={"outcome": recorded})
@@ -119,27 +136,30 @@ def _failed(item: BatchItem, error: Exception) -> BatchItem:
     )
 
 
-def _recorded_answer(item: BatchItem, ledger: LedgerTable, request: PostingRequest) -> Outcome | None:
+def _recorded_answer(item: BatchItem, ledger: LedgerTable, request: Request) -> Outcome | None:
     decision = ledger.get_decision(item.posting_id) if item.posting_id else None
     return _answer(decision, item, request) if decision else None
 
 
-def _decide(item: BatchItem, request: PostingRequest, ledger: LedgerTable) -> Outcome:
+def _decide(item: BatchItem, request: Request, ledger: LedgerTable) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
-    accounts = ledger.get_accounts(leg.account_id for leg in request.legs)
+    reference_id = referenced_id(request)
+    reference = ledger.get_decision(reference_id) if reference_id else None
+    accounts = ledger.accounts_for_planning(accounts_touched(request, reference))
+    decided_at = _decision_time(accounts)
     try:
-        plan = plan_posting(request, accounts)
+        plan = plan_request(request, accounts, reference, decided_at)
     except PostingRejected as rejection:
         return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
     try:
-        decision = ledger.record_posting(plan, item.request_hash, item.message_id, now())
+        decision = ledger.record_posting(plan, item.request_hash, item.message_id, utc_timestamp(decided_at))
     except PostingAlreadyDecided as already:
         return _answer(already.decision, item, request)
     return _answer(decision, item, request)
 
 
 def _record_rejection(
-    item: BatchItem, ledger: LedgerTable, reason: Reason | None, detail: str | None, request: PostingRequest
+    item: BatchItem, ledger: LedgerTable, reason: Reason | None, detail: str | None, request: Request
 ) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
     decision = Decision(
@@ -150,7 +170,7 @@ def _record_rejection(
         request_hash=item.request_hash,
         decided_at=now(),
         message_id=item.message_id,
-        request=request.model_dump(mode="json"),
+        request=request.model_dump(mode="json", exclude_none=True),
     )
     try:
         return _answer(ledger.record_rejection(decision), item, request)
@@ -158,7 +178,7 @@ def _record_rejection(
         return _answer(already.decision, item, request)
 
 
-def _answer(decision: Decision, item: BatchItem, request: PostingRequest) -> Outcome:
+def _answer(decision: Decision, item: BatchItem, request: Request) -> Outcome:
     # The message that made the decision gets the decision itself, even when it is redelivered
     # (say, after a crash before the pipe deleted it); any other message is a DUPLICATE.
     assert item.request_hash is not None
@@ -166,12 +186,12 @@ def _answer(decision: Decision, item: BatchItem, request: PostingRequest) -> Out
     return Outcome.answering(decision, item.request_hash, created=created, request=request)
 
 
-def _request_of(item: BatchItem) -> PostingRequest | None:
+def _request_of(item: BatchItem) -> Request | None:
     """The request an undecided item carries (validated upstream); None for an item already rejected."""
     if item.outcome is not None:
         return None
     try:
-        return parse_posting_request(item.body)
+        return parse_request(item.body)
     except ValidationError:
         return None  # cannot happen after the validate step; post_item reports it as the item's failure
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from posting.domain.ledger import check_balanced
-from posting.domain.model import POSTING_ID_PATTERN, parse_posting_request
+from posting.domain.ledger import check_content
+from posting.domain.model import POSTING_ID_PATTERN
 from posting.domain.outcomes import Outcome, PostingRejected, Reason, Status
+from posting.domain.requests import parse_request
 from posting.steps.items import Batch, BatchItem, item_of_record
 
 _POSTING_ID = re.compile(POSTING_ID_PATTERN)
@@ -31,13 +32,13 @@ def validate_record(record: Any, position: int = 0) -> BatchItem:
     """The item for one record: a request to post, or a refusal. Never raises."""
     item = item_of_record(record, position)
     try:
-        request = parse_posting_request(item.body)
+        request = parse_request(item.body)
     except ValidationError as invalid:
         return _refused(item, _posting_id_of(item.body), Reason.INVALID_REQUEST, _summarise(invalid))
     except Exception as error:  # noqa: BLE001 - a parser bug must be this record's refusal, not the batch's
         return _refused(item, None, Reason.INVALID_REQUEST, f"body: unreadable ({type(error).__name__})")
     try:
-        check_balanced(request)
+        check_content(request)
         request_hash = request.content_hash()
     except PostingRejected as rejection:
         return _refused(item, request.posting_id, rejection.reason, rejection.detail)
