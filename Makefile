@@ -19,7 +19,7 @@ POSTINGS ?=
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(INSTALLED): requirements-dev.txt src/requirements.txt pyproject.toml
+$(INSTALLED): requirements-dev.txt layer/requirements.txt pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON) and installing pinned dependencies"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -367,6 +367,39 @@ def test_handler_is_an_importable_callable_in_the_code_uri(template: Template, l
     assert Path(module.__file__ or "").resolve().is_relative_to(code_uri)
 
 
+def test_dependencies_are_one_layer_built_by_sam_for_the_functions_runtime(
+    template: Template, functions: dict[str, dict[str, Any]]
+) -> None:
+    layers = template.resources_of_type("AWS::Serverless::LayerVersion")
+    assert list(layers) == ["DependenciesLayer"]
+    layer = layers["DependenciesLayer"]
+    assert layer["Metadata"] == {"BuildMethod": LAMBDA_RUNTIME, "BuildArchitecture": LAMBDA_ARCHITECTURES[0]}
+    properties = layer["Properties"]
+    assert properties["CompatibleRuntimes"] == [LAMBDA_RUNTIME]
+    assert properties["CompatibleArchitectures"] == LAMBDA_ARCHITECTURES
+    content = template.path.parent / properties["ContentUri"]
+    # sam build installs the layer's requirements.txt and copies the rest of ContentUri: nothing else there.
+    assert sorted(path.name for path in content.iterdir()) == ["requirements.txt"]
+    for logical_id in functions:
+        assert template.function_setting(logical_id, "Layers") == [{"Ref": "DependenciesLayer"}]
+
+
+def test_functions_ship_only_our_code(template: Template) -> None:
+    # No requirements.txt in the CodeUri: sam build copies src/ and installs nothing into a function.
+    code_uri = template.path.parent / template.function_globals()["CodeUri"]
+    assert not (code_uri / "requirements.txt").exists()
+    assert sorted(p.name for p in code_uri.iterdir() if not p.name.startswith((".", "__"))) == ["posting"]
+
+
+def test_layer_requirements_are_pinned_and_leave_the_sdk_to_the_runtime(template: Template) -> None:
+    content = template.path.parent / template.properties("DependenciesLayer")["ContentUri"]
+    lines = [line.strip() for line in (content / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line and not line.startswith("#")]
+    assert requirements and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][A-Za-z0-9.]*", r) for r in requirements)
+    names = {re.split(r"[\[=]", r)[0].lower() for r in requirements}
+    assert not names & {"boto3", "botocore", "aws-xray-sdk"}, "the runtime provides the SDK; see the file's comment"
+
+
 def config_models(template: Template, logical_id: str) -> list[type[BaseModel]]:
     """The environment models (posting.handlers.config) a function's handler module uses."""
     module = importlib.import_module(template.properties(logical_id)["Handler"].rpartition(".")[0])
