@@ -14,7 +14,7 @@ FN ?= post
 EVENT ?= events/post.json
 POSTINGS ?=
 
-.PHONY: help venv engines test unit lint format demo bench build validate deploy invoke logs schema clean
+.PHONY: help venv engines test unit lint format demo soak bench build validate deploy invoke logs schema clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ unit: $(INSTALLED) ## the pure unit tests only (seconds, no engines)
 
 demo: engines ## run the whole pipeline locally on realistic traffic, with a summary
 	$(BIN)/posting local demo $(if $(POSTINGS),--postings $(POSTINGS))
+
+SEED ?= 1
+soak: engines ## every fault injected (a killed process too) on demo-like traffic, then every invariant proven (POSTINGS=3000 SEED=1)
+	AWS_EC2_METADATA_DISABLED=true $(BIN)/posting local soak --faults all --postings $(or $(POSTINGS),3000) --seed $(SEED)
 
 bench: engines ## measure throughput, latency and memory on the local stack
 	$(BIN)/python -m posting_cli.bench

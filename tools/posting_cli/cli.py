@@ -63,10 +63,37 @@ def _stack(args: argparse.Namespace, **options: Any) -> Any:
     from posting_cli.local.template import Template, TemplateError
 
     try:
-        template = Template.load(overrides=_parameters(args.parameter))
+        template = Template.load(
+            stack_name=getattr(args, "stack_name", None) or "posting-local", overrides=_parameters(args.parameter)
+        )
     except TemplateError as error:
         raise CliError(str(error)) from error
-    return LocalStack(template, fresh_books=getattr(args, "fresh_books", False), **options)
+    return LocalStack(template, fresh_books=getattr(args, "fresh_books", False), faults=_faults(args), **options)
+
+
+def _faults(args: argparse.Namespace) -> Any:
+    """The fault injector that --faults asks for, or None (no faults: the default)."""
+    from posting_cli.local.faults import FaultInjector, FaultPlan, FaultSpecError
+
+    spec = getattr(args, "faults", None)
+    if not spec:
+        return None
+    try:
+        plan = FaultPlan.parse(spec, seed=args.fault_seed, probability=args.fault_probability)
+    except (FaultSpecError, ValueError) as error:
+        raise CliError(str(error)) from error
+    if not plan.probabilities:
+        return None
+    log_path = Path(args.fault_log) if args.fault_log else None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    return FaultInjector(plan, log_path=log_path)
+
+
+def _print_faults(stack: Any) -> None:
+    if stack.faults is not None:
+        fired = ", ".join(f"{kind} {n}" for kind, n in sorted(stack.faults.counts.items())) or "none"
+        console.print(f"faults fired (seed {stack.faults.plan.seed}): {fired}")
 
 
 def _open_accounts(target: Any, accounts: Any) -> tuple[int, list[str]]:
@@ -131,6 +158,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
         target = stack.target
         _open_accounts(target, accounts)
         visibility = int(stack.template.parameters["VisibilityTimeoutSeconds"])
+        event_log = Path(args.events).open("a", buffering=1) if args.events else None  # noqa: SIM115
         with _progress("posting") as (progress, task):
             try:
                 outcomes = run(
@@ -139,9 +167,14 @@ def cmd_local_run(args: argparse.Namespace) -> int:
                     stall_seconds=args.stall_timeout or max(60, 2 * visibility + 30),
                     deadline_seconds=args.timeout,
                     on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                    event_log=event_log,
                 )
             except RunIncomplete as error:
                 raise CliError(str(error)) from error
+            finally:
+                if event_log is not None:
+                    event_log.close()
+        _print_faults(stack)
         write_results(Path(args.results), outcomes)
         write_balances(target, [a.account_id for a in accounts], Path(args.balances))
     counts: dict[str, int] = {}
@@ -162,6 +195,28 @@ def cmd_local_demo(args: argparse.Namespace) -> int:
             stack.target, postings=args.postings, seed=args.seed, console=console, stall_seconds=2 * visibility + 30
         )
     return 0 if report.ok else 1
+
+
+def cmd_local_soak(args: argparse.Namespace) -> int:
+    """Demo-like traffic under injected faults (and a killed process), then proof of every invariant."""
+    from posting_cli.local.faults import FaultPlan, FaultSpecError
+    from posting_cli.soak import SoakSettings, run_soak
+
+    try:
+        FaultPlan.parse(args.faults, seed=args.seed, probability=args.fault_probability)
+    except (FaultSpecError, ValueError) as error:
+        raise CliError(str(error)) from error
+    settings = SoakSettings(
+        postings=args.postings,
+        seed=args.seed,
+        faults=args.faults,
+        probability=args.fault_probability,
+        workdir=Path(args.workdir),
+        visibility_timeout=args.visibility_timeout,
+        max_receive_count=args.max_receive_count,
+        pollers=args.pollers,
+    )
+    return 0 if run_soak(settings, console).ok else 1
 
 
 def cmd_local_invoke(args: argparse.Namespace) -> int:
@@ -409,6 +464,10 @@ def _parser() -> argparse.ArgumentParser:
             help="start from empty books: delete the ledger table if $DYNAMODB_ENDPOINT already has one "
             "(by default an existing table is reused, as a retained table is on AWS)",
         )
+        command.add_argument(
+            "--stack-name", default="posting-local", help="local stack name (names the ledger table and the rest)"
+        )
+        _add_fault_options(command)
         command.set_defaults(command=handler)
         return command
 
@@ -425,6 +484,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results", required=True, help="where to write one JSON result per input line")
     run.add_argument("--balances", required=True, help="where to write the final balances")
     run.add_argument("--timeout", type=float, default=1800, help="overall bound on the wait, in seconds")
+    run.add_argument("--events", metavar="FILE", help="append every result event seen to this JSONL file")
     run.add_argument(
         "--stall-timeout",
         type=float,
@@ -435,6 +495,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = local_command("demo", cmd_local_demo, "seed a realistic book, post realistic traffic, print a summary")
     demo.add_argument("--postings", type=int, default=2000, help="number of posting requests to send")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the traffic")
+
+    _add_soak(local_verbs)
 
     invoke = local_command("invoke", cmd_local_invoke, "run one handler on one event file (like sam local invoke)", 0)
     invoke.add_argument("function", help="validate, post or emit (or the template's logical id)")
@@ -481,6 +543,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(command=cmd_schema)
     return parser
+
+
+def _add_soak(local_verbs: Any) -> None:
+    help_text = "demo-like traffic under injected faults, then check every money and delivery invariant"
+    soak = local_verbs.add_parser("soak", help=help_text, description=help_text)
+    soak.add_argument("--postings", type=int, default=3000, help="number of posting requests to send")
+    soak.add_argument("--seed", type=int, default=1, help="seed of the traffic and of the fault decisions")
+    soak.add_argument("--faults", default="all", metavar="SPEC", help="as for `posting local run --faults`")
+    soak.add_argument("--fault-probability", type=float, default=0.05, help="probability of a kind given without one")
+    soak.add_argument("--workdir", default=".posting-local/soak", help="request files, logs and results go here")
+    soak.add_argument("--visibility-timeout", type=int, default=6, help="the queue's VisibilityTimeout, seconds")
+    soak.add_argument("--max-receive-count", type=int, default=5, help="deliveries before a message is dead-lettered")
+    soak.add_argument("--pollers", type=int, default=4, help="concurrent pipe pollers")
+    soak.set_defaults(command=cmd_local_soak)
+
+
+def _add_fault_options(command: argparse.ArgumentParser) -> None:
+    faults = command.add_argument_group("fault injection (see the README's Reliability section)")
+    faults.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="'all', or kinds with optional probabilities: post_crash_after_commit=0.1,dynamodb_throttle,...",
+    )
+    faults.add_argument("--fault-seed", type=int, default=0, help="seed of the fault decisions")
+    faults.add_argument("--fault-probability", type=float, default=0.05, help="probability of a kind given without one")
+    faults.add_argument("--fault-log", metavar="FILE", help="append every fault that fires to this JSONL file")
 
 
 if __name__ == "__main__":

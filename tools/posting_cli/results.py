@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from posting.steps.emit import EVENT_SOURCE
 from posting_cli import operations
@@ -21,6 +21,7 @@ class Result:
     detail: str | None
     event_id: str | None
     observed_ms: int  # when the result event was delivered (ms since the epoch); 0 if unknown
+    posting_status: str | None = None  # the decision recorded for the posting_id, when the event says
 
 
 class ResultCollector:
@@ -31,7 +32,8 @@ class ResultCollector:
     close. Local stacks only: on AWS the queue would also need a policy letting EventBridge in.
     """
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, event_log: TextIO | None = None) -> None:
+        """`event_log`, if given, gets every result event read (one JSON per line), repeats included."""
         if not target.is_local:
             raise ValueError("the result collector subscribes to local stacks only")
         self._target = target
@@ -53,6 +55,7 @@ class ResultCollector:
         )
         self.results: dict[str, Result] = {}
         self.events_seen = 0
+        self._event_log = event_log
 
     def close(self) -> None:
         self._events.remove_targets(Rule=self._name, EventBusName=self._target.event_bus_name, Ids=["tap"])
@@ -79,7 +82,12 @@ class ResultCollector:
                 return new
             for message in messages:
                 self.events_seen += 1
-                new += self._record(json.loads(message["Body"]), int(message["Attributes"]["SentTimestamp"]))
+                event = json.loads(message["Body"])
+                if self._event_log is not None:
+                    self._event_log.write(
+                        json.dumps({"detail_type": event.get("detail-type"), "detail": event.get("detail", {})}) + "\n"
+                    )
+                new += self._record(event, int(message["Attributes"]["SentTimestamp"]))
             self._sqs.delete_message_batch(
                 QueueUrl=self._queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
@@ -115,6 +123,7 @@ class ResultCollector:
             detail=detail.get("detail"),
             event_id=detail.get("event_id"),
             observed_ms=observed_ms,
+            posting_status=detail.get("posting_status"),
         )
         return 1
 

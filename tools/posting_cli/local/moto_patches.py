@@ -229,7 +229,9 @@ def install_lambda_dispatch(dispatch: LambdaDispatch) -> None:
         except Exception as exc:  # noqa: BLE001 - surfaced as a function error
             tb = exc.__traceback__
             stack = traceback.format_tb(tb.tb_next if tb else None)  # skip this frame
-            return _error_payload(str(exc), type(exc).__name__, stack), True, ""
+            # A runtime-level failure (a crash, a timeout) names itself as Lambda does, with a dot.
+            error_type = str(getattr(exc, "error_type", type(exc).__name__))
+            return _error_payload(str(exc), error_type, stack), True, ""
         try:
             return json.dumps(result), False, ""
         except (TypeError, ValueError) as exc:

@@ -12,6 +12,11 @@ keeps with the queue and the workflow:
 - records that are kept are left in flight untouched, so they return after the queue's visibility
   timeout and the queue's redrive policy moves them to the DLQ after maxReceiveCount deliveries;
 - several pollers run concurrently, as the pipe scales out.
+
+`poller_death` (fault injection, see faults.py) can make a poller die at one stage of a batch:
+`received` (before the workflow runs), `executed` (after it, before any delete) or `deleting`
+(after part of the deletes). The records it did not delete come back after the visibility timeout,
+and a new poller takes its place, as the Pipes service replaces a failed poller.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,14 +52,26 @@ class PipeStats:
     deleted: int = 0
     kept: int = 0
     failed_executions: int = 0
+    poller_deaths: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+class PollerDied(Exception):
+    """A poller stopped mid-batch (injected): what it did not delete stays in flight."""
 
 
 class LocalPipe:
     """Polls the source queue with `pollers` threads and runs the workflow for each batch."""
 
     def __init__(
-        self, settings: PipeSettings, sqs: Any, stepfunctions: Any, pollers: int = 2, region: str = "us-east-1"
+        self,
+        settings: PipeSettings,
+        sqs: Any,
+        stepfunctions: Any,
+        *,
+        pollers: int = 2,
+        region: str = "us-east-1",
+        poller_death: Callable[[list[dict[str, Any]]], str | None] | None = None,
     ) -> None:
         if settings.invocation_type != "REQUEST_RESPONSE":
             raise ValueError(
@@ -69,6 +87,7 @@ class LocalPipe:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._executions = 0
+        self._poller_death = poller_death
         self.stats = PipeStats()
 
     def start(self) -> None:
@@ -89,6 +108,10 @@ class LocalPipe:
                 records = self._collect_batch()
                 if records:
                     self._deliver(records)
+            except PollerDied as died:
+                log.warning("pipe poller died (%s); a new one takes over", died)
+                with self._lock:
+                    self.stats.poller_deaths += 1
             except Exception as error:
                 log.exception("pipe poller error")
                 with self._lock:
@@ -148,6 +171,9 @@ class LocalPipe:
         }
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
+        dies_at = self._poller_death(records) if self._poller_death else None
+        if dies_at == "received":
+            raise PollerDied("after receiving the batch, before running the workflow")
         with self._lock:
             self._executions += 1
             name = f"{self.settings.name}-{self._executions}-{time.time_ns()}"
@@ -158,6 +184,10 @@ class LocalPipe:
         )
         keep = self._records_to_keep(result, records)
         done = [record for record in records if record["messageId"] not in keep]
+        if dies_at == "executed":
+            raise PollerDied("after the workflow ran, before deleting anything")
+        if dies_at == "deleting":
+            done = done[: len(done) // 2]
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]
             self._sqs.delete_message_batch(
@@ -169,6 +199,8 @@ class LocalPipe:
             self.stats.kept += len(keep)
             if result.get("status") != "SUCCEEDED":
                 self.stats.failed_executions += 1
+        if dies_at == "deleting":
+            raise PollerDied("after deleting part of the batch")
 
     @staticmethod
     def _records_to_keep(result: dict[str, Any], records: list[dict[str, Any]]) -> set[str]:

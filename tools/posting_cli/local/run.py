@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from posting_cli import operations
 from posting_cli.results import Result, ResultCollector, posting_id_of
@@ -37,6 +37,8 @@ class LineOutcome:
     message_id: str | None = None
     sent_ms: int | None = None
     observed_ms: int | None = None
+    posting_status: str | None = None
+    event_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,8 @@ class LineOutcome:
             "reason": self.reason,
             "detail": self.detail,
             "message_id": self.message_id,
+            "posting_status": self.posting_status,
+            "event_id": self.event_id,
         }
 
 
@@ -86,13 +90,17 @@ def run(
     stall_seconds: float,
     deadline_seconds: float,
     on_progress: Callable[[int, int], None] | None = None,
+    event_log: TextIO | None = None,
 ) -> list[LineOutcome]:
-    """Send each file's lines (each file drained before the next) and wait for every final outcome."""
+    """Send each file's lines (each file drained before the next) and wait for every final outcome.
+
+    `event_log` gets every result event seen, one JSON object per line (repeats included).
+    """
     outcomes: list[LineOutcome] = []
     files = read_lines(request_files)
     total = sum(len(lines) for lines in files)
     pace = Pace(stall_seconds=stall_seconds, deadline=time.monotonic() + deadline_seconds)
-    with ResultCollector(target) as collector:
+    with ResultCollector(target, event_log=event_log) as collector:
         for lines in files:
             progress = (lambda done: on_progress(len(outcomes) + done, total)) if on_progress else None
             outcomes.extend(drain(target, collector, lines, pace, progress))
@@ -175,6 +183,8 @@ def _settle(outcome: LineOutcome, result: Result) -> None:
     outcome.detail = result.detail
     outcome.posting_id = result.posting_id if result.posting_id is not None else outcome.posting_id
     outcome.observed_ms = result.observed_ms or None
+    outcome.posting_status = result.posting_status
+    outcome.event_id = result.event_id
 
 
 def write_results(path: Path, outcomes: list[LineOutcome]) -> None:

@@ -27,6 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from posting_cli.local.dynamodb_local import DynamoDBEndpoint, attach_or_start
+from posting_cli.local.faults import FaultInjector
 from posting_cli.local.lambdas import LocalFunction, LocalLambdaRuntime
 from posting_cli.local.moto_server import MotoServer
 from posting_cli.local.pipe import LocalPipe, PipeSettings
@@ -53,10 +54,12 @@ class LocalStack:
         extra_environment: dict[str, str] | None = None,
         dynamodb: DynamoDBEndpoint | None = None,
         fresh_books: bool = False,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.template = template or Template.load()
         # An existing ledger table is reused, as a retained table is on AWS; only this empties it.
         self.fresh_books = fresh_books
+        self.faults = faults  # fault injection at the dispatch, the handlers' clients and the pipe
         self.pollers = pollers
         self.state_dir = state_dir
         self.capture_lambda_output = capture_lambda_output
@@ -137,6 +140,8 @@ class LocalStack:
             self._lambda_log = (logs / "lambda.log").open("a", buffering=1)
             self._stdout, sys.stdout = sys.stdout, self._lambda_log
         self.runtime.load_handlers()
+        if self.faults is not None:
+            self._instrument_handler_clients(self.faults)
         for pipe in self.pipes:
             pipe.start()
 
@@ -164,8 +169,21 @@ class LocalStack:
         self.stop()
 
     def _invoke(self, function_name: str, event: Any) -> Any:
-        assert self.runtime is not None
-        return self.runtime.invoke(function_name, event)
+        runtime = self.runtime
+        assert runtime is not None
+        if self.faults is None:
+            return runtime.invoke(function_name, event)
+        function = runtime.functions[function_name.rsplit(":", 1)[-1]]
+        return self.faults.around_invoke(function.logical_id, event, lambda: runtime.invoke(function_name, event))
+
+    @staticmethod
+    def _instrument_handler_clients(faults: FaultInjector) -> None:
+        """Hook the faults onto the very clients the handlers use (their one factory, cached per
+        process as in a Lambda container), and onto no other client of this process."""
+        from posting.handlers.config import aws_client
+
+        for service in ("dynamodb", "events"):
+            faults.instrument(aws_client(service))
 
     # -- one creator per resource type ---------------------------------------------------------
 
@@ -305,7 +323,10 @@ class LocalStack:
             config=Config(inject_host_prefix=False, read_timeout=120, retries={"total_max_attempts": 1}),
             **CREDENTIALS,
         )
-        self.pipes.append(LocalPipe(settings, self._clients["sqs"], stepfunctions, pollers=self.pollers))
+        death = self.faults.poller_death if self.faults is not None else None
+        self.pipes.append(
+            LocalPipe(settings, self._clients["sqs"], stepfunctions, pollers=self.pollers, poller_death=death)
+        )
         self.resolver.provide(
             logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}"
         )
