@@ -498,13 +498,8 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_soak(local_verbs)
 
-    invoke = local_command("invoke", cmd_local_invoke, "run one handler on one event file (like sam local invoke)", 0)
-    invoke.add_argument("function", help="validate, post or emit (or the template's logical id)")
-    invoke.add_argument("--event", required=True, help="event JSON file, e.g. events/post.json")
-    invoke.add_argument(
-        "--accounts",
-        help="JSON array of accounts to open first (default: events/accounts.json)",
-        default="events/accounts.json",
+    _add_invoke(
+        local_command("invoke", cmd_local_invoke, "run one handler on one event file (like sam local invoke)", 0)
     )
 
     def operator(name: str, handler: Any, help_text: str, into: Any = verbs) -> argparse.ArgumentParser:
@@ -543,6 +538,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(command=cmd_schema)
     return parser
+
+
+def _add_invoke(invoke: argparse.ArgumentParser) -> None:
+    invoke.add_argument("function", help="validate, post or emit (or the template's logical id)")
+    invoke.add_argument("--event", required=True, help="event JSON file, e.g. events/post.json")
+    invoke.add_argument(
+        "--accounts",
+        help="JSON array of accounts to open first (default: events/accounts.json)",
+        default="events/accounts.json",
+    )
 
 
 def _add_soak(local_verbs: Any) -> None:
