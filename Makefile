@@ -13,8 +13,13 @@ ENV ?= default
 FN ?= post
 EVENT ?= events/post.json
 POSTINGS ?=
+# `make remote-invoke FN=post` -> the template's logical id PostFunction (a logical id passes as is).
+FN_ID = $(if $(filter %Function,$(FN)),$(FN),$(shell printf %s '$(FN)' | sed 's/^./\U&/')Function)
+# Log groups `sam logs` does not discover by itself: the result events' audit log group.
+LOG_GROUPS = $(shell tools/sam.sh list stack-outputs --config-env $(ENV) --output json 2>/dev/null \
+	| python3 -c 'import json,sys; print(" ".join(o["OutputValue"] for o in json.load(sys.stdin) if o["OutputKey"] == "ResultsLogGroupName"))' 2>/dev/null)
 
-.PHONY: help venv engines test unit lint format demo soak bench build validate deploy invoke logs schema clean
+.PHONY: help venv engines test unit lint format demo soak bench build validate deploy invoke remote-invoke logs schema clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,11 +37,12 @@ venv: $(INSTALLED) ## create .venv with the pinned dependencies
 engines: $(INSTALLED) ## install the local engines (DynamoDB Local) into the cache
 	@$(BIN)/posting local install
 
-lint: $(INSTALLED) ## ruff, mypy and cfn-lint
+lint: $(INSTALLED) ## ruff, mypy, cfn-lint and actionlint
 	$(BIN)/ruff check src tools tests
 	$(BIN)/ruff format --check src tools tests
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
 
 format: $(INSTALLED) ## format and fix what ruff can
 	$(BIN)/ruff format src tools tests
@@ -73,8 +79,11 @@ deploy: build ## sam deploy with samconfig.toml (ENV=default|prod)
 invoke: $(INSTALLED) ## run one handler on one event file, like `sam local invoke` (FN=validate|post|emit EVENT=...)
 	$(BIN)/posting local invoke $(FN) --event $(EVENT)
 
-logs: ## tail the deployed functions' logs (ENV=...)
-	tools/sam.sh logs --config-env $(ENV) --tail
+logs: ## tail the deployed stack's logs: functions, workflow and result events (ENV=...)
+	tools/sam.sh logs --config-env $(ENV) --tail $(foreach group,$(LOG_GROUPS),--cw-log-group $(group))
+
+remote-invoke: ## invoke a deployed function on an event file (FN=validate|post|emit EVENT=events/...json ENV=...)
+	tools/sam.sh remote invoke $(FN_ID) --config-env $(ENV) --event-file $(EVENT)
 
 clean: ## remove the venvs, build output and local state
 	rm -rf $(VENV) .venv-sam .aws-sam .posting-local
