@@ -350,8 +350,10 @@ def _gather(settings: SoakSettings, results_path: Path, table: LedgerTable, repo
             evidence.states[record.account_id] = record
         elif isinstance(record, Entry):
             evidence.entries[record.account_id].append(record)
-        else:
+        elif isinstance(record, Decision):
             evidence.decisions[record.posting_id] = record
+    # Balances as the ledger answers them (a hot account's shards summed), not as items are stored.
+    evidence.states.update(table.get_accounts(list(evidence.states)))
     return evidence
 
 
@@ -415,7 +417,7 @@ def _check_limits(evidence: Evidence, settings: SoakSettings, report: SoakReport
         if limit is None:
             continue
         for entry in lines:
-            if entry.balance_after < -limit:
+            if entry.balance_after is not None and entry.balance_after < -limit:
                 report.violations.append(
                     f"{account_id} went to {entry.balance_after} (limit {limit}) at {entry.posting_id}"
                 )
