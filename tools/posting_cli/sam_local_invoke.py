@@ -10,10 +10,12 @@ response is parsed and checked per function.
 Networking: the engines (DynamoDB Local, moto) run as containers on a user-defined Docker network,
 and `sam local invoke --docker-network NET` puts each Lambda container on it, so a function
 reaches them by container name. `--docker-network host` is not used: SAM CLI does not attach its
-containers to the host network (aws-sam-cli issues 3609 and 4236). The host reaches the same
+containers to the host network (aws-sam-cli issues 3609 and 4236; SAM CLI 1.170's
+samcli/local/docker/container.py connects to any network but "host"). The host reaches the same
 engines through their published ports to prepare them.
 
-`--env-vars` only overrides variables the template declares (aws-sam-cli issue 6145), and the
+`--env-vars` only overrides variables the template declares (aws-sam-cli issue 6145; SAM CLI 1.170's
+samcli/local/lambdafn/env_vars.py resolves the declared variables only), and the
 endpoint variables are deliberately not in template.yaml (deployed functions use the real
 endpoints). So `prepare` writes a copy of the *built* template, next to it, in which each function
 also declares AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_DYNAMODB (empty); code, handlers, runtime and
