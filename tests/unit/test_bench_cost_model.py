@@ -5,6 +5,8 @@ Pure arithmetic, checked against the rules as AWS documents them; no engine, no 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from posting_cli.bench.cost_model import (
@@ -13,9 +15,13 @@ from posting_cli.bench.cost_model import (
     chunks_64kb,
     cost_breakdown,
     lambda_gb_seconds,
+    mean_batch_fill,
     read_units,
     sfn_express_gb_seconds,
+    stored_bytes,
+    total_usd,
     write_units,
+    xray_traced_fraction,
 )
 from posting_cli.bench.item_sizes import attribute_value_size, item_size, number_size
 from posting_cli.bench.section import percentile
@@ -157,3 +163,89 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 1.0) == 100
     assert percentile([], 0.5) == 0
     assert percentile([7], 0.99) == 7
+
+
+def test_batches_fill_with_what_arrives_while_pollers_are_busy_or_waiting() -> None:
+    # 20M postings a month is about 7.6/s; 5 pollers each busy 0.4 s per workflow, no window.
+    assert mean_batch_fill(7.6, pollers=5, cycle_seconds=0.4, window_seconds=0, batch_size=10) == pytest.approx(1.608)
+    # A trickle: every record travels alone.
+    assert mean_batch_fill(0.01, pollers=5, cycle_seconds=0.4, window_seconds=0, batch_size=10) == pytest.approx(1.0008)
+    # A batching window fills batches, up to the batch size.
+    assert mean_batch_fill(7.6, pollers=5, cycle_seconds=0.4, window_seconds=2, batch_size=10) == pytest.approx(4.648)
+    assert mean_batch_fill(500, pollers=5, cycle_seconds=0.4, window_seconds=0, batch_size=10) == 10
+
+
+def test_xray_default_sampling_is_one_per_second_then_five_percent() -> None:
+    assert xray_traced_fraction(0.5) == 1.0
+    assert xray_traced_fraction(1.0) == 1.0
+    assert xray_traced_fraction(5.0) == pytest.approx((1 + 0.05 * 4) / 5)
+    assert xray_traced_fraction(0) == 0.0
+
+
+def test_storage_adds_100_bytes_per_item() -> None:
+    assert stored_bytes([700, 250, 250]) == 1500
+
+
+def test_lines_around_the_request_path_appear_only_when_modelled() -> None:
+    core = CostInputs(
+        batch_size=2,
+        message_bytes=400,
+        pipe_batch_bytes=2_000,
+        lambda_memory_mb=512,
+        lambda_ms={"validate": 5, "post": 40, "emit": 20},
+        sfn_overhead_ms=75,
+        sfn_memory_mb=64,
+        write_item_bytes=[700, 230, 230],
+        read_item_bytes=[230, 230],
+        event_bytes=460,
+    )
+    assert len(cost_breakdown(core, Prices())) == 9
+    full = dataclasses.replace(
+        core,
+        lambda_log_bytes_per_posting=700,
+        platform_log_bytes_per_invocation=300,
+        log_retention_months=1,
+        audit_log_bytes_per_posting=750,
+        archive_bytes_per_posting=750,
+        archive_retention_months=3,
+        traced_fraction=0.5,
+        stored_bytes_per_posting=1_400,
+        init_gb_seconds_per_posting=1e-6,
+    )
+    lines = {line.component: line for line in cost_breakdown(full, Prices())}
+    gb = 1024**3
+    # Lambda logs: 700 B per posting plus 3 invocations x 300 B per batch of 2.
+    assert lines["CloudWatch Logs, Lambda (ingest)"].usage_per_posting == pytest.approx((700 + 450) / gb)
+    assert lines["CloudWatch Logs, audit copy (ingest)"].usd_per_million_postings == pytest.approx(750 / gb * 0.5 * 1e6)
+    assert lines["Event archive storage (retention)"].usage_per_posting == pytest.approx(750 * 3 / gb)
+    assert lines["X-Ray traces"].usd_per_million_postings == pytest.approx(0.25 * 5.0)
+    assert lines["DynamoDB storage + PITR (each month kept)"].usd_per_million_postings == pytest.approx(
+        1_400 / gb * 0.45 * 1e6
+    )
+    assert total_usd(list(lines.values())) > total_usd(cost_breakdown(core, Prices()))
+
+
+def test_contention_repeats_reads_and_writes_and_the_mix_replaces_them() -> None:
+    base = CostInputs(
+        batch_size=10,
+        message_bytes=400,
+        pipe_batch_bytes=7_000,
+        lambda_memory_mb=512,
+        lambda_ms={"post": 100},
+        sfn_overhead_ms=25,
+        sfn_memory_mb=64,
+        write_item_bytes=[700, 230, 230, 250, 250],
+        read_item_bytes=[230, 230],
+        event_bytes=460,
+    )
+    hot = dataclasses.replace(base, transaction_attempts=2.0)
+    mixed = dataclasses.replace(base, posted_fraction=0.75, not_posted_write_units=1, not_posted_read_units=2)
+
+    def units(inputs: CostInputs, component: str) -> float:
+        return next(line.usage_per_posting for line in cost_breakdown(inputs, Prices()) if line.component == component)
+
+    assert units(base, "DynamoDB writes") == 10
+    assert units(hot, "DynamoDB writes") == 20
+    assert units(hot, "DynamoDB reads") == 4
+    assert units(mixed, "DynamoDB writes") == pytest.approx(0.75 * 10 + 0.25 * 1)
+    assert units(mixed, "DynamoDB reads") == pytest.approx(0.75 * 2 + 0.25 * 2)

@@ -18,6 +18,11 @@ WRITE_UNIT_BYTES = 1 * KB  # one write request unit: a standard write of up to 1
 READ_UNIT_BYTES = 4 * KB  # one read request unit: a strongly consistent read of up to 4 KB
 SFN_BILLING_STEP_MS = 100  # Step Functions Express: duration rounded up to 100 ms...
 SFN_MEMORY_CHUNK_MB = 64  # ...and memory to 64 MB chunks
+GB = 1024**3
+DYNAMODB_ITEM_OVERHEAD_BYTES = 100  # storage bills 100 bytes of index overhead per item
+SECONDS_PER_MONTH = 30.44 * 86_400
+XRAY_RESERVOIR_PER_SECOND = 1.0  # X-Ray's default sampling rule: the first request each second...
+XRAY_FIXED_RATE = 0.05  # ...and 5% of the rest
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,14 @@ class Prices:
     dynamodb_per_million_write_units: float = 0.625
     dynamodb_per_million_read_units: float = 0.125
     eventbridge_per_million_events: float = 1.00
+    # Beyond the request path (list prices, us-east-1, as published in 2026; no free tiers):
+    cloudwatch_logs_ingest_per_gb: float = 0.50  # Lambda logs and the audit rule's log group alike
+    cloudwatch_logs_storage_per_gb_month: float = 0.03
+    eventbridge_archive_ingest_per_gb: float = 0.10
+    eventbridge_archive_storage_per_gb_month: float = 0.023
+    xray_per_million_traces_recorded: float = 5.00
+    dynamodb_storage_per_gb_month: float = 0.25
+    dynamodb_pitr_per_gb_month: float = 0.20
 
 
 def write_units(item_bytes: int, *, transactional: bool) -> int:
@@ -68,7 +81,7 @@ def lambda_gb_seconds(duration_ms: float, memory_mb: int) -> float:
 class CostInputs:
     """What one batch of B postings does on AWS; every field is measured or a stated assumption."""
 
-    batch_size: int
+    batch_size: float  # mean records per workflow execution (PipeBatchSize at saturation; see mean_batch_fill)
     message_bytes: int  # one SQS message body (a posting request)
     pipe_batch_bytes: int  # the JSON array of SQS records the pipe hands to the workflow
     lambda_memory_mb: int
@@ -81,7 +94,23 @@ class CostInputs:
     # Per batch: the producer's SendMessageBatch and the pipe's ReceiveMessage carry the payload (billed
     # per 64 KB chunk); the pipe's DeleteMessageBatch does not. Steady load: no empty receives.
     sqs_payload_requests: int = 2
-    sqs_other_requests: int = 1
+    sqs_other_requests: float = 1
+    # Contention and the traffic mix: transactions tried per posting (reads and writes repeat), and
+    # what a request that is not posted (rejected, duplicate) costs instead of a posting's transaction.
+    transaction_attempts: float = 1.0
+    posted_fraction: float = 1.0
+    not_posted_write_units: float = 0.0
+    not_posted_read_units: float = 0.0
+    # Around the request path; zero means "not modelled" (the unit tests of the core lines rely on it).
+    lambda_log_bytes_per_posting: float = 0.0  # what the handlers log, measured at the template's LogLevel
+    platform_log_bytes_per_invocation: float = 0.0  # START, END and REPORT lines Lambda writes itself
+    log_retention_months: float = 1.0
+    audit_log_bytes_per_posting: float = 0.0  # the audit rule's copy of each result event (envelope included)
+    archive_bytes_per_posting: float = 0.0  # the event archive's copy of each result event
+    archive_retention_months: float = 0.0
+    traced_fraction: float = 0.0  # executions X-Ray records (see xray_traced_fraction)
+    stored_bytes_per_posting: float = 0.0  # items a posting leaves in the table (overhead included)
+    init_gb_seconds_per_posting: float = 0.0  # billed INIT phases, spread over the postings
 
 
 @dataclass(frozen=True)
@@ -125,9 +154,12 @@ def cost_breakdown(inputs: CostInputs, prices: Prices) -> list[CostLine]:
     )
     gb_seconds = sum(lambda_gb_seconds(ms, inputs.lambda_memory_mb) for ms in inputs.lambda_ms.values())
     add("Lambda duration", gb_seconds / b, "GB-s", prices.lambda_arm_per_gb_second)
+    posted, others = inputs.posted_fraction, 1 - inputs.posted_fraction
     wcu = sum(write_units(size, transactional=True) for size in inputs.write_item_bytes)
+    wcu = posted * inputs.transaction_attempts * wcu + others * inputs.not_posted_write_units
     add("DynamoDB writes", wcu, "write units", prices.dynamodb_per_million_write_units / per_million)
     rcu = sum(read_units(size, consistent=True) for size in inputs.read_item_bytes)
+    rcu = posted * inputs.transaction_attempts * rcu + others * inputs.not_posted_read_units
     add("DynamoDB reads", rcu, "read units", prices.dynamodb_per_million_read_units / per_million)
     add(
         "EventBridge events",
@@ -135,4 +167,70 @@ def cost_breakdown(inputs: CostInputs, prices: Prices) -> list[CostLine]:
         "events",
         prices.eventbridge_per_million_events / per_million,
     )
+
+    def add_optional(component: str, per_posting: float, unit: str, price_per_unit: float) -> None:
+        if per_posting:
+            add(component, per_posting, unit, price_per_unit)
+
+    log_gb = (
+        inputs.lambda_log_bytes_per_posting + inputs.platform_log_bytes_per_invocation * len(inputs.lambda_ms) / b
+    ) / GB
+    add_optional("CloudWatch Logs, Lambda (ingest)", log_gb, "GB", prices.cloudwatch_logs_ingest_per_gb)
+    audit_gb = inputs.audit_log_bytes_per_posting / GB
+    add_optional("CloudWatch Logs, audit copy (ingest)", audit_gb, "GB", prices.cloudwatch_logs_ingest_per_gb)
+    add_optional(
+        "CloudWatch Logs storage (retention)",
+        (log_gb + audit_gb) * inputs.log_retention_months,
+        "GB-months",
+        prices.cloudwatch_logs_storage_per_gb_month,
+    )
+    archive_gb = inputs.archive_bytes_per_posting / GB
+    add_optional("Event archive (ingest)", archive_gb, "GB", prices.eventbridge_archive_ingest_per_gb)
+    add_optional(
+        "Event archive storage (retention)",
+        archive_gb * inputs.archive_retention_months,
+        "GB-months",
+        prices.eventbridge_archive_storage_per_gb_month,
+    )
+    add_optional(
+        "X-Ray traces", inputs.traced_fraction / b, "traces", prices.xray_per_million_traces_recorded / per_million
+    )
+    stored_gb = inputs.stored_bytes_per_posting / GB
+    add_optional(
+        "DynamoDB storage + PITR (each month kept)",
+        stored_gb,
+        "GB-months",
+        prices.dynamodb_storage_per_gb_month + prices.dynamodb_pitr_per_gb_month,
+    )
+    add_optional("Lambda INIT (billed)", inputs.init_gb_seconds_per_posting, "GB-s", prices.lambda_arm_per_gb_second)
     return lines
+
+
+def total_usd(lines: Sequence[CostLine]) -> float:
+    return sum(line.usd_per_million_postings for line in lines)
+
+
+def mean_batch_fill(
+    postings_per_second: float, *, pollers: int, cycle_seconds: float, window_seconds: float, batch_size: int
+) -> float:
+    """Mean records per execution the pipe hands over at a steady arrival rate (an approximation).
+
+    Each of `pollers` concurrent pollers receives what arrived for it while it was busy (REQUEST_RESPONSE:
+    a poller waits for its workflow, `cycle_seconds`) or waiting (`window_seconds`), plus the record
+    that ends its long poll; never more than `batch_size`.
+    """
+    waiting = postings_per_second * (cycle_seconds + window_seconds) / pollers
+    return min(float(batch_size), 1.0 + waiting)
+
+
+def xray_traced_fraction(executions_per_second: float) -> float:
+    """Share of executions X-Ray's default rule records: 1 per second, then 5% of the rest."""
+    if executions_per_second <= 0:
+        return 0.0
+    reservoir = min(executions_per_second, XRAY_RESERVOIR_PER_SECOND)
+    return (reservoir + XRAY_FIXED_RATE * (executions_per_second - reservoir)) / executions_per_second
+
+
+def stored_bytes(item_bytes: Sequence[int]) -> int:
+    """Bytes the items cost in storage: their size plus DynamoDB's per-item overhead."""
+    return sum(size + DYNAMODB_ITEM_OVERHEAD_BYTES for size in item_bytes)
