@@ -36,10 +36,11 @@ from typing import Any
 from posting_cli.bench.cold_start import bench_cold_start
 from posting_cli.bench.cost import bench_cost
 from posting_cli.bench.domain import bench_domain
+from posting_cli.bench.dynamodb_baseline import bench_dynamodb_baseline
 from posting_cli.bench.ledger import bench_ledger
 from posting_cli.bench.memory import bench_memory
 from posting_cli.bench.pipeline import bench_pipeline
-from posting_cli.bench.report import machine_info, write_json
+from posting_cli.bench.report import machine_info, write_json, write_markdown
 from posting_cli.bench.section import ROOT, Section, progress
 
 
@@ -72,20 +73,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     progress("domain")
     done(bench_domain())
-    done(bench_cold_start())
+    cold_start = bench_cold_start()
+    done(cold_start)
     with tempfile.TemporaryDirectory(prefix="posting-bench-ddb-") as logs, dynamodb_local(Path(logs)) as endpoint:
         ledger, sizes = bench_ledger(endpoint)
         done(ledger)
         done(bench_memory(endpoint))
-        pipeline = bench_pipeline(endpoint, args.postings)
+        baseline = bench_dynamodb_baseline(endpoint)
+        pipeline = bench_pipeline(endpoint, args.postings, baseline)
         done(pipeline)
-    done(bench_cost(sizes, pipeline.data))
+    done(bench_cost(sizes, pipeline.data, ledger.data, cold_start.data))
 
     total_s = time.monotonic() - began
     machine["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     path = write_json(stamp, total_s, machine, sections)
     print(f"\ntotal runtime {total_s:,.0f} s; load average at end {machine['load_average_at_end']}")
-    print(f"results: {path.relative_to(ROOT)}")
+    reports = write_markdown(stamp, total_s, machine, sections, path)
+    print(f"results: {path.relative_to(ROOT)}; report: {', '.join(str(r.relative_to(ROOT)) for r in reports)}")
     return 0
 
 

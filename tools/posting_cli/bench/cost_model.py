@@ -60,7 +60,7 @@ def read_units(item_bytes: int, *, consistent: bool) -> float:
     return float(units) if consistent else units / 2
 
 
-def chunks_64kb(payload_bytes: int) -> int:
+def chunks_64kb(payload_bytes: float) -> int:
     """How many billed requests (SQS, Pipes) or events (EventBridge) a payload counts as."""
     return max(1, math.ceil(payload_bytes / CHUNK_64KB))
 
@@ -155,7 +155,7 @@ def cost_breakdown(inputs: CostInputs, prices: Prices) -> list[CostLine]:
     gb_seconds = sum(lambda_gb_seconds(ms, inputs.lambda_memory_mb) for ms in inputs.lambda_ms.values())
     add("Lambda duration", gb_seconds / b, "GB-s", prices.lambda_arm_per_gb_second)
     posted, others = inputs.posted_fraction, 1 - inputs.posted_fraction
-    wcu = sum(write_units(size, transactional=True) for size in inputs.write_item_bytes)
+    wcu: float = sum(write_units(size, transactional=True) for size in inputs.write_item_bytes)
     wcu = posted * inputs.transaction_attempts * wcu + others * inputs.not_posted_write_units
     add("DynamoDB writes", wcu, "write units", prices.dynamodb_per_million_write_units / per_million)
     rcu = sum(read_units(size, consistent=True) for size in inputs.read_item_bytes)

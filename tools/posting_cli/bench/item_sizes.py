@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from posting.adapters.ledger_table import account_key, entry_key, posting_key
+from posting.adapters.ledger_table import posting_key
 from posting.steps.emit import EVENT_SOURCE, result_event
 from posting.steps.post import post_item
 from posting.steps.validate import validate_record
 from posting_cli.bench.cost_model import read_units, write_units
-from posting_cli.bench.workload import open_unlimited_accounts, posting_id, sqs_record, ten_leg_body, two_leg_body
+from posting_cli.bench.workload import (
+    leg,
+    open_unlimited_accounts,
+    posting_id,
+    request_body,
+    sqs_record,
+    ten_leg_body,
+    two_leg_body,
+)
 
 
 def number_size(text: str) -> int:
@@ -54,32 +63,80 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     return sum(len(name.encode()) + attribute_value_size(value) for name, value in item.items())
 
 
+def realistic_four_leg_body(accounts: Sequence[str]) -> str:
+    """A card settlement as a bank would send it: uuid ids, a full description, five metadata keys."""
+    legs = [
+        leg(accounts[0], "debit", 10_000),
+        leg(accounts[1], "credit", 9_800),
+        leg(accounts[2], "credit", 150),
+        leg(accounts[3], "credit", 50),
+    ]
+    body = json.loads(request_body(f"pay-{uuid.uuid4()}", legs))
+    body["description"] = "Card payment 4929 **** **** 1234 at ACME GROCERIES LTD, LONDON GB, terminal 88123401"
+    body["metadata"] = {
+        "channel": "card",
+        "merchant_id": "MID-0004567812",
+        "terminal_id": "T-88123401",
+        "authorization_code": "A1B2C3",
+        "acquirer_reference": "74000012345678901234567",
+    }
+    return json.dumps(body)
+
+
+def table_items(client: Any, table: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every item of a (small) table by its key."""
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for item in page["Items"]:
+            items[(item["PK"]["S"], item["SK"]["S"])] = item
+    return items
+
+
 def measure_stored_sizes(ledger: Any, client: Any, table: str) -> dict[str, Any]:
-    """Post one 2-leg and one 10-leg request for real, read every item back, and size them by DynamoDB's rules."""
+    """Post 2-, 4- and 10-leg requests for real and size every item each one wrote, by DynamoDB's rules.
 
-    def stored(key: dict[str, Any]) -> dict[str, Any]:
-        return client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
-
+    Items are found by comparing the table before and after each posting, so the sizes follow
+    whatever the ledger's item layout is: the decision item (its posting key), entries, account items.
+    """
     accounts = [f"acc-size-{n:04d}" for n in range(10)]
-    open_unlimited_accounts(ledger, accounts)
+    realistic = [f"acc-{uuid.uuid4()}" for _ in range(4)]
+    open_unlimited_accounts(ledger, [*accounts, *realistic])
     sizes: dict[str, Any] = {}
     for case, body in (
         ("2-leg", two_leg_body(posting_id(), accounts[0], accounts[1])),
+        ("4-leg realistic", realistic_four_leg_body(realistic)),
         ("10-leg", ten_leg_body(posting_id(), accounts)),
     ):
+        before = table_items(client, table)
         item = post_item(validate_record(sqs_record(body)), ledger)
         assert item.outcome is not None and item.posting_id is not None, item.failure
-        balances = item.outcome.balances
-        decision = item_size(stored(posting_key(item.posting_id)))
-        account_items = [item_size(stored(account_key(b.account_id))) for b in balances]
-        entry_items = [item_size(stored(entry_key(b.account_id, b.version))) for b in balances]
+        written = {key: value for key, value in table_items(client, table).items() if before.get(key) != value}
+        decision_key = posting_key(item.posting_id)
+        decision_pk_sk = (decision_key["PK"]["S"], decision_key["SK"]["S"])
+        decision = item_size(written.pop(decision_pk_sk))
+        entry_items = [item_size(v) for (_, sk), v in sorted(written.items()) if sk.startswith("ENTRY#")]
+        account_items = [item_size(v) for (_, sk), v in sorted(written.items()) if not sk.startswith("ENTRY#")]
         event = result_event(item, item.outcome)
+        detail = json.dumps(event.detail, separators=(",", ":"))
         # PutEvents bills an entry by Source + DetailType + Detail (+ Resources, Time: not set here).
-        event_bytes = len(EVENT_SOURCE) + len(event.detail_type) + len(json.dumps(event.detail, separators=(",", ":")))
+        event_bytes = len(EVENT_SOURCE) + len(event.detail_type) + len(detail.encode())
+        # What CloudWatch Logs (the audit rule) and the archive keep: the whole event with its envelope.
+        envelope = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": event.detail_type,
+            "source": EVENT_SOURCE,
+            "account": "123456789012",
+            "time": "2026-11-27T10:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": event.detail,
+        }
         write_items = [decision, *account_items, *entry_items]
         sizes[case] = {
             "message_bytes": len(body.encode()),
             "posting_item_bytes": decision,
+            "posting_item_over_1kb": decision > 1024,
             "account_item_bytes": account_items,
             "entry_item_bytes": entry_items,
             "transaction_items": len(write_items),
@@ -87,5 +144,7 @@ def measure_stored_sizes(ledger: Any, client: Any, table: str) -> dict[str, Any]
             "read_item_bytes": account_items,
             "read_units": sum(read_units(size, consistent=True) for size in account_items),
             "event_bytes": event_bytes,
+            "event_envelope_bytes": len(json.dumps(envelope, separators=(",", ":")).encode()),
+            "stored_item_bytes": [decision, *entry_items],
         }
     return sizes

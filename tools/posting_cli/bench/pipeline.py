@@ -18,6 +18,9 @@ PIPELINE_POLLERS = 4  # as `posting local demo`
 SATURATION_IN_FLIGHT = 400  # as `posting local run`: large enough to keep every poller busy
 MODERATE_IN_FLIGHT = 10  # about one batch in flight: the pipeline's latency, not the queue's backlog
 # Short, so that a record returned by the workflow comes back in seconds instead of 3 minutes.
+MARGINAL_SMALL_FRACTION = 3  # the small run has a third of the big run's requests
+MARGINAL_TARGET = 0.7  # marginal throughput >= 0.7x raw DynamoDB Local transactions/s
+LATENCY_P50_TARGET_MS = 150  # at MODERATE_IN_FLIGHT
 PIPELINE_OVERRIDES = {"VisibilityTimeoutSeconds": 20}
 
 
@@ -55,10 +58,13 @@ def run_phase(stack: Any, collector: Any, bodies: list[str], in_flight: int, fir
     pace = Pace(stall_seconds=120, deadline=time.monotonic() + 900, in_flight=in_flight, poll_seconds=0.1)
     before = snapshot(stack, log_path)
     began = time.monotonic()
+    began_epoch_ms = time.time() * 1000
     outcomes = drain(stack.target, collector, lines, pace)
     wall = time.monotonic() - began
     after = snapshot(stack, log_path)
     latencies = [o.observed_ms - o.sent_ms for o in outcomes if o.observed_ms and o.sent_ms]
+    # Seconds into the phase at which each result event was observed: throughput over time.
+    decided_at_s = sorted(round((o.observed_ms - began_epoch_ms) / 1000, 3) for o in outcomes if o.observed_ms)
     records = after.records - before.records
     batches = after.batches - before.batches
     handlers = {}
@@ -76,6 +82,7 @@ def run_phase(stack: Any, collector: Any, bodies: list[str], in_flight: int, fir
         "requests": len(bodies),
         "wall_s": round(wall, 2),
         "decided_per_s": round(len(outcomes) / wall, 1),
+        "samples": {"latency_ms": latencies, "decided_at_s": decided_at_s},
         "latency_ms": {
             "p50": percentile(latencies, 0.50),
             "p95": percentile(latencies, 0.95),
@@ -96,7 +103,7 @@ def run_phase(stack: Any, collector: Any, bodies: list[str], in_flight: int, fir
     }
 
 
-def bench_pipeline(endpoint: Any, postings: int) -> Section:
+def bench_pipeline(endpoint: Any, postings: int, baseline: dict[str, Any]) -> Section:
     from posting_cli import operations
     from posting_cli.demo import Book, Traffic
     from posting_cli.local.stack import LocalStack
@@ -119,13 +126,31 @@ def bench_pipeline(endpoint: Any, postings: int) -> Section:
                 funding = traffic.funding()
                 phases["warm-up (funding)"] = run_phase(stack, collector, funding, SATURATION_IN_FLIGHT, 1)
                 line = len(funding) + 1
-                for phase, in_flight in (("saturation", SATURATION_IN_FLIGHT), ("moderate", MODERATE_IN_FLIGHT)):
-                    progress(f"pipeline: {phase}, {postings} requests, {in_flight} in flight")
-                    bodies = [traffic.next() for _ in range(postings)]
+                # A small and a big run at saturation: their difference is the marginal throughput,
+                # with start-up and drain at the end cancelling out.
+                for phase, count, in_flight in (
+                    ("saturation (small)", max(1, postings // MARGINAL_SMALL_FRACTION), SATURATION_IN_FLIGHT),
+                    ("saturation", postings, SATURATION_IN_FLIGHT),
+                    ("moderate", postings, MODERATE_IN_FLIGHT),
+                ):
+                    progress(f"pipeline: {phase}, {count} requests, {in_flight} in flight")
+                    bodies = [traffic.next() for _ in range(count)]
                     phases[phase] = run_phase(stack, collector, bodies, in_flight, line)
-                    line += postings
+                    line += count
             pipe_errors = list(stack.pipes[0].stats.errors)
+    small, big = phases["saturation (small)"], phases["saturation"]
+    extra_s = big["wall_s"] - small["wall_s"]
+    marginal = (big["requests"] - small["requests"]) / extra_s if extra_s > 0 else None
+    ratio = marginal / baseline["transactions_per_s"] if marginal else None
+    p50 = phases["moderate"]["latency_ms"]["p50"]
     data = {
+        "marginal_decided_per_s": round(marginal, 1) if marginal else None,
+        "raw_dynamodb_baseline": baseline,
+        "marginal_vs_raw": round(ratio, 3) if ratio else None,
+        "marginal_target": MARGINAL_TARGET,
+        "moderate_p50_ms": p50,
+        "moderate_p99_ms": phases["moderate"]["latency_ms"]["p99"],
+        "latency_p50_target_ms": LATENCY_P50_TARGET_MS,
         "template_overrides": PIPELINE_OVERRIDES,
         "template_parameters": template.parameters,
         "pollers": PIPELINE_POLLERS,
@@ -181,6 +206,15 @@ def bench_pipeline(endpoint: Any, postings: int) -> Section:
         ["handler (wall, in-process)", "sat. ms/call", "sat. ms/record", "mod. ms/call", "mod. ms/record"],
         handler_rows,
     )
+    lines += [
+        f"marginal throughput: ({big['requests']} - {small['requests']}) requests / "
+        f"({big['wall_s']} - {small['wall_s']}) s"
+        f" = {marginal or 0:,.1f}/s; raw DynamoDB Local, 3-item TransactWriteItems from {baseline['threads']} threads:"
+        f" {baseline['transactions_per_s']:,.1f}/s -> {ratio or 0:.2f}x (target >= {MARGINAL_TARGET}x: "
+        f"{'met' if ratio and ratio >= MARGINAL_TARGET else 'MISSED'})",
+        f"latency at {MODERATE_IN_FLIGHT} in flight: p50 {p50:,} ms (target <= {LATENCY_P50_TARGET_MS} ms: "
+        f"{'met' if p50 <= LATENCY_P50_TARGET_MS else 'MISSED'}), p99 {phases['moderate']['latency_ms']['p99']:,} ms",
+    ]
     for name in ("saturation", "moderate"):
         statuses = ", ".join(f"{status} {n}" for status, n in sorted(phases[name]["statuses"].items()))
         lines.append(f"{name} outcomes: {statuses}")

@@ -60,3 +60,148 @@ def write_json(stamp: datetime, total_s: float, machine: dict[str, Any], section
     }
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return path
+
+
+# The last run's report, committed so that the README can show it; `make bench` rewrites it.
+PUBLISHED_DIR = ROOT / "docs" / "bench"
+
+
+def write_markdown(
+    stamp: datetime, total_s: float, machine: dict[str, Any], sections: Sequence[Section], json_path: Path
+) -> list[Path]:
+    """bench-results/<stamp>.md with PNG charts beside it, and the same report in docs/bench/."""
+    data = {section.key: section for section in sections}
+    written = []
+    for directory, chart_prefix in ((RESULTS_DIR, f"{stamp:%Y%m%dT%H%M%SZ}-"), (PUBLISHED_DIR, "")):
+        directory.mkdir(parents=True, exist_ok=True)
+        charts = draw_charts(data, directory, chart_prefix)
+        name = f"{stamp:%Y%m%dT%H%M%SZ}.md" if directory == RESULTS_DIR else "README.md"
+        path = directory / name
+        path.write_text(markdown(stamp, total_s, machine, sections, json_path, charts=charts))
+        written.append(path)
+    return written
+
+
+def markdown(
+    stamp: datetime,
+    total_s: float,
+    machine: dict[str, Any],
+    sections: Sequence[Section],
+    json_path: Path,
+    *,
+    charts: dict[str, str],
+) -> str:
+    out = [
+        f"# Posting pipeline benchmark, {stamp:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs, {machine['memory_gb']} GB, Python "
+        f"{machine['python']}; load average {machine['load_average_at_start']} at start, "
+        f"{machine.get('load_average_at_end')} at end; git {machine.get('git')}; total {total_s:,.0f} s.",
+        "A shared, noisy machine: every number is one run's measurement; compare runs, re-run before quoting.",
+        f"Data: `{json_path.relative_to(ROOT)}` (not committed; `make bench` writes it).",
+        "",
+    ]
+    titles = {
+        "latency": "Latency, enqueue to result event",
+        "throughput": "Throughput over time, whole local pipeline",
+        "cost": "Cost per million postings",
+        "ledger": "Hot versus distinct accounts",
+    }
+    for key, file_name in charts.items():
+        out += [f"![{titles[key]}]({file_name})", ""]
+    for section in sections:
+        out += [f"## {section.title}", "", "```", *section.lines, "```", "", f"Method: {section.method}", ""]
+    return "\n".join(out)
+
+
+def draw_charts(sections: dict[str, Section], directory: Path, prefix: str) -> dict[str, str]:
+    """PNG charts of the run (matplotlib, headless); returns file names by chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts: dict[str, str] = {}
+
+    def save(key: str, figure: Any) -> None:
+        name = f"{prefix}{key}.png"
+        figure.tight_layout()
+        figure.savefig(directory / name, dpi=110)
+        plt.close(figure)
+        charts[key] = name
+
+    if "pipeline" in sections:
+        pipeline_charts(plt, sections["pipeline"], save)
+    if "cost" in sections:
+        cost_chart(plt, sections["cost"], save)
+    if "ledger" in sections:
+        ledger_chart(plt, sections["ledger"], save)
+    return charts
+
+
+def pipeline_charts(plt: Any, pipeline: Section, save: Any) -> None:
+    phases = {n: p for n, p in pipeline.data["phases"].items() if p.get("samples")}
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    for name, phase in phases.items():
+        latencies = sorted(phase["samples"]["latency_ms"])
+        if latencies:
+            shares = [(i + 1) / len(latencies) for i in range(len(latencies))]
+            axis.plot(latencies, shares, label=f"{name} ({phase['in_flight']} in flight)")
+    axis.set_xscale("log")
+    axis.set_xlabel("enqueue -> result event, ms (log scale)")
+    axis.set_ylabel("share of requests")
+    axis.axhline(0.5, color="grey", linewidth=0.5)
+    axis.axhline(0.99, color="grey", linewidth=0.5)
+    axis.legend(fontsize=8)
+    axis.set_title("Latency distribution (cumulative)")
+    save("latency", figure)
+
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    for name, phase in phases.items():
+        decided = phase["samples"]["decided_at_s"]
+        if decided:
+            seconds = int(max(decided)) + 1
+            per_second = [0] * seconds
+            for at in decided:
+                per_second[max(0, int(at))] += 1
+            axis.plot(range(seconds), per_second, label=name)
+    axis.set_xlabel("seconds into the phase")
+    axis.set_ylabel("results per second")
+    axis.legend(fontsize=8)
+    axis.set_title("Throughput over time")
+    save("throughput", figure)
+
+
+def cost_chart(plt: Any, cost: Section, save: Any) -> None:
+    breakdown = cost.data["breakdown"]
+    shapes = list(breakdown)
+    components = [line["component"] for line in breakdown[shapes[0]]]
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    left = [0.0] * len(shapes)
+    colours = plt.get_cmap("tab20")
+    for index, component in enumerate(components):
+        values = [
+            next((line["usd_per_million_postings"] for line in breakdown[s] if line["component"] == component), 0)
+            for s in shapes
+        ]
+        axis.barh(shapes, values, left=left, label=component, color=colours(index % 20))
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    axis.axvline(cost.data["goal_usd_per_million"], color="black", linestyle="--", linewidth=1, label="goal")
+    axis.set_xlabel("$ per million postings (20M a month)")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axis.set_title("Cost breakdown per million postings")
+    save("cost", figure)
+
+
+def ledger_chart(plt: Any, ledger: Section, save: Any) -> None:
+    scenarios = ledger.data["scenarios"]
+    labels = [f"{s['scenario']}\n{s['threads']} thread(s)" for s in scenarios]
+    figure, (rate_axis, latency_axis) = plt.subplots(1, 2, figsize=(8, 3.6))
+    rate_axis.bar(labels, [s["postings_per_s_median"] for s in scenarios], color="tab:blue")
+    rate_axis.set_ylabel("postings/s (median of repeats)")
+    latency_axis.bar(labels, [s["latency_ms_p95"] for s in scenarios], color="tab:orange")
+    latency_axis.set_ylabel("p95 ms per posting")
+    for axis in (rate_axis, latency_axis):
+        axis.tick_params(axis="x", labelsize=7)
+    figure.suptitle("Ledger on DynamoDB Local: hot versus distinct accounts")
+    save("ledger", figure)
