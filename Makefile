@@ -61,7 +61,7 @@ SEED ?= 1
 soak: engines ## every fault injected (a killed process too) on demo-like traffic, then every invariant proven (POSTINGS=3000 SEED=1)
 	AWS_EC2_METADATA_DISABLED=true $(BIN)/posting local soak --faults all --postings $(or $(POSTINGS),3000) --seed $(SEED)
 
-bench: engines ## measure throughput, latency and memory on the local stack
+bench: engines ## measure throughput, latency, cold start, memory and cost; JSON + Markdown report with charts
 	$(BIN)/python -m posting_cli.bench
 
 schema: $(INSTALLED) ## regenerate the published JSON Schemas (and the template's schema registry) from the models

@@ -176,7 +176,7 @@ def cost_chart(plt: Any, cost: Section, save: Any) -> None:
     breakdown = cost.data["breakdown"]
     shapes = list(breakdown)
     components = [line["component"] for line in breakdown[shapes[0]]]
-    figure, axis = plt.subplots(figsize=(8, 4.2))
+    figure, axis = plt.subplots(figsize=(10.5, 4.2))
     left = [0.0] * len(shapes)
     colours = plt.get_cmap("tab20")
     for index, component in enumerate(components):

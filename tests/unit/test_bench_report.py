@@ -1,0 +1,56 @@
+"""The bench's Markdown report and charts, from sections shaped like a real run's (no engines)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from posting_cli.bench.report import draw_charts, markdown
+from posting_cli.bench.section import ROOT, Section
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def sections() -> dict[str, Section]:
+    phase = {"in_flight": 10, "samples": {"latency_ms": [90, 120, 150, 400], "decided_at_s": [0.2, 0.9, 1.4, 2.5]}}
+    line = {"component": "DynamoDB writes", "usd_per_million_postings": 6.25}
+    return {
+        "pipeline": Section("pipeline", "3. Pipeline", "m", {"phases": {"moderate": phase}}, ["p50 120 ms"]),
+        "cost": Section(
+            "cost", "6. Cost", "m", {"breakdown": {"spread": [line], "hot": [line]}, "goal_usd_per_million": 5}, []
+        ),
+        "ledger": Section(
+            "ledger",
+            "2. Ledger",
+            "m",
+            {
+                "scenarios": [
+                    {"scenario": "distinct accounts", "threads": 4, "postings_per_s_median": 90, "latency_ms_p95": 80},
+                    {"scenario": "one hot account", "threads": 4, "postings_per_s_median": 40, "latency_ms_p95": 270},
+                ]
+            },
+            [],
+        ),
+    }
+
+
+def test_every_chart_is_a_png(tmp_path: Path) -> None:
+    charts = draw_charts(sections(), tmp_path, "run-")
+    assert set(charts) == {"latency", "throughput", "cost", "ledger"}
+    for name in charts.values():
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_the_report_links_its_charts_and_prints_each_section() -> None:
+    machine = {"platform": "Linux", "cpu_count": 2, "memory_gb": 4, "python": "3.13", "load_average_at_start": [1]}
+    text = markdown(
+        datetime(2026, 12, 1, tzinfo=UTC),
+        60.0,
+        machine,
+        list(sections().values()),
+        ROOT / "bench-results" / "x.json",
+        charts={"latency": "latency.png", "cost": "cost.png"},
+    )
+    assert "](latency.png)" in text and "](cost.png)" in text
+    assert "## 3. Pipeline" in text and "p50 120 ms" in text
+    assert "noisy" in text
