@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,8 +111,19 @@ def test_local_run_answers_every_line_of_every_file(tmp_path):
     assert lines[8]["message_id"] is None and lines[10]["message_id"] is None and lines[11]["message_id"] is None
     assert [line["posting_id"] for line in lines[:3]] == ["fund-1", "pay-1", "pay-1"]
     assert lines[3]["posting_id"] is None and lines[7]["posting_id"] == "x"
+
+    def figures(posted: int) -> dict[str, Any]:
+        return {
+            "currency": "EUR",
+            "balance": posted,
+            "posted": posted,
+            "pending_debits": 0,
+            "pending_credits": 0,
+            "available": posted,
+        }
+
     assert json.loads(balances.read_text()) == {
-        "alice": {"currency": "EUR", "balance": 7_500},
-        "bob": {"currency": "EUR", "balance": 2_500},
-        "funding": {"currency": "EUR", "balance": 10_000},
+        "alice": figures(7_500),
+        "bob": figures(2_500),
+        "funding": figures(10_000),
     }

@@ -418,7 +418,7 @@ def test_every_variable_a_handler_config_reads_is_set(template: Template, functi
             seen.add(model)
             aliases = {field.alias for field in model.model_fields.values()}
             assert aliases <= set(variables), f"{logical_id} lacks {aliases - set(variables)}"
-    assert seen == {handler_config.PostConfig, handler_config.EmitConfig}  # none went unchecked
+    assert seen == {handler_config.PostConfig, handler_config.EmitConfig, handler_config.SweepConfig}
 
 
 def test_every_value_the_template_can_pass_parses_in_the_handler_config(
@@ -492,6 +492,10 @@ def test_only_the_post_function_touches_the_ledger_and_only_the_table(
         grants = {a: r for a, r in allowed(template, logical_id).items() if a.startswith("dynamodb:")}
         if grants:
             users[logical_id] = grants
+    # The expiry sweeper may only Query the sparse index of open holds: no item of the table.
+    sweepers = [f for f in users if template.properties(f)["Handler"] == "posting.handlers.sweep.handler"]
+    assert len(sweepers) == 1
+    assert users.pop(sweepers[0]) == {"dynamodb:Query": [{"Fn::Sub": "${LedgerTable.Arn}/index/OpenHoldsByExpiry"}]}
     assert len(users) == 1
     ((post_id, grants),) = users.items()
     assert template.properties(post_id)["Handler"] == "posting.handlers.post.handler"

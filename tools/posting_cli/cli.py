@@ -323,37 +323,83 @@ def cmd_balance(args: argparse.Namespace) -> int:
     if state is None:
         raise CliError(f"no such account: {args.account}")
     account = state.account
-    console.print_json(
-        json.dumps(
-            {
-                "account_id": account.account_id,
-                "currency": account.currency,
-                "balance": state.balance,
-                "normal_balance": str(account.normal_balance),
-                "overdraft_limit": account.overdraft_limit,
-                "status": str(account.status),
-                "entries": state.version,
-            }
-        )
-    )
+    figures: dict[str, Any] = {
+        "account_id": account.account_id,
+        "currency": account.currency,
+        "balance": state.balance,
+        "posted": state.balance,
+        "pending_debits": state.pending_debits,
+        "pending_credits": state.pending_credits,
+        "available": state.available,
+        "normal_balance": str(account.normal_balance),
+        "overdraft_limit": account.overdraft_limit,
+        "status": str(account.status),
+        "entries": state.version,
+        "balance_shards": account.balance_shards,
+    }
+    if args.as_of:
+        moment = _instant(args.as_of)
+        figures = {
+            "account_id": account.account_id,
+            "currency": account.currency,
+            "as_of": moment,
+            "posted": operations.balance_as_of(_target(args), args.account, moment),
+        }
+    console.print_json(json.dumps(figures))
     return 0
+
+
+def _instant(text: str) -> str:
+    """An instant the user typed (ISO 8601, a zone or UTC assumed) as the ledger's sortable UTC text."""
+    from datetime import UTC, datetime
+
+    from posting.domain.model import utc_timestamp
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise CliError(f"not an ISO 8601 instant: {text}") from error
+    return utc_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def cmd_statement(args: argparse.Namespace) -> int:
     from posting_cli import operations
 
+    paged = args.since or args.until or args.limit or args.cursor
     state, entries = operations.statement(_target(args), args.account)
     if state is None:
         raise CliError(f"no such account: {args.account}")
+    cursor = None
+    if paged:
+        entries, cursor = operations.statement_page(
+            _target(args),
+            args.account,
+            since=_instant(args.since) if args.since else None,
+            until=_instant(args.until) if args.until else None,
+            limit=args.limit or 100,
+            cursor=args.cursor,
+        )
     table = Table(title=f"{args.account} ({state.account.currency}, {state.account.normal_balance}-normal)")
-    for column in ("#", "posting_id", "side", "amount", "balance after"):
+    for column in ("#", "recorded_at", "kind", "posting_id", "side", "amount", "balance after"):
         table.add_column(column, justify="right" if column in {"#", "amount", "balance after"} else "left")
     for entry in entries[-args.last :] if args.last else entries:
         table.add_row(
-            str(entry.sequence), entry.posting_id, str(entry.side), str(entry.amount), str(entry.balance_after)
+            str(entry.sequence or "-"),
+            entry.recorded_at,
+            entry.kind,
+            entry.posting_id,
+            str(entry.side),
+            str(entry.amount),
+            str(entry.balance_after),
         )
     console.print(table)
-    console.print(f"balance: {state.balance} {state.account.currency} after {state.version} entries")
+    console.print(
+        f"balance: {state.balance} {state.account.currency} after {state.version} entries "
+        f"(pending debits {state.pending_debits}, pending credits {state.pending_credits}, "
+        f"available {state.available})"
+    )
+    if cursor:
+        console.print(f"more: --cursor {cursor}")
     return 0
 
 
@@ -439,7 +485,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of verbs reads best
     parser = argparse.ArgumentParser(
         prog="posting", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -514,10 +560,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     accounts = verbs.add_parser("accounts", help="open accounts").add_subparsers(title="accounts commands")
     operator("open", cmd_accounts_open, "open the accounts in a JSON array file", accounts).add_argument("file")
-    operator("balance", cmd_balance, "an account's balance (one read)").add_argument("account")
+    balance = operator("balance", cmd_balance, "an account's posted, pending and available balance (one read)")
+    balance.add_argument("account")
+    balance.add_argument("--as-of", dest="as_of", help="the posted balance right after the last entry recorded by then")
     statement = operator("statement", cmd_statement, "an account's entries with the balance after each (one query)")
     statement.add_argument("account")
     statement.add_argument("--last", type=int, default=0, help="only the last N entries")
+    statement.add_argument("--from", dest="since", help="entries recorded at or after this instant (ISO 8601)")
+    statement.add_argument("--to", dest="until", help="entries recorded at or before this instant (ISO 8601)")
+    statement.add_argument("--limit", type=int, default=0, help="a page of at most N entries (see --cursor)")
+    statement.add_argument("--cursor", help="the next page, as printed after the previous one")
     operator("reconcile", cmd_reconcile, "check trial balance, entries and postings against every balance")
     dlq = verbs.add_parser("dlq", help="dead-lettered requests").add_subparsers(title="dlq commands")
     operator("list", cmd_dlq_list, "list dead letters with their failure reasons", dlq)

@@ -163,6 +163,22 @@ def statement(target: Target, account_id: str) -> tuple[AccountState | None, lis
     return ledger(target).statement(account_id)
 
 
+def balance_as_of(target: Target, account_id: str, moment: str) -> int:
+    return ledger(target).balance_as_of(account_id, moment)
+
+
+def statement_page(
+    target: Target,
+    account_id: str,
+    *,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Entry], str | None]:
+    return ledger(target).statement_page(account_id, since=since, until=until, limit=limit, cursor=cursor)
+
+
 @dataclass
 class Reconciliation:
     accounts: int = 0

@@ -527,10 +527,10 @@ class LedgerTable:
 
     # -- holds ----------------------------------------------------------------------------------
 
-    def expired_holds(self, now: str, limit: int = 500) -> list[str]:
-        """Ids of open holds whose expires_at is at or before `now`: one Query per bucket of the
-        sparse OpenHoldsByExpiry index (eventually consistent; the expiry itself re-checks)."""
-        found: list[str] = []
+    def expired_holds(self, now: str, limit: int = 500) -> list[tuple[str, str]]:
+        """(hold_id, expires_at) of open holds whose expires_at is at or before `now`: one Query per
+        bucket of the sparse OpenHoldsByExpiry index (eventually consistent; the expiry re-checks)."""
+        found: list[tuple[str, str]] = []
         with _transient_errors():
             for bucket in range(OPEN_HOLD_BUCKETS):
                 query: dict[str, Any] = {
@@ -541,7 +541,10 @@ class LedgerTable:
                 }
                 while len(found) < limit:
                     response = self._client.query(**query)
-                    found += [item["PK"]["S"].removeprefix("POSTING#") for item in response["Items"]]
+                    found += [
+                        (item["PK"]["S"].removeprefix("POSTING#"), item["open_hold_expires_at"]["S"])
+                        for item in response["Items"]
+                    ]
                     if "LastEvaluatedKey" not in response:
                         break
                     query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

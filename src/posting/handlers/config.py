@@ -44,3 +44,8 @@ class EmitConfig(_Environment):
 def aws_client(service: str) -> Any:
     """One client per service per container, reused across invocations (clients are thread-safe)."""
     return boto3.client(service, config=AWS_CLIENT_CONFIG)
+
+
+class SweepConfig(_Environment):
+    ledger_table_name: str = Field(alias="LEDGER_TABLE_NAME", min_length=3)
+    posting_queue_url: str = Field(alias="POSTING_QUEUE_URL", min_length=1)

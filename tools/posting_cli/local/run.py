@@ -195,8 +195,16 @@ def write_results(path: Path, outcomes: list[LineOutcome]) -> None:
 
 def write_balances(target: Target, account_ids: Sequence[str], path: Path) -> dict[str, dict[str, Any]]:
     states = operations.ledger(target).get_accounts(account_ids)
+    # `balance` is the posted balance (the file's original field); the other figures came with holds.
     balances = {
-        account_id: {"currency": states[account_id].account.currency, "balance": states[account_id].balance}
+        account_id: {
+            "currency": states[account_id].account.currency,
+            "balance": states[account_id].balance,
+            "posted": states[account_id].balance,
+            "pending_debits": states[account_id].pending_debits,
+            "pending_credits": states[account_id].pending_credits,
+            "available": states[account_id].available,
+        }
         for account_id in sorted(states)
     }
     path.write_text(json.dumps(balances, indent=2) + "\n")

@@ -31,6 +31,7 @@ from posting_cli.local.faults import FaultInjector
 from posting_cli.local.lambdas import LocalFunction, LocalLambdaRuntime
 from posting_cli.local.moto_server import MotoServer
 from posting_cli.local.pipe import LocalPipe, PipeSettings
+from posting_cli.local.schedule import LocalSchedule, scheduled
 from posting_cli.local.template import ACCOUNT_ID, REGION, Resolver, Template, TemplateError
 from posting_cli.target import Target
 
@@ -55,6 +56,7 @@ class LocalStack:
         dynamodb: DynamoDBEndpoint | None = None,
         fresh_books: bool = False,
         faults: FaultInjector | None = None,
+        schedule_seconds: float = 3.0,
     ) -> None:
         self.template = template or Template.load()
         # An existing ledger table is reused, as a retained table is on AWS; only this empties it.
@@ -73,6 +75,8 @@ class LocalStack:
         self._owns_dynamodb = dynamodb is None
         self.moto: MotoServer | None = None
         self.pipes: list[LocalPipe] = []
+        # Scheduled functions (the expiry sweeper) run every few seconds here, not every minute.
+        self.schedule = LocalSchedule(self._invoke, [], schedule_seconds)
         self.target: Target | None = None
         self._queue_urls: dict[str, str] = {}  # queue ARN -> URL
         self._stdout: TextIO | None = None
@@ -144,8 +148,10 @@ class LocalStack:
             self._instrument_handler_clients(self.faults)
         for pipe in self.pipes:
             pipe.start()
+        self.schedule.start()
 
     def stop(self) -> None:
+        self.schedule.stop()
         for pipe in self.pipes:
             pipe.stop()
         if self._stdout is not None:
@@ -284,6 +290,8 @@ class LocalStack:
             FunctionName=name, Role=self._role_arn, Code={"ZipFile": b"in-process"}, Handler=function.handler
         )
         self.functions.append(function)
+        if scheduled(props):
+            self.schedule.function_names.append(name)
         self.resolver.provide(logical_id, name, Arn=function.arn)
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
