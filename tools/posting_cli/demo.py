@@ -18,12 +18,14 @@ import random
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from posting.adapters.ledger_table import CONTENTION
 from posting.domain.model import Account, AccountStatus, Side
 from posting_cli import operations
 from posting_cli.local.run import Line, LineOutcome, Pace, drain
@@ -36,6 +38,10 @@ IN_FLIGHT = 100
 # A record that fails transiently comes back after the visibility timeout: a short one keeps the
 # demo's tail short (the template's default, 180 s, suits AWS). Overridable with --parameter.
 DEMO_PARAMETERS = {"VisibilityTimeoutSeconds": 20}
+SETTLEMENT_SHARDS = 16
+# Card authorisations that nobody captures expire this long after they are sent; the local stack's
+# sweeper releases them within seconds.
+EXPIRY_SECONDS = 8
 
 
 @dataclass
@@ -47,12 +53,42 @@ class Book:
     @classmethod
     def seed(cls, rng: random.Random, customers: int = 120, merchants: int = 12) -> Book:
         accounts = [
-            Account(account_id="funding-EUR", currency="EUR", normal_balance=Side.DEBIT, overdraft_limit=None),
-            Account(account_id="funding-USD", currency="USD", normal_balance=Side.DEBIT, overdraft_limit=None),
-            Account(account_id="settlement-EUR", currency="EUR", normal_balance=Side.CREDIT, overdraft_limit=None),
-            Account(account_id="fees-EUR", currency="EUR", normal_balance=Side.CREDIT, overdraft_limit=0),
-            Account(account_id="fx-EUR", currency="EUR", normal_balance=Side.DEBIT, overdraft_limit=None),
-            Account(account_id="fx-USD", currency="USD", normal_balance=Side.DEBIT, overdraft_limit=None),
+            # Funding, fee and FX accounts are unlimited and busy: hot too.
+            Account(
+                account_id="funding-EUR",
+                currency="EUR",
+                normal_balance=Side.DEBIT,
+                overdraft_limit=None,
+                balance_shards=8,
+            ),
+            Account(
+                account_id="funding-USD",
+                currency="USD",
+                normal_balance=Side.DEBIT,
+                overdraft_limit=None,
+                balance_shards=8,
+            ),
+            # Hot: most card traffic goes through it, so its balance is spread over shards.
+            Account(
+                account_id="settlement-EUR",
+                currency="EUR",
+                normal_balance=Side.CREDIT,
+                overdraft_limit=None,
+                balance_shards=SETTLEMENT_SHARDS,
+            ),
+            Account(
+                account_id="fees-EUR",
+                currency="EUR",
+                normal_balance=Side.CREDIT,
+                overdraft_limit=None,
+                balance_shards=4,
+            ),
+            Account(
+                account_id="fx-EUR", currency="EUR", normal_balance=Side.DEBIT, overdraft_limit=None, balance_shards=4
+            ),
+            Account(
+                account_id="fx-USD", currency="USD", normal_balance=Side.DEBIT, overdraft_limit=None, balance_shards=4
+            ),
             Account(
                 account_id="cust-frozen",
                 currency="EUR",
@@ -90,19 +126,22 @@ class Traffic:
         self.sent: list[str] = []  # bodies of well-formed requests, for duplicates and conflicts
         self.counter = 0
         self.kinds: list[str] = []
+        self.holds: list[dict[str, Any]] = []  # card authorisations, to settle later
+        self.by_id: dict[str, dict[str, Any]] = {}  # every well-formed body by posting_id
 
-    def _request(self, kind: str, legs: list[dict[str, Any]], **extra: Any) -> str:
+    def _request(self, label: str, legs: list[dict[str, Any]], **extra: Any) -> str:
         self.counter += 1
-        body = {
-            "posting_id": f"demo-{kind}-{self.counter:06d}",
+        body: dict[str, Any] = {
+            "posting_id": f"demo-{label}-{self.counter:06d}",
             "legs": legs,
             "effective_at": "2026-11-27T10:00:00Z",
-            "description": kind.replace("-", " "),
+            "description": label.replace("-", " "),
             "metadata": {"channel": self.rng.choice(["card", "app", "batch"])},
         }
         body.update(extra)
         text = json.dumps(body)
         self.sent.append(text)
+        self.by_id[body["posting_id"]] = body
         return text
 
     def funding(self) -> list[str]:
@@ -138,6 +177,7 @@ class Traffic:
             (2, self._frozen_account),
             (2, self._currency_mismatch),
             (5, self._card_payment),
+            (12, self._authorisation),
         ]
         weights, makers = zip(*kinds, strict=True)
         return self.rng.choices(makers, weights=weights)[0]()
@@ -150,6 +190,85 @@ class Traffic:
         amount = self.rng.randrange(100, 9_000)
         legs = [_leg(self._customer(), "debit", amount, "EUR"), _leg("settlement-EUR", "credit", amount, "EUR")]
         return self._request("card-payment", legs)
+
+    def _authorisation(self) -> str:
+        """A card authorisation: a hold on the customer towards the settlement account. Some expire."""
+        amount = self.rng.randrange(500, 12_000)
+        legs = [_leg(self._customer(), "debit", amount, "EUR"), _leg("settlement-EUR", "credit", amount, "EUR")]
+        text = self._request("authorisation", legs, kind="hold")
+        self.holds.append(json.loads(text))
+        return text
+
+    def expiring_authorisations(self, count: int) -> list[str]:
+        """Authorisations nobody will capture in time: they expire EXPIRY_SECONDS from now."""
+        expires_at = (datetime.now(UTC) + timedelta(seconds=EXPIRY_SECONDS)).isoformat()
+        bodies = []
+        for _ in range(count):
+            amount = self.rng.randrange(500, 12_000)
+            legs = [_leg(self._customer(), "debit", amount, "EUR"), _leg("settlement-EUR", "credit", amount, "EUR")]
+            text = self._request("authorisation", legs, kind="hold", expires_at=expires_at)
+            self.holds.append(json.loads(text))
+            bodies.append(text)
+        return bodies
+
+    def late_captures(self) -> list[str]:
+        """Merchants capturing authorisations that have expired meanwhile: HOLD_EXPIRED."""
+        expired = [hold["posting_id"] for hold in self.holds if "expires_at" in hold]
+        return [self._settle("capture", hold_id) for hold_id in self.rng.sample(expired, len(expired) // 3)]
+
+    def settlements(self) -> list[str]:
+        """After the day's traffic: captures (most for less, a few twice or for more), voids, refunds
+        of card payments and captures, and late captures of holds that have expired meanwhile."""
+        bodies = []
+        for hold in self.holds:
+            hold_id = hold["posting_id"]
+            legs = hold["legs"]
+            if "expires_at" in hold:
+                continue  # left to expire
+            roll = self.rng.random()
+            if roll < 0.15:
+                bodies.append(self._settle("void", hold_id))
+                continue
+            if roll < 0.2:  # more than authorised
+                bodies.append(self._settle("capture", hold_id, amount=legs[0]["amount"] + 100))
+                continue
+            amount = legs[0]["amount"] * self.rng.randrange(70, 101) // 100  # tips removed, partial shipments
+            bodies.append(self._settle("capture", hold_id, amount=amount))
+            if self.rng.random() < 0.05:
+                bodies.append(self._settle("capture", hold_id))  # a double capture
+        payments = [b for b in self.by_id.values() if b["posting_id"].startswith("demo-card-payment-")]
+        for payment in self.rng.sample(payments, min(len(payments), max(1, len(payments) // 20))):
+            amount = payment["legs"][0]["amount"]
+            part = amount if self.rng.random() < 0.5 else max(1, amount // 3)
+            bodies.append(self._refund(payment, part))
+            if self.rng.random() < 0.2:
+                bodies.append(self._refund(payment, amount))  # beyond the original with the first one
+        return bodies
+
+    def _settle(self, kind: str, hold_id: str, amount: int | None = None) -> str:
+        hold = self.by_id[hold_id]
+        extra: dict[str, Any] = {"kind": kind, "hold_id": hold_id}
+        if amount is not None:
+            extra["legs"] = [{**leg, "amount": amount} for leg in hold["legs"]]
+        self.counter += 1
+        body = {"posting_id": f"demo-{kind}-{self.counter:06d}", "description": f"{kind} of {hold_id}", **extra}
+        text = json.dumps(body)
+        self.by_id[body["posting_id"]] = body
+        return text
+
+    def _refund(self, payment: dict[str, Any], amount: int) -> str:
+        customer, settlement = payment["legs"][0]["account_id"], payment["legs"][1]["account_id"]
+        self.counter += 1
+        body = {
+            "kind": "reversal",
+            "posting_id": f"demo-refund-{self.counter:06d}",
+            "reverses": payment["posting_id"],
+            "legs": [_leg(settlement, "debit", amount, "EUR"), _leg(customer, "credit", amount, "EUR")],
+            "description": "refund",
+        }
+        text = json.dumps(body)
+        self.by_id[body["posting_id"]] = body
+        return text
 
     def _payout(self) -> str:
         """Out of settlement to a merchant, minus a 1% fee: three legs."""
@@ -249,6 +368,10 @@ class DemoReport:
     elapsed_seconds: float = 0.0
     decided: int = 0
     problems: list[str] = field(default_factory=list)
+    kinds: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, outcome) of every request
+    transactions: int = 0  # ledger transactions attempted in this process (local stack)
+    conflicts: int = 0  # of which cancelled by contention, then retried
+    expired: int = 0
 
     @property
     def ok(self) -> bool:
@@ -273,13 +396,20 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     everyday = [traffic.next() for _ in range(max(0, postings - len(funding)))]
     console.print(
         f"book: {len(book.accounts)} accounts (customers in EUR and USD, {len(book.merchants)} merchants, a hot "
-        f"settlement account, funding, fees, FX); traffic: {len(funding)} fundings, then {len(everyday)} mixed requests"
+        f"settlement account ({SETTLEMENT_SHARDS} shards), funding, fees, FX); traffic: {len(funding)} fundings, "
+        f"then {len(everyday)} mixed requests (card payments and authorisations, payouts, transfers, FX, ...), "
+        "then captures, voids, refunds, expiries and late captures"
     )
+    # Each phase is decided before the next is built and sent: customers are funded before they
+    # spend, holds are placed before they settle, expiring holds expire before merchants try late.
     phases = [
-        [Line(n, body) for n, body in enumerate(funding, 1)],
-        [Line(n, body) for n, body in enumerate(everyday, len(funding) + 1)],
+        lambda: funding,
+        lambda: everyday,
+        lambda: traffic.expiring_authorisations(max(2, len(everyday) // 50)),
+        traffic.settlements,
+        lambda: [] if _wait_for_expiries(target, traffic, console) < 0 else traffic.late_captures(),
     ]
-    bodies = {line.number: line.body or "" for phase in phases for line in phase}
+    bodies: dict[int, str] = {}
     pace = Pace(stall_seconds=stall_seconds, deadline=time.monotonic() + 3600, in_flight=IN_FLIGHT, poll_seconds=0.1)
     columns = (
         TextColumn("{task.description}"),
@@ -291,20 +421,27 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     )
     outcomes: list[LineOutcome] = []
     report = DemoReport()
+    contention_before = (CONTENTION.transactions, CONTENTION.conflicts)
     started = time.monotonic()
     with ResultCollector(target) as collector, Progress(*columns, console=console) as progress:
-        task = progress.add_task("posting", total=len(bodies), rate="")
+        task = progress.add_task("posting", total=len(funding) + len(everyday), rate="")
 
         def show(done: int) -> None:
             completed = len(outcomes) + done
             rate = completed / max(0.001, time.monotonic() - started)
             progress.update(task, completed=completed, rate=f"{rate:,.0f} requests/s")
 
-        for phase in phases:  # customers are funded before they spend
+        for build in phases:
+            phase = [Line(n, body) for n, body in enumerate(build(), len(bodies) + 1)]
+            bodies.update((line.number, line.body or "") for line in phase)
+            progress.update(task, total=len(bodies))
             outcomes += drain(target, collector, phase, pace, show)
     report.elapsed_seconds = time.monotonic() - started
     report.decided = len(outcomes)
-    expected = _tally(outcomes, bodies, book, report)
+    report.transactions = CONTENTION.transactions - contention_before[0]
+    report.conflicts = CONTENTION.conflicts - contention_before[1]
+    report.expired = _wait_for_expiries(target, traffic, console)
+    expected = _tally(outcomes, bodies, book, report, traffic)
     for account_id, balance in before.items():
         expected[account_id] += balance
     _print_outcomes(report, console)
@@ -313,18 +450,54 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     return report
 
 
-def _tally(outcomes: list[LineOutcome], bodies: dict[int, str], book: Book, report: DemoReport) -> dict[str, int]:
+def _wait_for_expiries(target: Target, traffic: Traffic, console: Console, timeout: float = 60) -> int:
+    """Wait until the sweeper has released every authorisation that expired; returns how many did."""
+    ledger = operations.ledger(target)
+    expiring = [hold["posting_id"] for hold in traffic.holds if "expires_at" in hold]
+    deadline = time.monotonic() + max(timeout, EXPIRY_SECONDS * 2)
+    while True:
+        states = {hold_id: (ledger.get_decision(hold_id) or None) for hold_id in expiring}
+        waiting = [h for h, d in states.items() if d is not None and d.status == "POSTED" and d.hold_state == "open"]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if waiting:
+        console.print(f"[yellow]{len(waiting)} expiring hold(s) still open after {timeout:.0f} s[/yellow]")
+    return sum(1 for d in states.values() if d is not None and d.hold_state == "expired")
+
+
+def _tally(
+    outcomes: list[LineOutcome], bodies: dict[int, str], book: Book, report: DemoReport, traffic: Traffic
+) -> dict[str, int]:
     """Count outcomes and latencies; recompute every balance from the requests reported POSTED."""
     normal = {account.account_id: account.normal_balance for account in book.accounts}
     expected: dict[str, int] = defaultdict(int)
+    mirror = {"debit": "credit", "credit": "debit"}
     for outcome in outcomes:
         report.statuses[(outcome.status, outcome.reason or "")] += 1
         if outcome.observed_ms and outcome.sent_ms:
             report.latencies_ms.append(max(0, outcome.observed_ms - outcome.sent_ms))
-        if outcome.status == "POSTED":
-            for leg in json.loads(bodies[outcome.line])["legs"]:
-                signed = leg["amount"] if leg["side"] == normal[leg["account_id"]] else -leg["amount"]
-                expected[leg["account_id"]] += signed
+        try:
+            body = json.loads(bodies[outcome.line])
+        except ValueError:
+            body = {}
+        kind = body.get("kind", "posting") if isinstance(body, dict) else "posting"
+        report.kinds[(kind, outcome.status)] += 1
+        if outcome.status != "POSTED":
+            continue
+        if kind == "capture":
+            legs = body.get("legs") or traffic.by_id[body["hold_id"]]["legs"]
+        elif kind == "reversal":
+            legs = body.get("legs") or [
+                {**leg, "side": mirror[leg["side"]]} for leg in traffic.by_id[body["reverses"]]["legs"]
+            ]
+        elif kind == "posting":
+            legs = body["legs"]
+        else:
+            legs = []  # holds, voids and expiries move nothing posted
+        for leg in legs:
+            signed = leg["amount"] if leg["side"] == normal[leg["account_id"]] else -leg["amount"]
+            expected[leg["account_id"]] += signed
     return expected
 
 
@@ -342,6 +515,16 @@ def _print_outcomes(report: DemoReport, console: Console) -> None:
     console.print(
         f"latency enqueue -> result event: p50 {report.percentile(0.50)} ms, p95 {report.percentile(0.95)} ms, "
         f"p99 {report.percentile(0.99)} ms, max {report.percentile(1.0)} ms"
+    )
+    lifecycle = ", ".join(
+        f"{kind} {report.kinds[(kind, 'POSTED')]}/{sum(n for (k, _), n in report.kinds.items() if k == kind)}"
+        for kind in ("hold", "capture", "void", "reversal")
+    )
+    console.print(f"lifecycle (accepted/sent): {lifecycle}; holds expired by the sweeper: {report.expired}")
+    rate = report.conflicts / report.transactions if report.transactions else 0.0
+    console.print(
+        f"contention: {report.conflicts} of {report.transactions} ledger transactions cancelled and retried "
+        f"({rate:.3f} per transaction; settlement-EUR is hot, {SETTLEMENT_SHARDS} shards)"
     )
 
 
@@ -361,7 +544,10 @@ def _check_books(target: Target, book: Book, expected: dict[str, int], report: D
     console.print(
         f"reconciliation: trial balance per currency is zero ({trial}); {reconciliation.accounts} balances = sum "
         f"of their {reconciliation.entries} entries; balances = recomputation from the "
-        f"{reconciliation.postings_posted} accepted postings (ledger) and from the POSTED results (this generator)"
+        f"{reconciliation.postings_posted} accepted postings (ledger) and from the POSTED results (this generator); "
+        f"pending = open holds ({', '.join(f'{n} {state}' for state, n in reconciliation.holds.items())}), "
+        f"each hold in exactly one state; {reconciliation.reversals} "
+        f"reversals within their originals; {reconciliation.shards} shards"
     )
     if report.ok:
         console.print("verdict: [bold green]OK[/bold green]")

@@ -75,6 +75,23 @@ _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
 
+class Contention:
+    """Transactions attempted and cancelled by contention, in this process (for the demo and bench)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self.transactions = 0
+        self.conflicts = 0
+
+    def count(self, *, conflict: bool) -> None:
+        with self._guard:
+            self.transactions += 1
+            self.conflicts += conflict
+
+
+CONTENTION = Contention()
+
+
 class ConcurrentUpdate(Exception):
     """An account changed between our read and our write: read again and re-plan."""
 
@@ -357,9 +374,17 @@ class LedgerTable:
         try:
             self._transact(actions)
         except ConcurrentUpdate:
+            CONTENTION.count(conflict=True)
             # A shard may have refused because the account is no longer open: read its terms again.
             self.forget_hot(plan.hot_accounts)
             raise
+        except TransientPostingError:
+            CONTENTION.count(conflict=True)
+            raise
+        except PostingAlreadyDecided:
+            CONTENTION.count(conflict=False)
+            raise
+        CONTENTION.count(conflict=False)
         return decision
 
     def _settle(self, settlement: HoldSettlement, posting_id: str) -> dict[str, Any]:
