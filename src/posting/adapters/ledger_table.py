@@ -120,8 +120,14 @@ OPEN_HOLDS_INDEX = "OpenHoldsByExpiry"
 OPEN_HOLD_BUCKETS = 16  # spreads the sparse index's writes; the sweeper queries each bucket
 
 
+def shard_partition(account_id: str, shard: int) -> str:
+    """A hot account's shard is its own partition key, with that shard's entries: N shards spread
+    over N partitions, so the account is not capped by one partition's write units."""
+    return f"ACCOUNT#{account_id}#SHARD#{shard:02d}"
+
+
 def shard_key(account_id: str, shard: int) -> dict[str, Any]:
-    return {"PK": {"S": f"ACCOUNT#{account_id}"}, "SK": {"S": f"SHARD#{shard:02d}"}}
+    return {"PK": {"S": shard_partition(account_id, shard)}, "SK": {"S": "SHARD"}}
 
 
 def entry_key(
@@ -131,12 +137,13 @@ def entry_key(
     recorded_at: str = "2026-01-01T00:00:00.000Z",
     posting_id: str = "",
     leg: int = 0,
-    hot: bool = False,
+    shard: int | None = None,
 ) -> dict[str, Any]:
     """Entries sort by the time they were recorded: an unsharded account's by its sequence within
-    that, a hot account's (no shared sequence) by posting and leg."""
-    tail = f"{posting_id}#{leg:02d}" if hot else f"{sequence:015d}"
-    return {"PK": {"S": f"ACCOUNT#{account_id}"}, "SK": {"S": f"ENTRY#{recorded_at}#{tail}"}}
+    that; a hot account's (no shared sequence) by posting and leg, in its shard's partition."""
+    if shard is None:
+        return {"PK": {"S": f"ACCOUNT#{account_id}"}, "SK": {"S": f"ENTRY#{recorded_at}#{sequence:015d}"}}
+    return {"PK": {"S": shard_partition(account_id, shard)}, "SK": {"S": f"ENTRY#{recorded_at}#{posting_id}#{leg:02d}"}}
 
 
 def open_hold_bucket(hold_id: str) -> str:
@@ -505,7 +512,7 @@ class LedgerTable:
                 recorded_at=decided_at,
                 posting_id=entry.posting_id,
                 leg=entry.leg,
-                hot=entry.shard is not None,
+                shard=entry.shard,
             )
             | _to_attributes(record),
             "ConditionExpression": "attribute_not_exists(PK)",
@@ -578,23 +585,22 @@ class LedgerTable:
     # -- reading the books ----------------------------------------------------------------------
 
     def statement(self, account_id: str, after_sequence: int = 0) -> tuple[AccountState | None, list[Entry]]:
-        """The account and all its entries in recorded order, from one Query (paged).
+        """The account and all its entries in recorded order, from one Query (paged); a hot account's
+        from one Query per shard, merged in recorded order, with their running balance rebuilt.
 
-        A hot account's entries get their running balance here, merged over its shards in recorded
-        order. With `after_sequence`, only the entries after that sequence (unsharded accounts).
+        With `after_sequence`, only the entries after that sequence (unsharded accounts).
         """
         state: AccountState | None = None
-        shards: list[dict[str, Any]] = []
         entries: list[Entry] = []
-        for record in self._query_account(account_id, "ACCOUNT", None):
+        for record in self._query(f"ACCOUNT#{account_id}", "ACCOUNT", None):
             if record["entity"] == "account":
                 state = _account_state(record)
-            elif record["entity"] == "shard":
-                shards.append(record)
             elif record["entity"] == "entry":
                 entries.append(_entry(record))
         if state is not None and state.account.is_hot:
-            state = _summed(state, shards)
+            state = self.get_account(account_id)
+            assert state is not None
+            entries = [_entry(r) for r in self._merged_shards(state.account, "ENTRY#", "ENTRY#~")]
         entries = _with_running_balance(entries, 0)
         if after_sequence:
             entries = [entry for entry in entries if entry.sequence > after_sequence]
@@ -604,18 +610,19 @@ class LedgerTable:
         """The posted balance right after the last entry recorded at or before `moment` (UTC text).
 
         Unsharded: one Query for one item (the last entry, whose balance_after it is). Hot: one Query
-        over the entries up to `moment` (paged), summing their signed amounts.
+        per shard over its entries up to `moment` (paged), summing their signed amounts.
         """
         state = self.get_account(account_id)
         if state is None:
             raise KeyError(account_id)
         upper = f"ENTRY#{moment}~"
         if not state.account.is_hot:
-            records = list(self._query_account(account_id, "ENTRY#", upper, newest_first=True, limit=1))
+            records = list(self._query(f"ACCOUNT#{account_id}", "ENTRY#", upper, newest_first=True, limit=1))
             return int(records[0]["balance_after"]) if records else 0
         return sum(
             int(record["signed_amount"])
-            for record in self._query_account(account_id, "ENTRY#", upper, projection="signed_amount")
+            for shard in range(state.account.balance_shards)
+            for record in self._query(shard_partition(account_id, shard), "ENTRY#", upper, projection="signed_amount")
         )
 
     def statement_page(
@@ -627,61 +634,61 @@ class LedgerTable:
         cursor: str | None = None,
     ) -> tuple[list[Entry], str | None]:
         """Entries recorded in [since, until], `limit` at a time, in order, each with its running
-        balance. Returns the page and the cursor of the next one (None at the end)."""
+        balance. Returns the page and the cursor of the next one (None at the end).
+
+        Unsharded: one Query per page, from the cursor's key. Hot: the shards' entries in the range,
+        merged, then the page after the cursor's key (the cursor carries the running balance).
+        """
+        state = self.get_account(account_id)
+        if state is None:
+            return [], None
         if cursor:
             position = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-            start_key, running = position["after"], int(position["balance"])
+            after, running = str(position["after"]), int(position["balance"])
         else:
-            start_key = None
+            after = ""
             running = self.balance_as_of(account_id, _just_before(since)) if since else 0
         lower = f"ENTRY#{since}" if since else "ENTRY#"
         upper = f"ENTRY#{until}~" if until else "ENTRY#~"
-        page: list[Entry] = []
-        keys: list[str] = []
-        query: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": f"ACCOUNT#{account_id}"},
-                ":lower": {"S": lower},
-                ":upper": {"S": upper},
-            },
-            "ConsistentRead": True,
-            "Limit": limit + 1,
-        }
-        if start_key:
-            query["ExclusiveStartKey"] = {"PK": {"S": f"ACCOUNT#{account_id}"}, "SK": {"S": start_key}}
-        with _transient_errors():
-            while len(page) <= limit:
-                response = self._client.query(**query)
-                for item in response["Items"]:
-                    page.append(_entry(_from_attributes(item)))
-                    keys.append(item["SK"]["S"])
-                if "LastEvaluatedKey" not in response:
-                    break
-                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        more = len(page) > limit
-        page, keys = page[:limit], keys[:limit]
-        page = _with_running_balance(page, running)
+        if state.account.is_hot:
+            records = [r for r in self._merged_shards(state.account, lower, upper) if _sort_key(r) > after][: limit + 1]
+        else:
+            records = list(
+                self._query(f"ACCOUNT#{account_id}", lower, upper, limit=limit + 1, exclusive_start=after or None)
+            )
+        more = len(records) > limit
+        records = records[:limit]
+        page = _with_running_balance([_entry(r) for r in records], running)
         if not more or not page:
             return page, None
-        last_balance = page[-1].balance_after or 0
-        next_cursor = base64.urlsafe_b64encode(json.dumps({"after": keys[-1], "balance": last_balance}).encode())
-        return page, next_cursor.decode()
+        position = {"after": _sort_key(records[-1]), "balance": page[-1].balance_after or 0}
+        return page, base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
 
-    def _query_account(
+    def _merged_shards(self, account: Account, lower: str, upper: str) -> list[dict[str, Any]]:
+        """A hot account's entries in [lower, upper] from each of its shards, in recorded order."""
+        records = [
+            record
+            for shard in range(account.balance_shards)
+            for record in self._query(shard_partition(account.account_id, shard), lower, upper)
+            if record.get("entity") == "entry"
+        ]
+        return sorted(records, key=_sort_key)
+
+    def _query(
         self,
-        account_id: str,
+        partition: str,
         lower: str,
         upper: str | None,
         *,
         newest_first: bool = False,
         limit: int | None = None,
         projection: str | None = None,
+        exclusive_start: str | None = None,
     ) -> Iterator[dict[str, Any]]:
+        """Items of one partition with SK >= lower (and <= upper), in SK order; `limit` items at most."""
         query: dict[str, Any] = {
             "TableName": self.table_name,
-            "ExpressionAttributeValues": {":pk": {"S": f"ACCOUNT#{account_id}"}, ":lower": {"S": lower}},
+            "ExpressionAttributeValues": {":pk": {"S": partition}, ":lower": {"S": lower}},
             "ConsistentRead": True,
             "ScanIndexForward": not newest_first,
         }
@@ -693,13 +700,17 @@ class LedgerTable:
         if limit is not None:
             query["Limit"] = limit
         if projection is not None:
-            query["ProjectionExpression"] = projection
+            query["ProjectionExpression"] = projection + ", SK"
+        if exclusive_start is not None:
+            query["ExclusiveStartKey"] = {"PK": {"S": partition}, "SK": {"S": exclusive_start}}
+        returned = 0
         with _transient_errors():
             while True:
                 response = self._client.query(**query)
                 for item in response["Items"]:
                     yield _from_attributes(item)
-                if limit is not None or "LastEvaluatedKey" not in response:
+                    returned += 1
+                if "LastEvaluatedKey" not in response or (limit is not None and returned >= limit):
                     return
                 query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
@@ -832,6 +843,10 @@ def _with_running_balance(entries: list[Entry], opening: int) -> list[Entry]:
             running = entry.balance_after
             result.append(entry)
     return result
+
+
+def _sort_key(record: dict[str, Any]) -> str:
+    return str(record["SK"])
 
 
 def _just_before(moment: str) -> str:

@@ -37,6 +37,7 @@ from posting_cli.bench.cold_start import bench_cold_start
 from posting_cli.bench.cost import bench_cost
 from posting_cli.bench.domain import bench_domain
 from posting_cli.bench.dynamodb_baseline import bench_dynamodb_baseline
+from posting_cli.bench.hot_accounts import bench_hot_accounts
 from posting_cli.bench.ledger import bench_ledger
 from posting_cli.bench.memory import bench_memory
 from posting_cli.bench.pipeline import bench_pipeline
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="posting-bench-ddb-") as logs, dynamodb_local(Path(logs)) as endpoint:
         ledger, sizes = bench_ledger(endpoint)
         done(ledger)
+        done(bench_hot_accounts(endpoint))
         done(bench_memory(endpoint))
         baseline = bench_dynamodb_baseline(endpoint)
         pipeline = bench_pipeline(endpoint, args.postings, baseline)
