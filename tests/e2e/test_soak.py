@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -28,6 +29,12 @@ def test_a_short_soak_under_every_fault_proves_every_invariant(tmp_path, dynamod
     assert "OK: every line accounted for" in output
     assert "faults fired by kind:" in output and "process_kill 1" in output
     assert "drain race: 10 of its debits posted" in output
+    # The faults injected on the handlers' own clients fire dozens of times in this run: if the handlers
+    # ever stopped getting their clients where the injector attaches, the soak would prove nothing.
+    fired = Counter(json.loads(line)["kind"] for line in (workdir / "faults.jsonl").read_text().splitlines() if line)
+    assert {"dynamodb_throttle", "transaction_conflict_storm", "put_events_partial_failure"} <= {
+        kind for kind, count in fired.items() if count > 0
+    }, fired
 
     # The same proof, run again here, passes; then each kind of damage is caught.
     table = LedgerTable(dynamodb_client, f"{STACK_NAME}-LedgerTable")
