@@ -37,12 +37,14 @@ venv: $(INSTALLED) ## create .venv with the pinned dependencies
 engines: $(INSTALLED) ## install the local engines (DynamoDB Local) into the cache
 	@$(BIN)/posting local install
 
-lint: $(INSTALLED) ## ruff, mypy, cfn-lint and actionlint
+lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, and checkov on the SAM-translated template
 	$(BIN)/ruff check src tools tests
 	$(BIN)/ruff format --check src tools tests
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
+	PYTHON=$(PYTHON) tools/checkov.sh translate --output build/translated-template.json
+	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json
 
 format: $(INSTALLED) ## format and fix what ruff can
 	$(BIN)/ruff format src tools tests
@@ -73,8 +75,9 @@ build: ## sam build (arm64, python3.13), offline
 validate: ## sam validate --lint
 	tools/sam.sh validate --lint
 
-deploy: build ## sam deploy with samconfig.toml (ENV=default|prod)
-	tools/sam.sh deploy --config-env $(ENV)
+deploy: build $(INSTALLED) ## sam deploy with samconfig.toml (ENV=default|prod; prod needs ALARM_TOPIC_ARN or one in samconfig)
+	@overrides="$$($(BIN)/python -m posting_cli.deploy_check --config-env $(ENV) $(if $(ALARM_TOPIC_ARN),--override AlarmTopicArn=$(ALARM_TOPIC_ARN)))" && \
+	  tools/sam.sh deploy --config-env $(ENV) --parameter-overrides "$$overrides"
 
 invoke: $(INSTALLED) ## run one handler on one event file, like `sam local invoke` (FN=validate|post|emit EVENT=...)
 	$(BIN)/posting local invoke $(FN) --event $(EVENT)

@@ -8,7 +8,8 @@
 
 Every resource is created from template.yaml: names, keys, redrive settings, batch sizes, environment
 variables and definition substitutions are resolved from it, never repeated here. Resources with no
-local meaning (IAM roles, alarms, log resource policies) are listed in `skipped`.
+local meaning (IAM roles, KMS keys, resource policies, trails, alarms, dashboards) are listed in
+`skipped`, as are resources whose Condition is false.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ class LocalStack:
 
         for logical_id in self.template.dependency_order():
             resource_type = self.template.resources[logical_id]["Type"]
+            if not self.template.is_created(logical_id):
+                self.skipped.append(f"{logical_id} ({resource_type}, condition false)")
+                continue
             create = self._creators().get(resource_type)
             if create is None:
                 self.skipped.append(f"{logical_id} ({resource_type})")

@@ -3,7 +3,8 @@
 Nothing about the deployed resources is repeated by hand in the local code. This module loads the
 template (with CloudFormation's short-form tags), applies parameter defaults and overrides with their
 constraints, orders resources by their references, and resolves the intrinsic functions the template
-uses (Ref, Fn::GetAtt, Fn::Sub, Fn::Join) against the physical names and ARNs of the local resources.
+uses (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::If with the template's Conditions) against
+the physical names and ARNs of the local resources.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _tag_constructor(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    name = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if tag_suffix == "GetAtt":
@@ -114,6 +115,15 @@ class Template:
             bound[name] = value
         return bound
 
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions, given the bound parameters."""
+        return bool(Resolver(self).evaluate({"Condition": name}))
+
+    def is_created(self, logical_id: str) -> bool:
+        """False for a resource whose Condition is false (CloudFormation does not create it)."""
+        name = self.resources[logical_id].get("Condition")
+        return name is None or self.condition(name)
+
     def dependency_order(self) -> list[str]:
         """Logical ids ordered so that every resource comes after the resources it references."""
         order: list[str] = []
@@ -163,6 +173,10 @@ def _references(node: Any) -> set[str]:
                 found.add(value)
             elif key == "Fn::GetAtt":
                 found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Condition" and isinstance(value, str):
+                continue  # a condition's name, not a resource
+            elif key == "Fn::If":
+                found.update(_references(value[1:]))
             elif key == "Fn::Sub":
                 text = value[0] if isinstance(value, list) else value
                 found.update(match.split(".")[0] for match in _SUB_VARIABLE.findall(text))
@@ -177,6 +191,7 @@ def _references(node: Any) -> set[str]:
 
 
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
+_NO_VALUE = object()  # what Ref AWS::NoValue resolves to: the property or list element is dropped
 
 
 class Resolver:
@@ -207,31 +222,70 @@ class Resolver:
             self.attributes[(logical_id, name)] = value
 
     def resolve(self, node: Any) -> Any:
+        resolved = self._resolve(node)
+        return None if resolved is _NO_VALUE else resolved
+
+    def _resolve(self, node: Any) -> Any:
         if isinstance(node, list):
-            return [self.resolve(value) for value in node]
+            return [v for v in (self._resolve(value) for value in node) if v is not _NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
             ((key, value),) = node.items()
-            intrinsic: dict[str, Callable[[Any], str]] = {
+            intrinsic: dict[str, Callable[[Any], Any]] = {
                 "Ref": self._ref,
                 "Fn::GetAtt": self._get_att,
                 "Fn::Sub": self._sub,
                 "Fn::Join": self._join,
+                "Fn::Split": self._split,
+                "Fn::If": self._if,
             }
             if key in intrinsic:
                 return intrinsic[key](value)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local stack")
-        return {key: self.resolve(value) for key, value in node.items()}
+        resolved = {key: self._resolve(value) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value is not _NO_VALUE}
+
+    def evaluate(self, node: Any) -> bool:
+        """A condition: Fn::Equals, Fn::Not, Fn::And, Fn::Or or a named Condition."""
+        ((key, value),) = node.items()
+        if key == "Condition":
+            conditions = self.template.body.get("Conditions", {})
+            if value not in conditions:
+                raise TemplateError(f"Condition {value} is not declared")
+            return self.evaluate(conditions[value])
+        if key == "Fn::Equals":
+            left, right = (self.resolve(v) for v in value)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self.evaluate(value[0])
+        if key == "Fn::And":
+            return all(self.evaluate(v) for v in value)
+        if key == "Fn::Or":
+            return any(self.evaluate(v) for v in value)
+        raise TemplateError(f"{key} is not a condition function the local stack knows")
+
+    def _if(self, value: list[Any]) -> Any:
+        name, if_true, if_false = value
+        return self._resolve(if_true if self.evaluate({"Condition": name}) else if_false)
 
     def _join(self, value: list[Any]) -> str:
         separator, values = value
         return str(separator).join(str(v) for v in self.resolve(values))
 
-    def _ref(self, name: str) -> str:
+    def _split(self, value: list[Any]) -> list[str]:
+        separator, text = value
+        return str(self.resolve(text)).split(separator)
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
         if name not in self.refs:
             raise TemplateError(f"Ref {name}: not a parameter or a resource the local stack has created yet")
+        declared = self.template.body.get("Parameters", {}).get(name, {})
+        if declared.get("Type") == "CommaDelimitedList":
+            return self.refs[name].split(",")  # as CloudFormation: "" is [""]
         return self.refs[name]
 
     def _get_att(self, value: str | list[str]) -> str:

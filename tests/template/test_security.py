@@ -1,0 +1,521 @@
+"""Security and operations rules (issue 8), read from the template and from its SAM translation.
+
+IAM is checked on the translated template (aws-sam-translator, offline): that is what the account
+gets, including whatever the transform adds. Resource policies are also resolved with the local
+stack's resolver under each combination of the principal parameters, so the tests check the lists
+CloudFormation would really write, not only their intrinsic-function spelling.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from posting.steps.emit import EVENT_SOURCE
+from posting_cli.local.template import ACCOUNT_ID, REGION, Resolver, Template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Outside facts: the Allow statements AWS only accepts with Resource "*", and why.
+RESOURCE_STAR_REASONS = {
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
+    "logs:CreateLogDelivery": "Step Functions log delivery: the vended-log actions take no ARN",
+    "logs:GetLogDelivery": "Step Functions log delivery",
+    "logs:UpdateLogDelivery": "Step Functions log delivery",
+    "logs:DeleteLogDelivery": "Step Functions log delivery",
+    "logs:ListLogDeliveries": "Step Functions log delivery",
+    "logs:PutResourcePolicy": "Step Functions log delivery",
+    "logs:DescribeResourcePolicies": "Step Functions log delivery",
+    "logs:DescribeLogGroups": "Step Functions log delivery",
+}
+# Lambda documents no aws:SourceArn on the AssumeRole of an execution role: requiring it would
+# stop every function. Its trust policies carry aws:SourceAccount.
+SERVICES_WITHOUT_SOURCE_ARN_ON_ASSUME_ROLE = {"lambda.amazonaws.com"}
+
+KEYED_PROPERTIES = {  # resource type -> where it names its KMS key
+    "AWS::SQS::Queue": ("KmsMasterKeyId",),
+    "AWS::DynamoDB::Table": ("SSESpecification", "KMSMasterKeyId"),
+    "AWS::Logs::LogGroup": ("KmsKeyId",),
+    "AWS::Events::EventBus": ("KmsKeyIdentifier",),
+    "AWS::Events::Archive": ("KmsKeyIdentifier",),
+    "AWS::CloudTrail::Trail": ("KMSKeyId",),
+    "AWS::Lambda::Function": ("KmsKeyArn",),
+}
+
+PRODUCER = "arn:aws:iam::210987654321:role/payments-gateway"
+OPERATOR = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_oncall_*"
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    # aws-sam-translator lives with checkov in .venv-checkov (its pins fight the project's).
+    result = subprocess.run(
+        [str(ROOT / "tools" / "checkov.sh"), "translate", "--template", str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    translated: dict[str, Any] = json.loads(result.stdout)
+    return translated
+
+
+def resources_of(body: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in body["Resources"].items() if r["Type"] == resource_type}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_statements(body: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(logical id, kind, statement) of every IAM statement: role policies, trust, resource policies."""
+    for logical_id, resource in body["Resources"].items():
+        properties = resource.get("Properties", {})
+        documents: list[tuple[str, Any]] = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents.append(("trust", properties["AssumeRolePolicyDocument"]))
+            documents += [("identity", p["PolicyDocument"]) for p in properties.get("Policies", [])]
+        for key in ("PolicyDocument", "KeyPolicy"):
+            if key in properties and resource["Type"] != "AWS::IAM::Role":
+                document = properties[key]
+                if isinstance(document, dict) and "Fn::Sub" in document:
+                    text = document["Fn::Sub"] if isinstance(document["Fn::Sub"], str) else document["Fn::Sub"][0]
+                    document = json.loads(text)
+                documents.append(("resource", document))
+        if "ResourcePolicy" in properties:
+            documents.append(("resource", properties["ResourcePolicy"]["PolicyDocument"]))
+        if "Statement" in properties and resource["Type"] == "AWS::Events::EventBusPolicy":
+            documents.append(("resource", {"Statement": [properties["Statement"]]}))
+        for kind, document in documents:
+            for statement in as_list(document["Statement"]):
+                # A conditional statement is checked as it is when its condition holds.
+                conditional = isinstance(statement, dict) and "Fn::If" in statement
+                yield logical_id, kind, statement["Fn::If"][1] if conditional else statement
+
+
+def resolver(template: Template) -> Resolver:
+    """A resolver in which every resource of the template has a recognisable name and ARN."""
+    resolver = Resolver(template)
+    for logical_id in template.resources:
+        resolver.provide(
+            logical_id,
+            f"{logical_id}-ref",
+            Arn=f"arn:aws:test:::{logical_id}",
+            QueueName=f"{logical_id}-name",
+            Name=f"{logical_id}-name",
+        )
+    return resolver
+
+
+def resolved_statements(template: Template, logical_id: str) -> dict[str, dict[str, Any]]:
+    """Sid -> statement of a resource's policy, with every intrinsic function resolved."""
+    properties = template.properties(logical_id)
+    document = properties.get("PolicyDocument") or properties["ResourcePolicy"]["PolicyDocument"]
+    resolved = resolver(template).resolve(document)
+    return {statement["Sid"]: statement for statement in resolved["Statement"]}
+
+
+def with_principals(producers: list[str], operators: list[str]) -> Template:
+    return Template.load(
+        ROOT / "template.yaml",
+        overrides={"ProducerPrincipalArns": ",".join(producers), "OperatorPrincipalArns": ",".join(operators)},
+    )
+
+
+PRINCIPAL_CASES = [([], []), ([PRODUCER], []), ([], [OPERATOR]), ([PRODUCER], [OPERATOR])]
+
+
+# Least privilege, after the transform ------------------------------------------------------------
+
+
+def test_translation_adds_no_managed_policy_and_no_generated_role(translated: dict[str, Any]) -> None:
+    for logical_id, role in resources_of(translated, "AWS::IAM::Role").items():
+        assert not role["Properties"].get("ManagedPolicyArns"), f"{logical_id}: e.g. AWSLambdaBasicExecutionRole"
+    source = Template.load(ROOT / "template.yaml")
+    assert set(resources_of(translated, "AWS::IAM::Role")) == set(source.resources_of_type("AWS::IAM::Role"))
+
+
+def test_no_allow_grants_a_wildcard_action_or_uses_not_elements(translated: dict[str, Any]) -> None:
+    found = list(policy_statements(translated))
+    assert len(found) >= 20  # the walker does reach the roles, key and resource policies
+    for logical_id, _, statement in found:
+        assert not {"NotAction", "NotResource", "NotPrincipal"} & set(statement), (logical_id, statement)
+        if statement["Effect"] == "Allow":
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, (logical_id, statement)
+
+
+def test_resource_star_only_where_aws_requires_it(translated: dict[str, Any]) -> None:
+    for logical_id, kind, statement in policy_statements(translated):
+        if statement["Effect"] != "Allow" or "*" not in as_list(statement.get("Resource", [])):
+            continue
+        if translated["Resources"][logical_id]["Type"] == "AWS::KMS::Key":
+            continue  # in a key policy "*" is the key itself
+        assert kind == "identity"
+        assert set(as_list(statement["Action"])) <= set(RESOURCE_STAR_REASONS), (logical_id, statement)
+
+
+def test_every_service_trust_policy_is_bound_to_this_account_and_resource(translated: dict[str, Any]) -> None:
+    for logical_id, kind, statement in policy_statements(translated):
+        if kind != "trust":
+            continue
+        (service,) = as_list(statement["Principal"]["Service"])
+        condition = statement["Condition"]
+        assert condition["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, logical_id
+        if service not in SERVICES_WITHOUT_SOURCE_ARN_ON_ASSUME_ROLE:
+            assert "aws:SourceArn" in condition.get("ArnEquals", {}), logical_id
+
+
+def test_service_principals_in_resource_policies_are_bound_to_a_source(translated: dict[str, Any]) -> None:
+    for logical_id, kind, statement in policy_statements(translated):
+        if kind != "resource" or statement["Effect"] != "Allow" or "Service" not in statement.get("Principal", {}):
+            continue
+        keys = {key for operator in statement.get("Condition", {}).values() for key in operator}
+        assert keys & {"aws:SourceArn", "kms:EncryptionContext:aws:logs:arn"}, (logical_id, statement)
+
+
+def test_the_audit_log_group_admits_only_the_audit_rule(template: Template) -> None:
+    (policy_id,) = template.resources_of_type("AWS::Logs::ResourcePolicy")
+    document = json.loads(resolver(template).resolve(template.properties(policy_id)["PolicyDocument"]))
+    (statement,) = document["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    stack, region = template.stack_name, REGION
+    rule = f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{stack}-results/{stack}-audit"
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == rule
+    rule_props = resolver(template).resolve(template.properties("ResultsAuditRule"))
+    assert rule == f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{stack}-results/{rule_props['Name']}"
+
+
+# Producers, queues ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("producers", "operators"), PRINCIPAL_CASES)
+def test_posting_queue_admits_exactly_producers_pipe_and_operators(producers: list[str], operators: list[str]) -> None:
+    template = with_principals(producers, operators)
+    statements = resolved_statements(template, "PostingQueuePolicy")
+    queue = "arn:aws:test:::PostingQueue"
+    if producers:
+        assert statements["ProducersSend"]["Principal"] == {"AWS": producers}
+        assert "sqs:SendMessage" in statements["ProducersSend"]["Action"]
+    else:
+        assert "ProducersSend" not in statements
+    tls = statements["DenyWithoutTls"]
+    assert (tls["Effect"], tls["Principal"], tls["Action"], tls["Resource"]) == ("Deny", "*", "sqs:*", queue)
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+
+    senders = statements["OnlyProducersAndOperatorsSend"]
+    assert (senders["Effect"], senders["Principal"], senders["Action"]) == ("Deny", "*", "sqs:SendMessage")
+    allowed_senders = senders["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert sorted(allowed_senders) == sorted(producers + operators or [f"arn:aws:iam::{ACCOUNT_ID}:root"])
+    assert "" not in allowed_senders
+
+    consumers = statements["OnlyThePipeAndOperatorsConsume"]
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(consumers["Action"])
+    assert consumers["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == ["arn:aws:test:::PipeRole", *operators]
+    # The pipe's role is the one the pipe runs as.
+    assert template.properties("PostingPipe")["RoleArn"] == {"Fn::GetAtt": ["PipeRole", "Arn"]}
+
+
+@pytest.mark.parametrize(("producers", "operators"), PRINCIPAL_CASES)
+def test_dlq_takes_dead_letters_from_the_workflow_only_and_is_read_by_operators_only(
+    producers: list[str], operators: list[str]
+) -> None:
+    template = with_principals(producers, operators)
+    statements = resolved_statements(template, "PostingDLQPolicy")
+    assert statements["DenyWithoutTls"]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    senders = statements["OnlyTheWorkflowAndOperatorsDeadLetter"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    # Emit dead-letters exhausted items; the workflow's last-resort path dead-letters whole batches.
+    assert senders == ["arn:aws:test:::EmitRole", "arn:aws:test:::StateMachineRole", *operators]
+    emit_role = template.properties("EmitFunction")["Role"]
+    assert emit_role == {"Fn::GetAtt": ["EmitRole", "Arn"]}
+    readers = statements["OnlyOperatorsReadOrRedrive"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert readers == (operators or [f"arn:aws:iam::{ACCOUNT_ID}:root"])
+
+
+def test_dlq_redrive_allow_policy_names_only_the_posting_queue(template: Template) -> None:
+    resolve = resolver(template).resolve
+    dlq = resolve(template.properties("PostingDLQ"))
+    queue = resolve(template.properties("PostingQueue"))
+    assert dlq["RedriveAllowPolicy"] == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue['QueueName']}"],
+    }
+    assert template.properties("PostingQueue")["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["PostingDLQ", "Arn"]
+    }
+
+
+def test_every_queue_denies_requests_without_tls(template: Template) -> None:
+    covered = set()
+    for policy_id in template.resources_of_type("AWS::SQS::QueuePolicy"):
+        properties = template.properties(policy_id)
+        statements = {s.get("Sid"): s for s in properties["PolicyDocument"]["Statement"] if "Sid" in s}
+        if statements.get("DenyWithoutTls", {}).get("Condition") == {"Bool": {"aws:SecureTransport": False}}:
+            covered.update(q["Ref"] for q in properties["Queues"])
+    assert covered == set(template.resources_of_type("AWS::SQS::Queue"))
+
+
+# Bus --------------------------------------------------------------------------------------------
+
+
+def test_only_the_emit_role_may_publish_posting_results(template: Template) -> None:
+    (policy_id,) = template.resources_of_type("AWS::Events::EventBusPolicy")
+    statement = template.properties(policy_id)["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "events:PutEvents")
+    assert statement["Condition"] == {
+        "StringEquals": {"events:source": EVENT_SOURCE},
+        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["EmitRole", "Arn"]}},
+    }
+    assert template.properties(policy_id)["EventBusName"] == {"Ref": "PostingEventBus"}
+
+
+# Ledger table -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("producers", "operators"), PRINCIPAL_CASES)
+def test_ledger_writes_are_denied_to_all_but_the_post_role_and_operators(
+    producers: list[str], operators: list[str]
+) -> None:
+    template = with_principals(producers, operators)
+    (statement,) = resolved_statements(template, "LedgerTable").values()
+    assert (statement["Effect"], statement["Principal"]) == ("Deny", "*")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(
+        statement["Action"]
+    )
+    post_role_name = resolver(template).resolve(template.properties("PostRole")["RoleName"])
+    post_role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{post_role_name}"
+    assert statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [post_role_arn, *operators]
+    assert template.properties("PostFunction")["Role"] == {"Fn::GetAtt": ["PostRole", "Arn"]}
+    assert len(post_role_name) <= 64
+
+
+# Audit trail ------------------------------------------------------------------------------------
+
+
+def test_data_events_trail_records_the_table_and_both_queues_behind_a_parameter(template: Template) -> None:
+    (trail_id,) = template.resources_of_type("AWS::CloudTrail::Trail")
+    trail = template.resources[trail_id]
+    assert trail["Condition"] == "RecordDataEvents"
+    arns = [
+        arn
+        for selector in trail["Properties"]["AdvancedEventSelectors"]
+        for field in selector["FieldSelectors"]
+        if field["Field"] == "resources.ARN"
+        for arn in field["Equals"]
+    ]
+    assert sorted(a["Fn::GetAtt"][0] for a in arns) == ["LedgerTable", "PostingDLQ", "PostingQueue"]
+    assert trail["Properties"]["EnableLogFileValidation"] is True
+    off = Template.load(ROOT / "template.yaml", overrides={"RecordDataEventsTrail": "false"})
+    assert not off.is_created(trail_id)
+    bucket = template.properties(trail["Properties"]["S3BucketName"]["Ref"])
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert (
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "aws:kms"
+    )
+
+
+# Encryption -------------------------------------------------------------------------------------
+
+
+def test_one_customer_managed_key_encrypts_every_resource_that_takes_one(translated: dict[str, Any]) -> None:
+    key_arn = {"Fn::If": ["CreateKey", {"Fn::GetAtt": ["PostingKey", "Arn"]}, {"Ref": "KmsKeyArn"}]}
+    checked = 0
+    for resource_type, path in KEYED_PROPERTIES.items():
+        for logical_id, resource in resources_of(translated, resource_type).items():
+            value: Any = resource["Properties"]
+            for part in path:
+                value = value.get(part, {})
+            assert value == key_arn, f"{logical_id} ({resource_type}) is not under the stack's key"
+            checked += 1
+    assert checked >= 15
+    bucket = next(iter(resources_of(translated, "AWS::S3::Bucket").values()))
+    rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == key_arn
+    (key,) = resources_of(translated, "AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["Condition"] == "CreateKey"
+
+
+def test_key_policy_lets_logs_use_the_key_for_this_stacks_log_groups_only(template: Template) -> None:
+    policy = resolver(template).resolve(template.properties("PostingKey")["KeyPolicy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    logs = statements["LogsForThisStacksLogGroups"]
+    assert logs["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}
+    patterns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    for logical_id in template.resources_of_type("AWS::Logs::LogGroup"):
+        name = resolver(template).resolve(template.properties(logical_id)["LogGroupName"])
+        arn = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}"
+        assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns), arn
+    # Use by principals is only through the pipeline's services, by this account.
+    use = statements["UseThroughThePipelinesServices"]
+    assert use["Condition"]["StringEquals"]["kms:CallerAccount"] == ACCOUNT_ID
+    admin = statements["AdministerThroughIam"]
+    assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"} & set(admin["Action"])
+
+
+def test_an_existing_key_replaces_the_stacks_own(template: Template) -> None:
+    existing = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    with_key = Template.load(ROOT / "template.yaml", overrides={"KmsKeyArn": existing})
+    assert not with_key.is_created("PostingKey")
+    assert resolver(with_key).resolve(with_key.properties("PostingQueue"))["KmsMasterKeyId"] == existing
+
+
+# No payloads in telemetry -----------------------------------------------------------------------
+
+
+def test_tracer_never_captures_responses_or_errors(template: Template) -> None:
+    variables = template.function_globals()["Environment"]["Variables"]
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert variables["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
+    for logical_id in template.resources_of_type("AWS::Serverless::Function"):
+        own = template.properties(logical_id).get("Environment", {}).get("Variables", {})
+        assert not {"POWERTOOLS_TRACER_CAPTURE_RESPONSE", "POWERTOOLS_TRACER_CAPTURE_ERROR"} & set(own)
+        module = template.properties(logical_id)["Handler"].rpartition(".")[0]
+        path = ROOT / "src" / (module.replace(".", "/") + ".py")
+        # Handlers run without Powertools' Tracer today (Tracing: Active records invocations, no
+        # payloads); whoever brings it back must pass both flags, whatever the environment says.
+        decorators = [
+            decorator
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            for decorator in node.decorator_list
+            if "capture_lambda_handler" in ast.unparse(decorator) or "capture_method" in ast.unparse(decorator)
+        ]
+        for decorator in decorators:
+            assert isinstance(decorator, ast.Call), f"{path}: pass capture_response=False, capture_error=False"
+            arguments = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
+            assert arguments == {"capture_response": False, "capture_error": False}, path
+
+
+def test_the_tracer_check_would_catch_a_capturing_decorator(tmp_path: Path) -> None:
+    # The rule above must be able to fail: a plain decorator is a Name/Attribute, not a Call.
+    tree = ast.parse("@tracer.capture_lambda_handler\ndef handler(event, context): ...")
+    (decorator,) = tree.body[0].decorator_list  # type: ignore[attr-defined]
+    assert not isinstance(decorator, ast.Call)
+
+
+# Operations -------------------------------------------------------------------------------------
+
+
+def alarms(template: Template) -> dict[str, dict[str, Any]]:
+    return {k: template.properties(k) for k in template.resources_of_type("AWS::CloudWatch::Alarm")}
+
+
+def watched(template: Template) -> set[tuple[str, str, str]]:
+    """(namespace, metric, the resource its dimension names) of every alarm."""
+    found = set()
+    for properties in alarms(template).values():
+        for dimension in properties.get("Dimensions", []):
+            value = dimension["Value"]
+            if isinstance(value, dict):
+                value = value.get("Ref") or (value.get("Fn::GetAtt") or [None])[0] or value.get("Fn::Sub")
+            found.add((properties["Namespace"], properties["MetricName"], value))
+    return found
+
+
+def test_every_alarm_notifies_the_alarm_topic(template: Template) -> None:
+    found = alarms(template)
+    assert len(found) >= 17
+    for logical_id, properties in found.items():
+        assert properties["AlarmActions"] == {
+            "Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }, logical_id
+        assert properties["AlarmDescription"].strip(), logical_id
+
+
+def test_the_alarms_an_on_call_engineer_needs_exist(template: Template) -> None:
+    metrics = watched(template)
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "PostingDLQ") in metrics
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "PostingQueue") in metrics
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "PostingDLQ") in metrics
+    for function in template.resources_of_type("AWS::Serverless::Function"):
+        assert ("AWS/Lambda", "Errors", function) in metrics
+        assert ("AWS/Lambda", "Throttles", function) in metrics
+    assert {("AWS/DynamoDB", m, "LedgerTable") for m in ("WriteThrottleEvents", "ReadThrottleEvents")} <= metrics
+    namespace = template.function_globals()["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    assert {(namespace, "Undecided", "posting"), (namespace, "ReturnedToQueue", "posting")} <= metrics
+    rule_name = template.properties("ResultsAuditRule")["Name"]["Fn::Sub"]
+    assert ("AWS/Events", "FailedInvocations", rule_name) in metrics
+
+
+def test_the_audit_rule_retries_and_dead_letters(template: Template) -> None:
+    (target,) = template.properties("ResultsAuditRule")["Targets"]
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ResultsDLQ", "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 3600
+
+
+def test_the_dashboard_shows_what_the_runbook_relies_on(template: Template) -> None:
+    (dashboard_id,) = template.resources_of_type("AWS::CloudWatch::Dashboard")
+    body = json.loads(resolver(template).resolve(template.properties(dashboard_id)["DashboardBody"]))
+    text = json.dumps(body)
+    for needle in (
+        '"Posted"',
+        'MetricName=\\"Rejected\\"',  # the by-reason SEARCH expression
+        '"Duration", "FunctionName", "PostFunction-ref"',
+        '"EmitFunction-ref"',
+        '"ApproximateAgeOfOldestMessage", "QueueName", "PostingQueue-name"',
+        '"Undecided"',
+        '"ReturnedToQueue"',
+        '"ApproximateNumberOfMessagesVisible", "QueueName", "PostingDLQ-name"',
+        '"ExecutionsFailed"',
+        '"ConsumedWriteCapacityUnits"',
+        '"WriteThrottleEvents"',
+    ):
+        assert needle in text, needle
+
+
+def test_prod_deploys_refuse_to_run_without_an_alarm_topic() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    deploy = makefile.split("\ndeploy:", 1)[1].split("\n\n", 1)[0]
+    assert "posting_cli.deploy_check" in deploy
+    from posting_cli.deploy_check import DeployCheckError, check_config_env
+
+    topic = "arn:aws:sns:us-east-1:123456789012:posting-alarms"
+    config = {
+        "prod": {"deploy": {"parameters": {"parameter_overrides": "LogLevel=WARNING"}}},
+        "default": {"deploy": {"parameters": {"parameter_overrides": "LogLevel=INFO"}}},
+    }
+    check_config_env(config, "default")  # dev may run without a topic
+    with pytest.raises(DeployCheckError, match="AlarmTopicArn"):
+        check_config_env(config, "prod")
+    config["prod"]["deploy"]["parameters"]["parameter_overrides"] = "LogLevel=WARNING AlarmTopicArn=not-an-arn"
+    with pytest.raises(DeployCheckError, match="AlarmTopicArn"):
+        check_config_env(config, "prod")
+    config["prod"]["deploy"]["parameters"]["parameter_overrides"] = f"LogLevel=WARNING AlarmTopicArn={topic}"
+    check_config_env(config, "prod")
+    check_config_env(config, "prod", extra_overrides=[f"AlarmTopicArn={topic}"])
+    config["prod"]["deploy"]["parameters"]["parameter_overrides"] = "LogLevel=WARNING"
+    check_config_env(config, "prod", extra_overrides=[f"AlarmTopicArn={topic}"])
+
+
+# The local stack keeps working with the template's new resource types ---------------------------
+
+
+def test_the_local_stack_skips_what_it_cannot_create_and_resolves_the_rest(template: Template) -> None:
+    from posting_cli.local.stack import LocalStack
+
+    created = set(LocalStack(template)._creators())
+    for logical_id in template.dependency_order():
+        if not template.is_created(logical_id) or template.resources[logical_id]["Type"] not in created:
+            continue
+        resolver(template).resolve(template.properties(logical_id))  # raises on an unsupported function
+    outputs = {k: resolver(template).resolve(o["Value"]) for k, o in template.body["Outputs"].items()}
+    assert outputs["KeyArn"] == "arn:aws:test:::PostingKey"
