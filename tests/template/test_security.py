@@ -110,14 +110,25 @@ def resolver(template: Template) -> Resolver:
     """A resolver in which every resource of the template has a recognisable name and ARN."""
     resolver = Resolver(template)
     for logical_id in template.resources:
-        resolver.provide(
-            logical_id,
-            f"{logical_id}-ref",
-            Arn=f"arn:aws:test:::{logical_id}",
-            QueueName=f"{logical_id}-name",
-            Name=f"{logical_id}-name",
-        )
+        resolver.provide(logical_id, f"{logical_id}-ref", Arn=f"arn:aws:test:::{logical_id}")
+    for logical_id, attribute in get_atts(template.body):
+        if attribute != "Arn":
+            resolver.attributes[(logical_id, attribute)] = f"{logical_id}-{attribute}"
+    for logical_id in template.resources_of_type("AWS::SQS::Queue"):
+        resolver.attributes[(logical_id, "QueueName")] = f"{logical_id}-name"
     return resolver
+
+
+def get_atts(node: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Fn::GetAtt":
+                yield tuple(value if isinstance(value, list) else value.split(".", 1))  # type: ignore[misc]
+            else:
+                yield from get_atts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from get_atts(value)
 
 
 def resolved_statements(template: Template, logical_id: str) -> dict[str, dict[str, Any]]:

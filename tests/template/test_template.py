@@ -332,8 +332,8 @@ def test_state_machine_may_send_only_to_the_dlq_it_dead_letters_to(template: Tem
     substitutions = properties["DefinitionSubstitutions"]
     assert substitutions["DeadLetterQueueUrl"] == {"Ref": "PostingDLQ"}
     assert substitutions["MaxReceiveCount"] == {"Ref": "MaxReceiveCount"}
-    (queue,) = sam_policy_templates(template, state_machine_id)["SQSSendMessagePolicy"]
-    assert get_att_of(queue["QueueName"]) == ("PostingDLQ", "QueueName")
+    grants = allowed(template, role_of(template, state_machine_id))
+    assert grants["sqs:SendMessage"] == [{"Fn::GetAtt": ["PostingDLQ", "Arn"]}]
 
 
 def test_state_machine_logs_errors_without_payloads_and_is_traced(template: Template, state_machine_id: str) -> None:

@@ -115,6 +115,7 @@ class LocalStack:
             resource_type = self.template.resources[logical_id]["Type"]
             if not self.template.is_created(logical_id):
                 self.skipped.append(f"{logical_id} ({resource_type}, condition false)")
+                self.resolver.skip(logical_id)
                 continue
             create = self._creators().get(resource_type)
             if create is None:
