@@ -34,7 +34,12 @@ ACTIONS_ONLY_ON_STAR = {
     "logs:UpdateLogDelivery",
     "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries",
+    "kms:CreateKey",
 }
+# KMS names keys by a random id: statements on keys are scoped by the stack-name tag CloudFormation
+# puts on every key it creates instead of by ARN.
+KEY_ARN = "arn:aws:kms:*:ACCOUNT_ID:key/*"
+STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
 INLINE_POLICY_LIMIT = 10_240
 # The IAM service each resource type of the template is created through.
 SERVICE_OF_TYPE = {
@@ -51,6 +56,9 @@ SERVICE_OF_TYPE = {
     "AWS::Logs::": "logs",
     "AWS::CloudWatch::": "cloudwatch",
     "AWS::IAM::": "iam",
+    "AWS::KMS::": "kms",
+    "AWS::S3::": "s3",
+    "AWS::CloudTrail::": "cloudtrail",
 }
 
 
@@ -108,6 +116,9 @@ def test_resources_are_scoped_to_the_stacks_prefix_or_are_the_few_that_only_take
                 assert set(as_list(statement["Action"])) <= ACTIONS_ONLY_ON_STAR, statement["Sid"]
                 continue
             assert resource.startswith("arn:aws:"), resource
+            if resource == KEY_ARN:
+                assert statement["Condition"]["StringLike"][STACK_TAG] == f"{prefix}*", statement["Sid"]
+                continue
             assert (
                 f"/{prefix}*" in resource
                 or f":{prefix}*" in resource

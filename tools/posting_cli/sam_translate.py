@@ -32,6 +32,8 @@ def packaged(template: dict[str, Any], root: Path) -> dict[str, Any]:
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function" and isinstance(properties.get("CodeUri"), str):
             properties["CodeUri"] = PACKAGED_CODE_URI
+        if resource["Type"] == "AWS::Serverless::LayerVersion" and isinstance(properties.get("ContentUri"), str):
+            properties["ContentUri"] = PACKAGED_CODE_URI.replace("src.zip", "layer.zip")
         if resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(properties.get("DefinitionUri"), str):
             properties["Definition"] = json.loads((root / properties.pop("DefinitionUri")).read_text())
     return template
