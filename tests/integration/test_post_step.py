@@ -532,8 +532,10 @@ def test_a_business_rejection_is_recorded_changes_no_balance_and_the_id_stays_fa
         (request("pay-r", leg("acc-alice", "debit", 100), leg("acc-bob", "credit", 99)), Reason.UNBALANCED),
         (request("pay-r", leg("acc-alice", "debit", 12.5), leg("acc-bob", "credit", 12.5)), Reason.INVALID_REQUEST),
         ('{"posting_id": "pay-r", "legs": [], "legs": []}', Reason.INVALID_REQUEST),
+        (request("pay-r", description="card 4111 1111 1111 1111"), Reason.SENSITIVE_DATA),
+        (request("pay-r", description="bell\u0007"), Reason.INVALID_REQUEST),
     ],
-    ids=["unbalanced", "fractional", "duplicate-keys"],
+    ids=["unbalanced", "fractional", "duplicate-keys", "card-number", "control-character"],
 )
 def test_a_request_refused_for_its_content_does_not_consume_its_posting_id(ledger, refused, reason):
     # Stripe's and TigerBeetle's rule: a refusal decidable from the content alone records nothing,

@@ -59,6 +59,21 @@ def test_no_overdraft_account_cannot_go_below_zero():
     assert reason_of(request(), accounts) == Reason.INSUFFICIENT_FUNDS
 
 
+@given(
+    opening=st.integers(min_value=0, max_value=10**12),
+    limit=st.integers(min_value=0, max_value=10**12),
+    amount=st.integers(min_value=1, max_value=10**12),
+)
+def test_an_insufficient_funds_detail_names_no_balance_or_limit(opening, limit, amount):
+    body = request("p", leg("acc-alice", "debit", amount), leg("acc-bob", "credit", amount))
+    accounts = books(state("acc-alice", opening, overdraft_limit=limit), state("acc-bob", 7777))
+    try:
+        plan_posting(parse(body), accounts)
+    except PostingRejected as rejected:
+        assert rejected.reason == Reason.INSUFFICIENT_FUNDS
+        assert not any(ch.isdigit() for ch in rejected.detail.replace("acc-alice", "")), rejected.detail
+
+
 def test_spending_exactly_the_balance_is_allowed():
     plan = plan_posting(parse(request()), books(state("acc-alice", 1250), state("acc-bob")))
     assert plan.changes[0].balance == 0

@@ -82,3 +82,73 @@ def test_a_record_that_is_not_a_record_still_gets_exactly_one_refusal():
     items = validate_batch([None, 42, {"body": None}, {"messageId": "m", "attributes": "x"}]).items  # type: ignore[list-item]
     assert [item.outcome.reason for item in items] == [Reason.INVALID_REQUEST] * 4
     assert len({item.message_id for item in items}) == 4
+
+
+PAN = "4111 1111 1111 1111"  # a published test card number
+PAN_DIGITS = PAN.replace(" ", "")
+
+
+def test_a_card_number_anywhere_is_refused_as_sensitive_data_and_never_echoed():
+    from posting.steps.emit import result_event
+
+    cases = {
+        "description": request("pay-c1", description=f"card {PAN}"),
+        "metadata": request("pay-c2", metadata={"pan": PAN}),
+        "legs": request("pay-c3", leg(f"acc-{PAN_DIGITS}", "debit", 5), leg("acc-bob", "credit", 5)),
+    }
+    for field, body in cases.items():
+        item = validate_batch([sqs_record(body)]).items[0]
+        assert (item.outcome.status, item.outcome.reason) == (Status.REJECTED, Reason.SENSITIVE_DATA), field
+        assert item.outcome.detail.startswith(f"{field}:")
+        assert item.posting_id == body["posting_id"]  # a clean id still correlates the answer
+        assert item.request_hash is None and item.outcome.posting_status is None  # consumes nothing
+        event = json.dumps(result_event(item, item.outcome).detail)
+        assert PAN_DIGITS not in event.replace(" ", "").replace("-", "")
+
+
+def test_a_card_number_in_the_posting_id_drops_the_id_from_the_answer():
+    item = validate_batch([sqs_record(request("4111-1111-1111-1111"))]).items[0]
+    assert item.outcome.reason == Reason.SENSITIVE_DATA
+    assert item.posting_id is None
+    assert item.outcome.detail.startswith("posting_id:")
+
+
+def test_a_card_number_wins_over_an_invalid_request():
+    body = request("pay-c4", leg("acc-alice", "debit", 12.5), leg("acc-bob", "credit", 12.5), description=PAN)
+    assert validate_batch([sqs_record(body)]).items[0].outcome.reason == Reason.SENSITIVE_DATA
+
+
+def test_luhn_invalid_and_short_numbers_are_ordinary_text():
+    for text in ("4111 1111 1111 1112", "order 123456789012", "2026-11-27 10:00"):
+        assert validate_batch([sqs_record(request("pay-ok", description=text))]).items[0].outcome is None
+
+
+def test_control_characters_in_free_text_are_invalid_requests():
+    for body in (request("pay-t1", description="line\nbreak"), request("pay-t2", metadata={"note": "bell\u0007"})):
+        item = validate_batch([sqs_record(body)]).items[0]
+        assert item.outcome.reason == Reason.INVALID_REQUEST
+        assert "control characters" in item.outcome.detail
+        assert item.posting_id == body["posting_id"] and item.request_hash is None
+
+
+def test_the_validate_handler_logs_no_card_number(capsys):
+    from posting.handlers.observability import logger
+    from posting.handlers.validate import handler
+    from posting_cli.local.lambdas import LambdaContext, LocalFunction
+
+    level = logger.log_level
+    logger.setLevel("INFO")  # the refusals are logged at INFO
+
+    context = LambdaContext(
+        LocalFunction("ValidateFunction", "validate", "posting.handlers.validate.handler", 10, 512, {})
+    )
+    records = [sqs_record(request("pay-c5", description=PAN)), sqs_record(request(f"{PAN_DIGITS}"))]
+    try:
+        answer = handler(records, context)
+    finally:
+        logger.setLevel(level)
+    printed = capsys.readouterr()
+    assert all(item["outcome"]["reason"] == "SENSITIVE_DATA" for item in answer["items"])
+    logged = printed.out + printed.err
+    assert "pay-c5" in logged  # the handler did log the refusals
+    assert PAN_DIGITS not in logged.replace(" ", "").replace("-", "")

@@ -370,8 +370,9 @@ def _plan(  # noqa: PLR0912 - one pass over the three lists of legs reads best a
         if limit is not None and available(account_id) < -limit:
             raise PostingRejected(
                 Reason.INSUFFICIENT_FUNDS,
-                f"account {account_id} would have {available(account_id)} {leg.currency} available, "
-                f"beyond its overdraft limit of {limit}",
+                # No figures: the event goes to every consumer of the bus, and no party to a posting
+                # learns another account's balance or limit from a rejection.
+                f"account {account_id} has not enough {leg.currency} available for this posting",
             )
 
     for leg in releases:

@@ -41,6 +41,9 @@ class Reason(StrEnum):
     POSTING_NOT_FOUND = "POSTING_NOT_FOUND"
     NOT_REVERSIBLE = "NOT_REVERSIBLE"
     EXCEEDS_ORIGINAL = "EXCEEDS_ORIGINAL"
+    # A string of the request looks like a card number (a Luhn-valid run of 13-19 digits): refused
+    # by content like INVALID_REQUEST, so it does not consume the posting_id; never echoed.
+    SENSITIVE_DATA = "SENSITIVE_DATA"
 
 
 class PostingRejected(Exception):

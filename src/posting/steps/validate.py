@@ -1,7 +1,8 @@
 """Validate step: read each SQS record into a posting request, or refuse it with a stable reason. Pure.
 
 Validation is total: whatever a record holds, it comes out as exactly one item, and nothing raises.
-A refusal here is decided from the request's content alone (INVALID_REQUEST, UNBALANCED), so it is
+A refusal here is decided from the request's content alone (INVALID_REQUEST, UNBALANCED,
+SENSITIVE_DATA), so it is
 final for that message but does not consume the posting_id: it is never recorded in the ledger, and
 the next request with the same id is decided on its own (Stripe's and TigerBeetle's rule).
 """
@@ -18,6 +19,7 @@ from posting.domain.ledger import check_content
 from posting.domain.model import POSTING_ID_PATTERN
 from posting.domain.outcomes import Outcome, PostingRejected, Reason, Status
 from posting.domain.requests import parse_request
+from posting.domain.sensitive import card_number_fields, contains_control_character
 from posting.steps.items import Batch, BatchItem, item_of_record
 
 _POSTING_ID = re.compile(POSTING_ID_PATTERN)
@@ -28,15 +30,27 @@ def validate_batch(records: list[dict[str, Any]]) -> Batch:
     return Batch(items=[validate_record(record, position) for position, record in enumerate(records)])
 
 
-def validate_record(record: Any, position: int = 0) -> BatchItem:
+def validate_record(record: Any, position: int = 0) -> BatchItem:  # noqa: PLR0911 - one return per refusal, in order
     """The item for one record: a request to post, or a refusal. Never raises."""
     item = item_of_record(record, position)
+    sensitive = _card_number_fields(item.body)
+    if sensitive:
+        # Neither the event nor the logs may carry the number: the posting_id goes only when it is clean.
+        posting_id = None if "posting_id" in sensitive else _posting_id_of(item.body)
+        detail = f"{', '.join(sensitive)}: looks like a card number (13-19 digits passing Luhn); send a token instead"
+        return _refused(item, posting_id, Reason.SENSITIVE_DATA, detail)
     try:
         request = parse_request(item.body)
     except ValidationError as invalid:
         return _refused(item, _posting_id_of(item.body), Reason.INVALID_REQUEST, _summarise(invalid))
     except Exception as error:  # noqa: BLE001 - a parser bug must be this record's refusal, not the batch's
         return _refused(item, None, Reason.INVALID_REQUEST, f"body: unreadable ({type(error).__name__})")
+    free_text = [("description", getattr(request, "description", "") or "")]
+    free_text += [("metadata", value) for value in (getattr(request, "metadata", None) or {}).values()]
+    controlled = sorted({field for field, text in free_text if contains_control_character(text)})
+    if controlled:
+        detail = f"{', '.join(controlled)}: control characters are not allowed in free text"
+        return _refused(item, request.posting_id, Reason.INVALID_REQUEST, detail)
     try:
         check_content(request)
         request_hash = request.content_hash()
@@ -55,6 +69,16 @@ def _refused(item: BatchItem, posting_id: str | None, reason: Reason, detail: st
     return item.model_copy(
         update={"posting_id": posting_id, "outcome": Outcome(status=Status.REJECTED, reason=reason, detail=detail)}
     )
+
+
+def _card_number_fields(body: str) -> list[str]:
+    """Top-level fields of a JSON body that hold a card number (a body that is not JSON holds none:
+    it is refused as INVALID_REQUEST, with a detail that never echoes it)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    return card_number_fields(document)
 
 
 def _posting_id_of(body: str) -> str | None:
