@@ -230,7 +230,9 @@ def test_posting_queue_admits_exactly_producers_pipe_and_operators(producers: li
     senders = statements["OnlyProducersAndOperatorsSend"]
     assert (senders["Effect"], senders["Principal"], senders["Action"]) == ("Deny", "*", "sqs:SendMessage")
     allowed_senders = senders["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    assert sorted(allowed_senders) == sorted(producers + operators or [f"arn:aws:iam::{ACCOUNT_ID}:root"])
+    # The expiry sweeper is the stack's own producer (it sends expiry requests).
+    assert sorted(allowed_senders) == sorted(["arn:aws:test:::SweepRole", *producers, *operators])
+    assert template.properties("SweepFunction")["Role"] == {"Fn::GetAtt": ["SweepRole", "Arn"]}
     assert "" not in allowed_senders
 
     consumers = statements["OnlyThePipeAndOperatorsConsume"]
