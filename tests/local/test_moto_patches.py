@@ -454,3 +454,48 @@ def test_batch_fails_only_the_refused_entries(strict_queue: tuple[Any, str]) -> 
     assert [entry["Id"] for entry in response["Successful"]] == ["ok"]
     failed = {entry["Id"]: (entry["Code"], entry["SenderFault"]) for entry in response["Failed"]}
     assert failed == {"nonchar": ("InvalidMessageContents", True), "big": ("InvalidParameterValue", True)}
+
+
+# 6. moto's module list ------------------------------------------------------
+
+
+class _CountingOs:
+    """Stands in for ``os`` in ``moto.backends``, counting directory listings."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.listings = 0
+
+    def listdir(self, path: str) -> list[str]:
+        self.listings += 1
+        return list(self._real.listdir(path))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _listings_per_request(kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    from moto import backends
+
+    counting = _CountingOs(backends.os)
+    monkeypatch.setattr(backends, "os", counting)
+    sqs = boto3.client("sqs", **kw)
+    sqs.list_queues()  # the client's first request also resolves the endpoint: not counted
+    counting.listings = 0
+    for _ in range(5):
+        sqs.list_queues()
+    return counting.listings
+
+
+def test_moto_lists_its_package_on_every_request(
+    unpatched: None, kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _listings_per_request(kw, monkeypatch) >= 5
+
+
+def test_module_list_is_listed_once(kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import backends
+
+    assert _listings_per_request(kw, monkeypatch) == 0
+    assert list(backends.list_of_moto_modules()) == sorted(backends.list_of_moto_modules())
+    assert {"sqs", "stepfunctions", "events", "awslambda"} <= set(backends.list_of_moto_modules())
