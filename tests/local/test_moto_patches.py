@@ -499,3 +499,44 @@ def test_module_list_is_listed_once(kw: dict[str, Any], monkeypatch: pytest.Monk
     assert _listings_per_request(kw, monkeypatch) == 0
     assert list(backends.list_of_moto_modules()) == sorted(backends.list_of_moto_modules())
     assert {"sqs", "stepfunctions", "events", "awslambda"} <= set(backends.list_of_moto_modules())
+
+
+# 7. ASL parse trees ---------------------------------------------------------
+
+
+def _parses_for_two_executions(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+
+    parses: list[int] = []
+    original = ASLParser.state_machine
+
+    def counting(self: Any) -> Any:
+        parses.append(1)
+        return original(self)
+
+    arn = state_machine(sfn, role, THREE_TASKS)
+    monkeypatch.setattr(ASLParser, "state_machine", counting)
+    for _ in range(2):
+        assert run(sfn, arn, {"n": 1})["status"] == "SUCCEEDED"
+    return len(parses)
+
+
+def test_interpreter_parses_the_definition_on_every_execution(
+    unpatched: None, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_patches.install_start_sync_execution()  # only to run executions; uninstalled after the test
+    moto_patches.install_lambda_dispatch(dispatch)
+    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+    assert _parses_for_two_executions(sfn, role, monkeypatch) == 2
+
+
+def test_definition_is_parsed_once(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # create_state_machine parses it (validation), the executions reuse that tree.
+    assert _parses_for_two_executions(sfn, role, monkeypatch) == 0
+
+
+def test_a_definition_that_does_not_parse_is_still_refused(sfn: Any, role: str) -> None:
+    broken = json.dumps({"StartAt": "T", "States": {"T": {"Type": "Nope", "End": True}}})
+    for _ in range(2):  # the second time is not served from the cache
+        with pytest.raises(ClientError):
+            sfn.create_state_machine(name=f"broken{next(_sm_counter)}", definition=broken, roleArn=role)
