@@ -68,16 +68,22 @@ class ResultCollector:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def poll_events(self) -> int:
-        """Read every result event delivered so far; returns how many messages got their first result."""
+    def poll_events(self, wait_seconds: int = 0) -> int:
+        """Read every result event delivered so far; returns how many messages got their first result.
+
+        With `wait_seconds`, the first read long-polls: it returns as soon as an event arrives, or
+        after that many seconds with none (a wait that does not add latency, unlike a sleep).
+        """
         new = 0
+        wait = wait_seconds
         while True:
             messages = self._sqs.receive_message(
                 QueueUrl=self._queue_url,
                 MaxNumberOfMessages=10,
-                WaitTimeSeconds=0,
+                WaitTimeSeconds=wait,
                 MessageSystemAttributeNames=["SentTimestamp"],
             ).get("Messages", [])
+            wait = 0
             if not messages:
                 return new
             for message in messages:

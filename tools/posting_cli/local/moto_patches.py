@@ -400,7 +400,7 @@ def install_module_list_cache() -> None:
     The dispatcher only asks whether a host name is one of them; the answer is a tuple, in the
     order moto lists them.
     """
-    original = vars(moto_backends).get("list_of_moto_modules")
+    original: Callable[[], Any] = vars(moto_backends)["list_of_moto_modules"]
     for owner, name, value in _originals:  # a reinstall after uninstall: cache the original again
         if owner is moto_backends and name == "list_of_moto_modules" and value is not _MISSING:
             original = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ class Pace:
     stall_seconds: float
     deadline: float  # a time.monotonic() value
     in_flight: int = IN_FLIGHT
+    # The longest wait for the next result event, rounded up to whole seconds (SQS long polling);
+    # it ends as soon as an event arrives, so it bounds how often the stall check runs, not latency.
     poll_seconds: float = 0.2
 
 
@@ -125,7 +128,7 @@ def drain(
         if unsent and room > 0:
             chunk, unsent = unsent[:room], unsent[room:]
             _send(target, chunk, outcomes, waiting)
-        progressed = collector.poll_events()
+        progressed = collector.poll_events(wait_seconds=max(1, math.ceil(pace.poll_seconds)))
         now = time.monotonic()
         if waiting and now - last_progress > 5 and now - last_dlq_check > 5:
             progressed += collector.poll_dead_letters()
@@ -140,7 +143,6 @@ def drain(
             break
         if now - last_progress > pace.stall_seconds or now > pace.deadline:
             raise _incomplete(list(waiting.values()), now > pace.deadline, pace.stall_seconds)
-        time.sleep(pace.poll_seconds)
     return [outcomes[line.number] for line in lines]
 
 
