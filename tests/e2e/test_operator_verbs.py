@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 
 import pytest
-from rich.console import Console
 
-from posting_cli import cli, operations
-from posting_cli.target import LOCAL_STATE_FILE
+from posting_cli import operations
 from tests.builders import account, leg, request
 from tests.e2e.test_pipeline import post_all
 
@@ -18,19 +15,8 @@ pytestmark = pytest.mark.local_stack
 
 
 @pytest.fixture
-def verbs(local_stack, tmp_path, monkeypatch):
-    """Run `posting <args>` in this process against the session's stack; returns (exit code, output)."""
-    monkeypatch.chdir(tmp_path)
-    local_stack.target.to_file(tmp_path / LOCAL_STATE_FILE)
-
-    def run(*args: str) -> tuple[int, str]:
-        output = io.StringIO()
-        monkeypatch.setattr(cli, "console", Console(file=output, width=200))
-        monkeypatch.setattr(cli, "errors", Console(file=output, width=200))
-        code = cli.main(list(args))
-        return code, output.getvalue()
-
-    return run
+def verbs(posting_in_process):
+    return posting_in_process
 
 
 def test_open_submit_balance_statement_and_reconcile(local_stack, verbs, tmp_path):

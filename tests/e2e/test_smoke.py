@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -12,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from posting.domain.model import AccountStatus
-from posting_cli import cli, operations
+from posting_cli import operations
 from posting_cli.target import LOCAL_STATE_FILE
 
 pytestmark = pytest.mark.local_stack
@@ -72,18 +70,8 @@ def test_posting_smoke_passes_against_posting_local_up(local_up, tmp_path):
 
 
 @pytest.fixture
-def smoke_in_process(local_stack, tmp_path, monkeypatch):
-    """Run `posting smoke <args>` in this process against the session's stack; returns (exit code, output)."""
-    monkeypatch.chdir(tmp_path)
-    local_stack.target.to_file(tmp_path / LOCAL_STATE_FILE)
-
-    def run(*args: str) -> tuple[int, str]:
-        output = io.StringIO()
-        monkeypatch.setattr(cli, "console", Console(file=output, width=300))
-        monkeypatch.setattr(cli, "errors", Console(file=output, width=300))
-        return cli.main(["smoke", *args]), output.getvalue()
-
-    return run
+def smoke_in_process(posting_in_process):
+    return lambda *args: posting_in_process("smoke", *args)
 
 
 def test_a_smoke_run_that_sees_no_events_fails_clearly_and_still_closes_its_accounts(local_stack, smoke_in_process):
