@@ -540,3 +540,69 @@ def test_a_definition_that_does_not_parse_is_still_refused(sfn: Any, role: str) 
     for _ in range(2):  # the second time is not served from the cache
         with pytest.raises(ClientError):
             sfn.create_state_machine(name=f"broken{next(_sm_counter)}", definition=broken, roleArn=role)
+
+
+# 8. SQS retention check and clock ---------------------------------------------
+
+
+_queue_counter = iter(range(10**6))
+
+
+def _attribute_builds_per_receive(kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    """How often one ReceiveMessage of 10 builds the queue's whole attribute map."""
+    from moto.sqs.models import Queue
+
+    sqs = boto3.client("sqs", **kw)
+    url = sqs.create_queue(QueueName=f"retention{next(_queue_counter)}")["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)])
+    builds: list[int] = []
+    original = Queue.attributes
+
+    def counting(self: Any) -> Any:
+        builds.append(1)
+        return original.fget(self)
+
+    monkeypatch.setattr(Queue, "attributes", property(counting))
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(received) == 10
+    return len(builds)
+
+
+def test_moto_builds_every_queue_attribute_per_received_message(
+    unpatched: None, kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _attribute_builds_per_receive(kw, monkeypatch) >= 10
+
+
+def test_receive_builds_no_queue_attributes(kw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _attribute_builds_per_receive(kw, monkeypatch) == 0
+
+
+def test_messages_past_retention_are_still_not_received(kw: dict[str, Any]) -> None:
+    from moto.sqs.models import sqs_backends
+
+    sqs = boto3.client("sqs", **kw)
+    name = f"retention{next(_queue_counter)}"
+    url = sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="old")
+    [old] = sqs_backends[ACCOUNT][REGION].queues[name]._messages
+    old.sent_timestamp -= 61_000  # sent 61 s ago: past the 60 s retention
+    # moto marks a message received before it checks retention: VisibilityTimeout=0 keeps it visible.
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    old.sent_timestamp += 2_000  # 59 s ago: still retained
+    [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert message["Body"] == "old"
+
+
+def test_the_sqs_clock_is_the_epoch_clock() -> None:
+    import datetime as dt
+
+    from moto.core import utils as moto_utils
+    from moto.sqs import models as sqs_models
+
+    before = time.time()
+    now = sqs_models.unix_time()
+    assert before <= now <= time.time()
+    assert abs(sqs_models.unix_time_millis() - time.time() * 1000) < 1_000
+    moment = dt.datetime(2026, 12, 2, 4, 30)
+    assert sqs_models.unix_time(moment) == moto_utils.unix_time(moment)
