@@ -481,7 +481,9 @@ def install_sqs_retention_check() -> None:
     from moto.sqs import models as sqs_models
 
     def is_message_valid_based_on_retention_period(self: SQSBackend, queue_name: str, message: Any) -> bool:
-        retention_seconds = int(self.get_queue(queue_name).message_retention_period)
+        # Set from the queue's attributes by name (moto: setattr of camelcase_to_underscores(name)).
+        queue: Any = self.get_queue(queue_name)
+        retention_seconds = int(queue.message_retention_period)
         return bool(retention_seconds + message.sent_timestamp / 1000 > time.time())
 
     def unix_time(dt: datetime.datetime | None = None) -> float:
