@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import astuple
 from typing import Any
 
@@ -381,3 +382,59 @@ def test_scan_returns_every_account_entry_and_decision(alice_and_bob):
     assert decisions["pay-2"] == rejected
     assert set(decisions) == {"fund-alice", "pay-1", "pay-2"}
     assert len(records) == 3 + 4 + 3
+
+
+# -- the decision item's layout ---------------------------------------------------------------
+
+
+def _card_settlement(posting_id: str, accounts: list[str]) -> dict[str, Any]:
+    """A 4-leg card settlement as a bank sends it: uuid ids, a full description, five metadata keys."""
+    return request(
+        posting_id,
+        leg(accounts[0], "debit", 10_000),
+        leg(accounts[1], "credit", 9_800),
+        leg(accounts[2], "credit", 150),
+        leg(accounts[3], "credit", 50),
+        description="Card payment 4929 **** **** 1234 at ACME GROCERIES LTD, LONDON GB, terminal 88123401",
+        metadata={
+            "channel": "card",
+            "merchant_id": "MID-0004567812",
+            "terminal_id": "T-88123401",
+            "authorization_code": "A1B2C3",
+            "acquirer_reference": "74000012345678901234567",
+        },
+    )
+
+
+def test_a_typical_four_leg_decision_item_fits_in_one_kilobyte(ledger_table):
+    from posting.adapters.ledger_table import posting_key
+    from posting_cli.bench.item_sizes import item_size
+
+    accounts = [f"acc-{uuid.uuid4()}" for _ in range(4)]
+    open_accounts(ledger_table, *(account(a, overdraft_limit=None) for a in accounts))
+    posting_id = f"pay-{uuid.uuid4()}"
+    decision = record(ledger_table, plan(ledger_table, _card_settlement(posting_id, accounts)))
+
+    item = ledger_table._client.get_item(TableName=ledger_table.table_name, Key=posting_key(posting_id))["Item"]
+    assert item_size(item) <= 1024  # one write unit (two in the transaction), not two (four)
+    assert item["request_hash"] == {"B": bytes.fromhex(decision.request_hash)}
+    assert ledger_table.get_decision(posting_id) == decision
+    assert decision.request is not None and decision.request["metadata"]["merchant_id"] == "MID-0004567812"
+
+
+def test_decisions_stored_in_the_layout_before_read_the_same_and_still_catch_duplicates(alice_and_bob):
+    from posting.adapters.ledger_table import _to_attributes, posting_key
+
+    first = plan(alice_and_bob, request("pay-old"))
+    decision = record(alice_and_bob, first)
+    # Rewrite it as the layout before wrote it: every field its own attribute, the hash as hex text.
+    old = posting_key("pay-old") | _to_attributes(
+        {"entity": "posting", **decision.model_dump(mode="json", exclude_none=True)}
+    )
+    alice_and_bob._client.put_item(TableName=alice_and_bob.table_name, Item=old)
+    assert alice_and_bob.get_decision("pay-old") == decision
+
+    with pytest.raises(PostingAlreadyDecided) as already:
+        record(alice_and_bob, plan(alice_and_bob, request("pay-old")), message_id="msg-retry")
+    assert already.value.decision == decision
+    assert already.value.decision.request_hash == first.request.content_hash()  # a DUPLICATE, not a conflict

@@ -10,6 +10,7 @@ Single-table layout (keys `PK`, `SK`, both strings):
   ACCOUNT#<id>   ENTRY#<recorded_at>#<posting_id>#<leg> one line of a hot account: its signed amount
   POSTING#<id>   POSTING                                the decision for a posting_id: POSTED or REJECTED,
                                                         final; a hold's state; an original's reversals
+                                                        (layout: decision_record.py, under 1 KB typically)
 
 A balance is one GetItem (a hot account: one BatchGetItem of the account and its shards), a
 statement one Query on `ACCOUNT#<id>` (entries sort by the time they were recorded, so a past
@@ -42,6 +43,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from posting.adapters.decision_record import decision_fields, decision_of
 from posting.domain.ledger import (
     BalanceChange,
     Entry,
@@ -54,7 +56,7 @@ from posting.domain.ledger import (
     shard_of,
 )
 from posting.domain.model import Account, AccountState, AccountStatus, Side, utc_timestamp
-from posting.domain.outcomes import Decision, Reason, TransientPostingError
+from posting.domain.outcomes import Decision, TransientPostingError
 
 # Error codes that mean "try again", as single-item errors and as transaction cancellation reasons.
 TRANSIENT_ERROR_CODES = frozenset(
@@ -538,7 +540,7 @@ class LedgerTable:
         return {
             "TableName": self.table_name,
             "Item": posting_key(decision.posting_id)
-            | _to_attributes({"entity": "posting", **decision.model_dump(mode="json", exclude_none=True)}),
+            | _to_attributes({"entity": "posting", **decision_fields(decision)}),
             "ConditionExpression": "attribute_not_exists(PK)",
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
@@ -547,7 +549,7 @@ class LedgerTable:
         # The token lets the SDK's own retries of this exact call (after a timeout) succeed instead
         # of failing on the decision they already wrote. Our re-plans send different items, hence
         # a different token.
-        token = hashlib.sha256(json.dumps(actions, sort_keys=True).encode()).hexdigest()[:36]
+        token = hashlib.sha256(json.dumps(actions, sort_keys=True, default=_binary_text).encode()).hexdigest()[:36]
         with _transient_errors():
             try:
                 self._client.transact_write_items(TransactItems=actions, ClientRequestToken=token)
@@ -872,8 +874,12 @@ def _entry(record: dict[str, Any]) -> Entry:
     )
 
 
+def _binary_text(value: Any) -> str:
+    """Binary attribute values (bytes) in the JSON that derives a transaction's token."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _decision(record: dict[str, Any]) -> Decision:
-    fields = {field: record[field] for field in Decision.model_fields if field in record}
-    if "reason" in fields:
-        fields["reason"] = Reason(fields["reason"])
-    return Decision.model_validate(fields)
+    return decision_of(record)
