@@ -249,3 +249,31 @@ def test_contention_repeats_reads_and_writes_and_the_mix_replaces_them() -> None
     assert units(hot, "DynamoDB reads") == 4
     assert units(mixed, "DynamoDB writes") == pytest.approx(0.75 * 10 + 0.25 * 1)
     assert units(mixed, "DynamoDB reads") == pytest.approx(0.75 * 2 + 0.25 * 2)
+
+
+def test_the_remaining_gap_names_each_lever_with_what_it_saves() -> None:
+    from posting_cli.bench.cost import remaining_gap
+    from posting_cli.bench.cost_model import CostLine, Prices
+
+    demo = [
+        CostLine("DynamoDB writes", 7.5, "write units", 4.5),
+        CostLine("X-Ray traces", 0.15, "traces", 0.75),
+        CostLine("EventBridge events", 1, "events", 1.0),
+    ]
+    gap, lines = remaining_gap(
+        demo,
+        full_batches=4.0,
+        one_second_window=5.5,
+        posted_fraction=0.8,
+        entries=2,
+        batch_size=10,
+        prices=Prices(dynamodb_per_million_write_units=0.625),
+    )
+    assert gap == {
+        "full_batches_usd": 2.25,
+        "one_second_window_usd": 0.75,
+        "entries_outside_the_transaction_usd": 1.0,  # 0.8 x 2 entries x 1 WCU saved x $0.625
+        "tracing_passthrough_usd": 0.75,
+    }
+    assert lines[0].startswith("the gap to $5 is $1.25; DynamoDB writes alone are $4.50")
+    assert any("-$1.00" in line and "Streams" in line for line in lines)
