@@ -809,3 +809,119 @@ def test_a_batch_past_its_deadline_returns_undecided_items_and_writes_nothing(le
     assert [item.outcome for item in result.items] == [None, None, None]
     assert {item.failure.error for item in result.items} == {"TransientPostingError"}
     assert books(ledger) == before
+
+
+# -- one read for the whole batch -----------------------------------------------------------------
+
+
+class CallCounting:
+    """The real DynamoDB client, counting calls by operation; `before_first_transaction` runs once."""
+
+    def __init__(self, client: Any, before_first_transaction: Callable[[], object] | None = None) -> None:
+        self._client = client
+        self._before = before_first_transaction
+        self.calls: Counter[str] = Counter()
+        self._guard = __import__("threading").Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+
+        def counted(**kwargs: Any) -> Any:
+            with self._guard:
+                self.calls[name] += 1
+                before, self._before = (self._before, None) if name == "transact_write_items" else (None, self._before)
+            if before is not None:
+                before()
+            return call(**kwargs)
+
+        return counted
+
+
+def test_a_batch_reads_all_its_accounts_in_one_call_then_writes_one_transaction_per_posting(ledger_table):
+    payers = [f"acc-payer-{n}" for n in range(10)]
+    payees = [f"acc-payee-{n}" for n in range(10)]
+    open_accounts(ledger_table, *(account(a, overdraft_limit=None) for a in payers + payees))
+    counting = CallCounting(ledger_table._client)
+    ledger = LedgerTable(counting, ledger_table.table_name)
+    records = [sqs_record(transfer(f"pay-{n}", payers[n], payees[n], 100 + n)) for n in range(10)]
+
+    items = post_batch(validate_batch(records), ledger, sleep=no_sleep).items
+
+    assert [outcome_of(item).status for item in items] == [Status.POSTED] * 10
+    assert counting.calls == {"batch_get_item": 1, "transact_write_items": 10}
+    assert balances(ledger_table, *payees) == {payee: 100 + n for n, payee in enumerate(payees)}
+    assert_books_balance(ledger_table)
+
+
+def test_postings_that_share_an_account_each_plan_on_the_balance_the_one_before_left(ledger):
+    # alice (5000) pays bob five times: only the first can use the batch's read; the others read again.
+    counting = CallCounting(ledger._client)
+    counted = LedgerTable(counting, ledger.table_name)
+    records = [sqs_record(transfer(f"pay-{n}", "acc-alice", "acc-bob", 1200)) for n in range(5)]
+
+    items = post_batch(validate_batch(records), counted, sleep=no_sleep).items
+
+    statuses = Counter(outcome_of(item).status for item in items)
+    assert statuses == {Status.POSTED: 4, Status.REJECTED: 1}
+    assert counting.calls["transact_write_items"] == 4  # nothing retried: no plan was stale
+    assert counting.calls["batch_get_item"] == 1 + 4  # the batch's read, then one for each later posting
+    assert balances(ledger, "acc-alice", "acc-bob") == {"acc-alice": 200, "acc-bob": 4800}
+    assert_books_balance(ledger)
+
+
+def test_a_batch_read_made_stale_by_another_writer_is_caught_and_replanned(ledger):
+    # Between the batch's read and its first transaction another writer takes 4000 of alice's 5000.
+    def drain_alice() -> None:
+        assert outcome_of(post(ledger, transfer("pay-other", "acc-alice", "acc-bob", 4000))).status == Status.POSTED
+
+    counting = CallCounting(ledger._client, before_first_transaction=drain_alice)
+    raced = LedgerTable(counting, ledger.table_name)
+    records = [
+        sqs_record(transfer("pay-late", "acc-alice", "acc-bob", 2000)),
+        sqs_record(transfer("pay-fund", FUNDING, "acc-carol", 1)),  # two items, so the batch is read at once
+    ]
+    open_accounts(ledger, account("acc-carol"))
+
+    late, _ = post_batch(validate_batch(records), raced, sleep=no_sleep, workers=1).items
+
+    assert (outcome_of(late).status, outcome_of(late).reason) == (Status.REJECTED, Reason.INSUFFICIENT_FUNDS)
+    assert counting.calls["batch_get_item"] == 2  # the batch's read, then pay-late's own after its plan failed
+    assert balances(ledger, "acc-alice")["acc-alice"] == 1000
+    assert_books_balance(ledger)
+
+
+def test_a_failed_batch_read_leaves_each_posting_to_read_its_own(ledger):
+    flaky_ledger, _ = flaky(ledger, "batch_get_item", throttled, times=1)
+    records = [
+        sqs_record(transfer("pay-1", "acc-alice", "acc-bob", 10)),
+        sqs_record(request("pay-2", leg(FUNDING, "debit", 5), leg("acc-bob", "credit", 5))),
+    ]
+
+    items = post_batch(validate_batch(records), flaky_ledger, sleep=no_sleep).items
+
+    assert [outcome_of(item).status for item in items] == [Status.POSTED, Status.POSTED]
+    assert balances(ledger, "acc-alice", "acc-bob") == {"acc-alice": 4990, "acc-bob": 15}
+
+
+def test_concurrent_batches_on_shared_accounts_never_overdraw_and_post_each_id_once(ledger_table):
+    # Four pollers' batches at once, each read in one call, all paying from the same two accounts.
+    payers, sinks = ["acc-payer-a", "acc-payer-b"], [f"acc-sink-{n}" for n in range(8)]
+    open_accounts(ledger_table, account(FUNDING, overdraft_limit=None), *(account(a) for a in payers + sinks))
+    for payer in payers:
+        fund(ledger_table, payer, 3_000)
+    bodies = [transfer(f"pay-{n}", payers[n % 2], sinks[n % 8], 250) for n in range(40)]
+    batches = [[sqs_record(body) for body in bodies[start : start + 10]] for start in range(0, 40, 10)]
+
+    def run(records: list[dict[str, Any]]) -> list[BatchItem]:
+        return post_batch(validate_batch(records), ledger_table, sleep=no_sleep).items
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decided = [item for items in pool.map(run, batches) for item in items]
+
+    undecided = [item for item in decided if item.failure is not None]
+    assert all(item.failure.error == "TransientPostingError" for item in undecided)
+    posted = [item for item in decided if item.outcome and item.outcome.status == Status.POSTED]
+    assert len(posted) <= 24  # 2 x 3,000 / 250
+    assert all(state.balance >= 0 for state in ledger_table.get_accounts(payers).values())
+    assert sum(balances(ledger_table, *sinks).values()) == 250 * len(posted)
+    assert_books_balance(ledger_table)

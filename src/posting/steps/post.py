@@ -67,10 +67,14 @@ def post_batch(
     undecided go back to the queue instead of the whole batch timing out.
     """
     locks = _KeyLocks()
+    requests = [_request_of(item) for item in batch.items]
+    prefetched = _BatchRead.of(
+        ledger, [r for r, item in zip(requests, batch.items, strict=True) if _reads_first(item, r)]
+    )
 
-    def decide(item: BatchItem) -> BatchItem:
+    def decide(pair: tuple[BatchItem, Request | None]) -> BatchItem:
+        item, request = pair
         try:
-            request = _request_of(item)
             accounts = set(accounts_touched(request)) if request else set()
             keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts if not ledger.is_known_hot(a)}
             if request and (reference := referenced_id(request)):
@@ -78,14 +82,55 @@ def post_batch(
             with locks.holding(keys):
                 if deadline is not None and time.monotonic() > deadline:
                     return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
-                return post_item(item, ledger, sleep, request, deadline)
+                read = prefetched.take(accounts) if request and _reads_first(item, request) else None
+                return post_item(item, ledger, sleep, request, deadline, accounts=read)
         except Exception as error:  # noqa: BLE001 - one item's failure is that item's, never the batch's
             return _failed(item, error)
 
+    pairs = list(zip(batch.items, requests, strict=True))
     if len(batch.items) <= 1 or workers <= 1:
-        return Batch(items=[decide(item) for item in batch.items])
+        return Batch(items=[decide(pair) for pair in pairs])
     with ThreadPoolExecutor(max_workers=min(workers, len(batch.items))) as pool:
-        return Batch(items=list(pool.map(decide, batch.items)))
+        return Batch(items=list(pool.map(decide, pairs)))
+
+
+def _reads_first(item: BatchItem, request: Request | None) -> bool:
+    """Whether the item's first attempt can plan on the batch's read: an undecided first delivery of
+    a request whose accounts are its own legs (a capture, void or reversal reads its hold or original
+    first, and a redelivery its decision)."""
+    return request is not None and item.outcome is None and item.receive_count <= 1 and not referenced_id(request)
+
+
+class _BatchRead:
+    """The accounts of a whole batch, read in one BatchGetItem before any item is decided.
+
+    Each account serves the first item that takes it, and only its first attempt: once that item has
+    written, the read is stale, so later items (which the batch's key locks run one after another) read
+    the account again. A read made stale by another writer meanwhile costs one retry, never a wrong
+    posting: every balance update is conditioned on the version it was planned from.
+    """
+
+    def __init__(self, states: Mapping[str, AccountState]) -> None:
+        self._states = dict(states)
+        self._guard = threading.Lock()
+
+    @classmethod
+    def of(cls, ledger: LedgerTable, requests: list[Request | None]) -> _BatchRead:
+        ids = list(dict.fromkeys(a for request in requests if request for a in accounts_touched(request)))
+        if len(requests) < 2 or not ids:
+            return cls({})  # one item reads its own accounts: same calls, no staleness
+        try:
+            states = ledger.accounts_for_planning(ids)
+        except Exception:  # noqa: BLE001 - an optimisation only: each item then reads its own accounts
+            return cls({})
+        # An account that does not exist is not remembered: the item reads again before rejecting.
+        return cls(states)
+
+    def take(self, account_ids: set[str]) -> dict[str, AccountState] | None:
+        """The batch's read of these accounts if it holds all of them and none was taken before."""
+        with self._guard:
+            taken = {a: self._states.pop(a) for a in account_ids if a in self._states}
+        return taken if taken and len(taken) == len(account_ids) else None
 
 
 def post_item(
@@ -94,10 +139,13 @@ def post_item(
     sleep: Callable[[float], None] = time.sleep,
     request: Request | None = None,
     deadline: float | None = None,
+    *,
+    accounts: Mapping[str, AccountState] | None = None,
 ) -> BatchItem:
     """Record one item's decision. Never raises for a single item: failures travel with the item.
 
-    `request` is the item's body already parsed, when the caller has it. Contention and transient
+    `request` is the item's body already parsed, when the caller has it; `accounts` the states of its
+    accounts read by the caller, for the first attempt only (later attempts read them again). Contention and transient
     errors are retried until MAX_ATTEMPTS or `deadline`; before giving up, the recorded decision is
     read, since another delivery of the same request may have decided it meanwhile.
     """
@@ -112,7 +160,8 @@ def post_item(
         last_error: Exception | None = None
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return item.model_copy(update={"outcome": _decide(item, request, ledger)})
+                read = accounts if attempt == 0 else None
+                return item.model_copy(update={"outcome": _decide(item, request, ledger, read)})
             except (ConcurrentUpdate, TransientPostingError) as error:
                 last_error = error
             pause = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
@@ -141,11 +190,13 @@ def _recorded_answer(item: BatchItem, ledger: LedgerTable, request: Request) -> 
     return _answer(decision, item, request) if decision else None
 
 
-def _decide(item: BatchItem, request: Request, ledger: LedgerTable) -> Outcome:
+def _decide(
+    item: BatchItem, request: Request, ledger: LedgerTable, read: Mapping[str, AccountState] | None = None
+) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
     reference_id = referenced_id(request)
     reference = ledger.get_decision(reference_id) if reference_id else None
-    accounts = ledger.accounts_for_planning(accounts_touched(request, reference))
+    accounts = dict(read) if read is not None else ledger.accounts_for_planning(accounts_touched(request, reference))
     decided_at = _decision_time(accounts)
     try:
         plan = plan_request(request, accounts, reference, decided_at)
@@ -192,7 +243,7 @@ def _request_of(item: BatchItem) -> Request | None:
         return None
     try:
         return parse_request(item.body)
-    except ValidationError:
+    except (ValidationError, ValueError, TypeError):
         return None  # cannot happen after the validate step; post_item reports it as the item's failure
 
 
