@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from posting.handlers.config import AWS_CLIENT_CONFIG
+from posting_cli.bench.cpu import CpuClock
 from posting_cli.bench.section import progress
 from posting_cli.bench.workload import SEED, create_ledger_table
 
@@ -94,7 +95,9 @@ def bench_dynamodb_baseline(endpoint: Any) -> dict[str, Any]:
                 return time.perf_counter() - began
 
         run(BASELINE_WARMUP_PER_THREAD)
+        before = CpuClock.now(endpoint)
         wall = run(BASELINE_TRANSACTIONS_PER_THREAD)
+        cpu = before.per_unit_ms(CpuClock.now(endpoint), BASELINE_THREADS * BASELINE_TRANSACTIONS_PER_THREAD)
     finally:
         client.delete_table(TableName=table)
     transactions = BASELINE_THREADS * BASELINE_TRANSACTIONS_PER_THREAD
@@ -105,6 +108,8 @@ def bench_dynamodb_baseline(endpoint: Any) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "transactions_per_s": round(transactions / wall, 1),
         "cancelled": len(failures),
+        "cpu_ms_per_transaction": cpu,
         "method": "3-item TransactWriteItems (conditional put + 2 ADD updates) on random account pairs, boto3 client "
-        f"with the handlers' config, {BASELINE_WARMUP_PER_THREAD} warm-up transactions per thread first; single run",
+        f"with the handlers' config, {BASELINE_WARMUP_PER_THREAD} warm-up transactions per thread first; single run; "
+        "CPU ms per transaction: this process (process_time) and the DynamoDB Local JVM (/proc/<pid>/stat)",
     }

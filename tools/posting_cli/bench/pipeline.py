@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import time
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from posting_cli.bench.cpu import CpuClock
 from posting_cli.bench.section import Section, fmt_table, percentile, progress
 from posting_cli.bench.workload import SEED
 from posting_cli.local.template import Template
@@ -57,10 +59,12 @@ def run_phase(stack: Any, collector: Any, bodies: list[str], in_flight: int, fir
     lines = [Line(number, body) for number, body in enumerate(bodies, first_line)]
     pace = Pace(stall_seconds=120, deadline=time.monotonic() + 900, in_flight=in_flight, poll_seconds=0.1)
     before = snapshot(stack, log_path)
+    cpu_before = CpuClock.now(stack.dynamodb)
     began = time.monotonic()
     began_epoch_ms = time.time() * 1000
     outcomes = drain(stack.target, collector, lines, pace)
     wall = time.monotonic() - began
+    cpu = cpu_before.per_unit_ms(CpuClock.now(stack.dynamodb), len(bodies))
     after = snapshot(stack, log_path)
     latencies = [o.observed_ms - o.sent_ms for o in outcomes if o.observed_ms and o.sent_ms]
     # Seconds into the phase at which each result event was observed: throughput over time.
@@ -100,6 +104,7 @@ def run_phase(stack: Any, collector: Any, bodies: list[str], in_flight: int, fir
         },
         "handlers": handlers,
         "lambda_log_bytes_per_request": round((after.log_bytes - before.log_bytes) / len(bodies)),
+        "cpu_ms_per_request": cpu,
     }
 
 
@@ -215,6 +220,7 @@ def bench_pipeline(endpoint: Any, postings: int, baseline: dict[str, Any]) -> Se
         f"latency at {MODERATE_IN_FLIGHT} in flight: p50 {p50:,} ms (target <= {LATENCY_P50_TARGET_MS} ms: "
         f"{'met' if p50 <= LATENCY_P50_TARGET_MS else 'MISSED'}), p99 {phases['moderate']['latency_ms']['p99']:,} ms",
     ]
+    lines += cpu_lines(phases["saturation"]["cpu_ms_per_request"], baseline.get("cpu_ms_per_transaction") or {})
     for name in ("saturation", "moderate"):
         statuses = ", ".join(f"{status} {n}" for status, n in sorted(phases[name]["statuses"].items()))
         lines.append(f"{name} outcomes: {statuses}")
@@ -244,3 +250,21 @@ def bench_pipeline(endpoint: Any, postings: int, baseline: dict[str, Any]) -> Se
         data=data,
         lines=lines,
     )
+
+
+def cpu_lines(pipeline: dict[str, float | None], raw: dict[str, float | None]) -> list[str]:
+    """Where the CPU went per request at saturation, against the raw baseline's per transaction."""
+    python, dynamodb = pipeline.get("python"), pipeline.get("dynamodb_local")
+    raw_python, raw_dynamodb = raw.get("python"), raw.get("dynamodb_local")
+    if None in (python, dynamodb, raw_python, raw_dynamodb):
+        return ["CPU per request: not measured (DynamoDB Local is not this run's child process)"]
+    assert python is not None and dynamodb is not None and raw_python is not None and raw_dynamodb is not None
+    cores = os.cpu_count() or 1
+    return [
+        f"CPU per request at saturation: this process {python:,.1f} ms (moto, handlers, pipe, load generator), "
+        f"DynamoDB Local {dynamodb:,.1f} ms; raw baseline per transaction: client {raw_python:,.1f} ms, "
+        f"DynamoDB Local {raw_dynamodb:,.1f} ms.",
+        f"so on {cores} cores the pipeline cannot pass {cores * 1000 / (python + dynamodb):,.0f}/s, nor "
+        f"{1000 / python:,.0f}/s while this process runs mostly under one GIL; "
+        f"the raw baseline's CPU bound is {cores * 1000 / (raw_python + raw_dynamodb):,.0f}/s.",
+    ]
