@@ -54,3 +54,13 @@ def test_the_report_links_its_charts_and_prints_each_section() -> None:
     assert "](latency.png)" in text and "](cost.png)" in text
     assert "## 3. Pipeline" in text and "p50 120 ms" in text
     assert "noisy" in text
+
+
+def test_the_cpu_bound_is_cores_over_cpu_per_request(monkeypatch) -> None:
+    from posting_cli.bench import pipeline
+
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    lines = pipeline.cpu_lines({"python": 15.0, "dynamodb_local": 5.0}, {"python": 2.0, "dynamodb_local": 6.0})
+    assert "cannot pass 100/s, nor 67/s" in lines[1]  # 2,000 / 20 and 1,000 / 15
+    assert lines[1].endswith("bound is 250/s.")  # 2,000 / 8
+    assert pipeline.cpu_lines({"python": 1.0, "dynamodb_local": None}, {})[0].startswith("CPU per request: not")
