@@ -1,7 +1,9 @@
 """What each handler imports in a fresh interpreter, with the environment Lambda gives it (tracing active).
 
 Cold-start time itself is measured by `make bench` (section 4), never here; these tests pin the
-decisions behind it: validate does no I/O, so it loads no AWS SDK, and no handler loads the X-Ray SDK.
+decisions behind it: validate does no I/O, so it loads no AWS SDK; the others create their clients with
+botocore alone, so none loads boto3 (or s3transfer, which boto3 imports for S3); no handler loads the
+X-Ray SDK.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import pytest
 
 from posting_cli.bench.cold_start import lambda_like_environment
 
-HANDLERS = ("posting.handlers.validate", "posting.handlers.post", "posting.handlers.emit")
+HANDLERS = ("posting.handlers.validate", "posting.handlers.post", "posting.handlers.emit", "posting.handlers.sweep")
+SDK_PACKAGES = ("boto3", "botocore", "s3transfer", "aws_xray_sdk")
 # Prints the SDK modules loaded by importing the module named by argv[1].
 CHILD = (
     "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
-    "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'aws_xray_sdk'))))"
+    f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {SDK_PACKAGES!r})))"
 )
 
 
@@ -53,3 +56,10 @@ def test_no_handler_loads_the_xray_sdk(handler: str) -> None:
     # Tracing: Active records each invocation from the Lambda service; the SDK in-process cost about
     # half of every cold start (bench section 4).
     assert not [m for m in sdk_modules_loaded_by(handler) if m.startswith("aws_xray_sdk")]
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_no_handler_loads_boto3_or_s3transfer(handler: str) -> None:
+    # boto3 adds nothing to a botocore client but its import (and s3transfer's): about a third of the
+    # post and emit cold starts (bench section 4). Clients come from one botocore session.
+    assert not [m for m in sdk_modules_loaded_by(handler) if m.split(".")[0] in ("boto3", "s3transfer")]

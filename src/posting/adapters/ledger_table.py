@@ -40,9 +40,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from posting.adapters.attribute_values import from_attribute_value, to_attribute_value
 from posting.adapters.decision_record import decision_fields, decision_of
 from posting.domain.ledger import (
     BalanceChange,
@@ -73,8 +73,8 @@ TRANSIENT_ERROR_CODES = frozenset(
 UNPROCESSED_KEY_ATTEMPTS = 5
 TRANSIENT_CANCELLATION_CODES = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
-_serialize = TypeSerializer().serialize
-_deserialize = TypeDeserializer().deserialize
+_serialize = to_attribute_value
+_deserialize = from_attribute_value
 
 
 class Contention:
