@@ -277,3 +277,10 @@ def test_the_remaining_gap_names_each_lever_with_what_it_saves() -> None:
     }
     assert lines[0].startswith("the gap to $5 is $1.25; DynamoDB writes alone are $4.50")
     assert any("-$1.00" in line and "Streams" in line for line in lines)
+
+
+def test_only_the_workflows_tasks_are_billed_per_batch() -> None:
+    from posting_cli.bench.cost import workflow_functions
+    from posting_cli.local.template import Template
+
+    assert workflow_functions(Template.load()) == {"Validate", "Post", "Emit"}  # not the scheduled sweeper

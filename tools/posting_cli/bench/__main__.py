@@ -79,12 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="posting-bench-ddb-") as logs, dynamodb_local(Path(logs)) as endpoint:
         ledger, sizes = bench_ledger(endpoint)
         done(ledger)
-        done(bench_hot_accounts(endpoint))
+        hot_accounts = bench_hot_accounts(endpoint)
+        done(hot_accounts)
         done(bench_memory(endpoint))
         baseline = bench_dynamodb_baseline(endpoint)
         pipeline = bench_pipeline(endpoint, args.postings, baseline)
         done(pipeline)
-    done(bench_cost(sizes, pipeline.data, ledger.data, cold_start.data))
+    done(bench_cost(sizes, pipeline.data, ledger.data, cold_start.data, hot_accounts.data))
 
     total_s = time.monotonic() - began
     machine["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
