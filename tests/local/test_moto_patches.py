@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -606,3 +607,95 @@ def test_the_sqs_clock_is_the_epoch_clock() -> None:
     assert abs(sqs_models.unix_time_millis() - time.time() * 1000) < 1_000
     moment = dt.datetime(2026, 12, 2, 4, 30)
     assert sqs_models.unix_time(moment) == moto_utils.unix_time(moment)
+
+
+# 9. Texts of cached parse trees -----------------------------------------------
+
+ESCAPES = {
+    "Comment": 'quotes " and \\ and a tab\t, é, \u2028',
+    "StartAt": "Pick",
+    "States": {
+        "Pick": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.n", "NumericEquals": 1, "Next": "Say"}],
+            "Default": "Each",
+        },
+        "Say": {"Type": "Pass", "Parameters": {"text": 'line\nbreak "quoted" \\ é', "n.$": "$.n"}, "End": True},
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemProcessor": {"StartAt": "One", "States": {"One": invoke("double", End=True)}},
+            "End": True,
+        },
+    },
+}
+
+
+def _text_work_of_second_execution(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(RuleContext.getText calls, ast.literal_eval calls) while the definition runs a second time."""
+    from antlr4.RuleContext import RuleContext
+    from moto.stepfunctions.parser.asl.antlt4utils import antlr4utils
+
+    texts: list[int] = []
+    literals: list[int] = []
+    original_text = RuleContext.getText
+    original_ast = antlr4utils.ast
+
+    def counting_text(self: Any) -> str:
+        texts.append(1)
+        return original_text(self)
+
+    def counting_literal(source: str) -> Any:
+        literals.append(1)
+        return original_ast.literal_eval(source)
+
+    arn = state_machine(sfn, role, THREE_TASKS)
+    assert run(sfn, arn, {"n": 1})["status"] == "SUCCEEDED"
+    monkeypatch.setattr(RuleContext, "getText", counting_text)
+    monkeypatch.setattr(antlr4utils, "ast", SimpleNamespace(literal_eval=counting_literal))
+    assert run(sfn, arn, {"n": 1})["status"] == "SUCCEEDED"
+    return len(texts), len(literals)
+
+
+def test_preprocessor_rederives_texts_on_every_execution(
+    unpatched: None, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_patches.install_start_sync_execution()  # only to run executions; uninstalled after the test
+    moto_patches.install_lambda_dispatch(dispatch)
+    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+    moto_patches.install_asl_parse_cache()  # even with the tree parsed once
+    texts, literals = _text_work_of_second_execution(sfn, role, monkeypatch)
+    assert texts > 100  # the whole program's text, node by node, for error messages it does not raise
+    assert literals >= 3
+
+
+def test_texts_of_a_cached_tree_are_computed_once(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _text_work_of_second_execution(sfn, role, monkeypatch) == (0, 0)
+
+
+def test_the_program_from_remembered_texts_is_moto_s(unpatched: None) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    definition = json.dumps(ESCAPES)
+    shipped, _ = AmazonStateLanguageParser.parse(definition)
+    moto_patches.install_asl_parse_cache()
+    moto_patches.install_asl_text_cache()
+    for _ in range(2):  # the second time from remembered texts and memoised literals
+        program, _ = AmazonStateLanguageParser.parse(definition)
+        assert _without_addresses(program) == _without_addresses(shipped)
+    assert 'line\\nbreak "quoted" \\\\ é' in _without_addresses(program)
+
+
+def _without_addresses(component: Any) -> str:
+    import re
+
+    return re.sub(r" at 0x[0-9a-f]+", "", str(component))
+
+
+def test_a_map_with_escaped_strings_runs_the_same(sfn: Any, role: str) -> None:
+    arn = state_machine(sfn, role, ESCAPES)
+    for _ in range(2):
+        said = run(sfn, arn, {"n": 1})
+        assert json.loads(said["output"]) == {"text": 'line\nbreak "quoted" \\ é', "n": 1}
+        mapped = run(sfn, arn, {"n": 2, "items": [{"value": 1, "index": 0}, {"value": 5, "index": 1}]})
+        assert json.loads(mapped["output"]) == [{"value": 2, "index": 0}, {"value": 10, "index": 1}]
