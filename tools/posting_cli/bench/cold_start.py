@@ -129,6 +129,12 @@ def bench_cold_start() -> Section:
             "import_ms_min_max": [round(min(import_ms), 1), round(max(import_ms), 1)],
             "import_cpu_ms": round(statistics.median(r["import_cpu_ms"] for _, r in runs), 1),
             "meets_target": statistics.median(import_ms) <= IMPORT_TARGET_MS if module in HANDLER_MODULES else None,
+            # Import is CPU-bound: on a shared machine its CPU time is the steadier verdict.
+            "meets_target_cpu": (
+                statistics.median(r["import_cpu_ms"] for _, r in runs) <= IMPORT_TARGET_MS
+                if module in HANDLER_MODULES
+                else None
+            ),
             "sdk_modules_imported": len(runs[0][1]["sdk_modules"]),
             "imports_aws_sdk": any(
                 m.split(".")[0] in ("boto3", "aws_xray_sdk") or m.startswith("botocore.")
@@ -152,7 +158,9 @@ def bench_cold_start() -> Section:
                 label,
                 f"{r['import_ms']:,.0f}" if "import_ms" in r else "-",
                 f"{r['import_cpu_ms']:,.0f}" if "import_cpu_ms" in r else "-",
-                {True: "yes", False: "NO", None: "-"}[r.get("meets_target")],
+                "-"
+                if r.get("meets_target") is None
+                else f"{_verdict(r['meets_target'])} / {_verdict(r.get('meets_target_cpu'))}",
                 ("yes" if r["imports_aws_sdk"] else "no") if "imports_aws_sdk" in r else "-",
                 client_cell,
                 f"{r['peak_rss_mb']:.0f}",
@@ -165,7 +173,7 @@ def bench_cold_start() -> Section:
                 "module",
                 "import ms",
                 "CPU ms",
-                f"<= {IMPORT_TARGET_MS} ms",
+                f"<= {IMPORT_TARGET_MS} ms (wall / CPU)",
                 "AWS SDK",
                 "first client(s) ms",
                 "peak RSS MB",
@@ -191,3 +199,7 @@ def bench_cold_start() -> Section:
         data={"runs": COLD_START_RUNS, "results": results},
         lines=lines,
     )
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "-"}[met]
