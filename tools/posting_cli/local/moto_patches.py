@@ -149,11 +149,13 @@ def install_all(
     endpoint_url: str,
     dispatch: LambdaDispatch | None = None,
     retry_sleep: Callable[[float], None] | None = None,
+    attach: Callable[[Any], Any] | None = None,
 ) -> None:
     """Install every patch; ``dispatch=None`` leaves Lambda needing Docker,
-    ``retry_sleep=None`` keeps real Retry waits."""
+    ``retry_sleep=None`` keeps real Retry waits, ``attach`` is given each
+    interpreter client (see :func:`route_interpreter_clients`)."""
     install_start_sync_execution()
-    route_interpreter_clients(endpoint_url)
+    route_interpreter_clients(endpoint_url, attach)
     install_jsonpath_cache()
     install_strict_sqs_bodies()
     install_module_list_cache()
@@ -300,11 +302,14 @@ class _InterpreterBoto3:
     "http://localhost:<MOTO_PORT or 5000>")``. This shim points it at our
     server instead, with the fake credentials moto passes (default account),
     and reuses one client per (service, region) - boto3 clients are
-    thread-safe, and building one costs about 10 ms per Task.
+    thread-safe, and building one costs about 10 ms per Task. ``attach``, if
+    given, is applied to each new client (the local stack serves the
+    interpreter's calls in-process: :mod:`posting_cli.local.in_process`).
     """
 
-    def __init__(self, endpoint_url: str) -> None:
+    def __init__(self, endpoint_url: str, attach: Callable[[Any], Any] | None = None) -> None:
         self.endpoint_url = endpoint_url
+        self._attach = attach
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -315,13 +320,15 @@ class _InterpreterBoto3:
             if found is None:
                 kwargs["endpoint_url"] = self.endpoint_url
                 found = boto3.client(service_name=service_name, region_name=region_name, **kwargs)
+                if self._attach is not None:
+                    found = self._attach(found)
                 self._clients[key] = found
             return found
 
 
-def route_interpreter_clients(endpoint_url: str) -> None:
+def route_interpreter_clients(endpoint_url: str, attach: Callable[[Any], Any] | None = None) -> None:
     """Send the ASL interpreter's AWS calls to ``endpoint_url`` (see shim)."""
-    _patch(boto_client, "boto3", _InterpreterBoto3(endpoint_url))
+    _patch(boto_client, "boto3", _InterpreterBoto3(endpoint_url, attach))
 
 
 # 4. Optional: Retry waits -------------------------------------------------

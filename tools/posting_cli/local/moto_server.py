@@ -12,6 +12,11 @@ for why each one is needed)::
 
 Only one server per process: the ASL interpreter and moto's config are
 process-global, so the last started server receives the interpreter's calls.
+
+The interpreter's own calls (its Tasks: Lambda Invoke...) do not go through
+the socket: they are AWS-internal, and are served by moto's application in
+the calling thread (:meth:`MotoServer.in_process`, see
+:mod:`posting_cli.local.in_process`).
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from typing import Any
 
 from moto.core.config import default_user_config
 from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
 
 from posting_cli.local import moto_patches
+from posting_cli.local.in_process import serve_in_process
 
 
 class MotoServer:
@@ -52,6 +59,7 @@ class MotoServer:
         self._retry_sleep = retry_sleep
         self._server: ThreadedMotoServer | None = None
         self._saved_sfn_config: Any = {}
+        self._app: DomainDispatcherApplication | None = None
         self.endpoint_url = ""
 
     def start(self) -> MotoServer:
@@ -67,20 +75,33 @@ class MotoServer:
         server.start()
         host, port = server.get_host_and_port()
         self._server = server
+        # The same application the server runs (backends are process-global), for in-process calls.
+        self._app = DomainDispatcherApplication(create_backend_app)
         self.endpoint_url = f"http://{host}:{port}"
         # Same dict that POST /moto-api/config writes; must be set before the
         # first state machine is created (moto keeps interpreter-backed state
         # machines in a separate backend).
         self._saved_sfn_config = default_user_config.get("stepfunctions", {})
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
-        moto_patches.install_all(self.endpoint_url, self._dispatch, self._retry_sleep)
+        moto_patches.install_all(self.endpoint_url, self._dispatch, self._retry_sleep, self.in_process)
         return self
+
+    def in_process(self, client: Any) -> Any:
+        """Serve ``client``'s requests (a boto3 client for this server) in the calling thread; returns it.
+
+        For the local stack's AWS-internal callers only (the pipe, the ASL interpreter): clients that
+        stand for user code go through the server, as they would reach AWS over HTTPS.
+        """
+        if self._app is None:
+            raise RuntimeError("start the server first")
+        return serve_in_process(client, self._app)
 
     def stop(self) -> None:
         if self._server is None:
             return
         self._server.stop()
         self._server = None
+        self._app = None
         moto_patches.uninstall()
         default_user_config["stepfunctions"] = self._saved_sfn_config
 

@@ -336,10 +336,13 @@ class LocalStack:
             config=Config(inject_host_prefix=False, read_timeout=120, retries={"total_max_attempts": 1}),
             **CREDENTIALS,
         )
-        death = self.faults.poller_death if self.faults is not None else None
-        self.pipes.append(
-            LocalPipe(settings, self._clients["sqs"], stepfunctions, pollers=self.pollers, poller_death=death)
+        # The pipe's calls are AWS-internal: served by moto in-process, not over the socket.
+        sqs = self.moto.in_process(
+            boto3.client("sqs", region_name=REGION, endpoint_url=self.moto.endpoint_url, **CREDENTIALS)
         )
+        self.moto.in_process(stepfunctions)
+        death = self.faults.poller_death if self.faults is not None else None
+        self.pipes.append(LocalPipe(settings, sqs, stepfunctions, pollers=self.pollers, poller_death=death))
         self.resolver.provide(
             logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}"
         )
