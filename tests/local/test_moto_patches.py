@@ -699,3 +699,75 @@ def test_a_map_with_escaped_strings_runs_the_same(sfn: Any, role: str) -> None:
         assert json.loads(said["output"]) == {"text": 'line\nbreak "quoted" \\ é', "n": 1}
         mapped = run(sfn, arn, {"n": 2, "items": [{"value": 1, "index": 0}, {"value": 5, "index": 1}]})
         assert json.loads(mapped["output"]) == [{"value": 2, "index": 0}, {"value": 10, "index": 1}]
+
+
+# 10. Intrinsic function parse trees ---------------------------------------------
+
+INTRINSICS = {
+    "StartAt": "Say",
+    "States": {
+        "Say": {
+            "Type": "Pass",
+            "Parameters": {
+                "text.$": "States.Format('{} has {} items', $.name, States.ArrayLength($.items))",
+                "has_two.$": "States.ArrayContains($.items, 2)",
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def _intrinsic_parses_of_second_execution(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLIntrinsicParser import ASLIntrinsicParser
+
+    parses: list[int] = []
+    original = ASLIntrinsicParser.func_decl
+
+    def counting(self: Any) -> Any:
+        parses.append(1)
+        return original(self)
+
+    arn = state_machine(sfn, role, INTRINSICS)
+    assert run(sfn, arn, {"name": "a", "items": [1]})["status"] == "SUCCEEDED"
+    monkeypatch.setattr(ASLIntrinsicParser, "func_decl", counting)
+    said = run(sfn, arn, {"name": "b", "items": [1, 2, 3]})
+    assert json.loads(said["output"]) == {"text": "b has 3 items", "has_two": True}
+    return len(parses)
+
+
+def test_preprocessor_parses_intrinsic_functions_on_every_execution(
+    unpatched: None, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_patches.install_start_sync_execution()  # only to run executions; uninstalled after the test
+    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+    moto_patches.install_asl_parse_cache()  # even with the definition parsed once
+    moto_patches.install_asl_text_cache()
+    assert _intrinsic_parses_of_second_execution(sfn, role, monkeypatch) >= 2
+
+
+def test_intrinsic_functions_are_parsed_once_per_text(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _intrinsic_parses_of_second_execution(sfn, role, monkeypatch) == 0
+
+
+def test_an_intrinsic_text_with_syntax_errors_is_parsed_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLIntrinsicParser import ASLIntrinsicParser
+    from moto.stepfunctions.parser.asl.parse.intrinsic.intrinsic_parser import IntrinsicParser
+
+    parses: list[int] = []
+    original = ASLIntrinsicParser.func_decl
+
+    def counting(self: Any) -> Any:
+        parses.append(1)
+        return original(self)
+
+    monkeypatch.setattr(ASLIntrinsicParser, "func_decl", counting)
+    outcomes = []
+    for _ in range(2):
+        try:
+            IntrinsicParser.parse("States.Format('{}', $.a")
+            outcomes.append("parsed")
+        except Exception as error:  # noqa: BLE001 - whatever moto makes of it, the same both times
+            outcomes.append(type(error).__name__)
+    assert len(parses) == 2
+    assert outcomes[0] == outcomes[1]
