@@ -771,3 +771,60 @@ def test_an_intrinsic_text_with_syntax_errors_is_parsed_every_time(monkeypatch: 
             outcomes.append(type(error).__name__)
     assert len(parses) == 2
     assert outcomes[0] == outcomes[1]
+
+
+# 11. JSON copies of state data --------------------------------------------------
+
+
+def _deep_copies_of_one_execution(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    import copy
+
+    copies: list[int] = []
+    original = copy.deepcopy
+
+    def counting(value: Any, memo: Any = None) -> Any:
+        if memo is None and type(value) in (dict, list):  # a copy of a JSON container, not a recursion
+            copies.append(1)
+        return original(value, memo)
+
+    arn = state_machine(sfn, role, THREE_TASKS)
+    monkeypatch.setattr(copy, "deepcopy", counting)
+    result = run(sfn, arn, {"n": 1, "nested": {"list": [1, "two", None, 3.5, True]}})
+    monkeypatch.undo()
+    assert json.loads(result["output"]) == {
+        "n": 1,
+        "nested": {"list": [1, "two", None, 3.5, True]},
+        "valid": True,
+        "posted": True,
+        "emitted": True,
+    }
+    return len(copies)
+
+
+def test_interpreter_deep_copies_state_data_generically(
+    unpatched: None, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_patches.install_start_sync_execution()  # only to run executions; uninstalled after the test
+    moto_patches.install_lambda_dispatch(dispatch)
+    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+    assert _deep_copies_of_one_execution(sfn, role, monkeypatch) > 10
+
+
+def test_state_data_is_copied_as_json(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The interpreter's copies of dicts and lists no longer go through copy.deepcopy.
+    assert _deep_copies_of_one_execution(sfn, role, monkeypatch) == 0
+
+
+def test_json_copy_is_a_deep_copy() -> None:
+    import datetime as dt
+    from collections import OrderedDict
+
+    moment = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    value = {"a": [1, {"b": "c"}], "d": None, "e": 1.5, "f": True, "g": moment, "h": OrderedDict(x=[1])}
+    copied = moto_patches.json_copy(value)
+    assert copied == value
+    assert copied["a"] is not value["a"] and copied["a"][1] is not value["a"][1]
+    assert type(copied["h"]) is OrderedDict and copied["h"]["x"] is not value["h"]["x"]  # deepcopy's copy
+    assert copied["g"] == moment
+    copied["a"][1]["b"] = "changed"
+    assert value["a"][1]["b"] == "c"

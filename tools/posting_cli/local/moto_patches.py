@@ -84,6 +84,19 @@ remain; each patch below fills one and says why:
    when it has syntax errors) and still runs moto's intrinsic Preprocessor
    per call, so each execution gets its own Function components.
 
+11. The ASL interpreter deep-copies state data with ``copy.deepcopy`` at
+   every step (``States`` input/result/context reads and writes, the
+   context object's ``State``, the stack handed to a Task's thread,
+   ResultPath, Task parameters, JSONPath strings): generic, memo-keeping
+   copies of JSON values. -> :func:`install_json_state_copies` gives those
+   six modules a ``copy`` whose ``deepcopy`` copies exact dicts and lists
+   and returns str/int/float/bool/None as they are (as ``deepcopy`` does),
+   and hands any other value to ``copy.deepcopy``. The copy is as
+   independent as moto's; only identity sharing *inside* one value (the same
+   dict twice) is not kept - JSON has none. Measured in a 720-posting run
+   (thread CPU in those copies, 66 per execution): 5.0-9.0 ms per
+   execution with ``copy.deepcopy``, 1.8-2.0 ms with this patch.
+
 Optional: :func:`install_retry_sleep` lets tests skip real ``Retry`` waits
 (``IntervalSeconds`` is at least 1 s in ASL).
 
@@ -93,6 +106,7 @@ undone by :func:`uninstall`. All of them are process-global.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import re
@@ -173,6 +187,7 @@ def install_all(
     install_sqs_retention_check()
     install_asl_text_cache()
     install_intrinsic_parse_cache()
+    install_json_state_copies()
     if dispatch is not None:
         install_lambda_dispatch(dispatch)
     if retry_sleep is not None:
@@ -628,3 +643,34 @@ def install_intrinsic_parse_cache() -> None:
         return Preprocessor().visit(tree), tree
 
     _patch(IntrinsicParser, "parse", staticmethod(parse))
+
+
+# 11. JSON copies of state data -------------------------------------------------
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (exact dicts and lists copied, scalars kept); anything else, and
+    anything inside it, is copied by ``copy.deepcopy``."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return value
+    if kind is dict:
+        return {key: json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [json_copy(item) for item in value]
+    return copy.deepcopy(value)
+
+
+def install_json_state_copies() -> None:
+    """Copy the interpreter's state data as JSON (see 11. above)."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.common.string import string_expression
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+    from moto.stepfunctions.parser.asl.eval import environment, states
+
+    # Modules that use ``copy`` for nothing but ``copy.deepcopy``.
+    for module in (states, environment, execute_state, result_path, string_expression, state_task_service):
+        _patch(module, "copy", SimpleNamespace(deepcopy=json_copy))
