@@ -11,12 +11,16 @@ once, and a variable two functions set differently is refused, because it could 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from aws_lambda_powertools import Logger
 
 from posting_cli.local.template import ACCOUNT_ID, REGION
 
@@ -84,7 +88,14 @@ class LocalLambdaRuntime:
         os.environ.update(extra)
 
     def load_handlers(self) -> None:
-        """Import every handler now (a cold start), so that configuration errors show up at start-up."""
+        """Import every handler now (a cold start), so that configuration errors show up at start-up.
+
+        Each runtime is a new deployment, so its functions start in fresh execution environments even
+        when an earlier runtime of this process imported the same modules: what the handlers cached
+        per environment (clients bound to the earlier endpoints, configuration read from its
+        environment) is dropped, and their log handler writes to this process's stdout of now.
+        """
+        fresh_execution_environments()
         for function in self.functions.values():
             self._handler(function)
 
@@ -106,3 +117,28 @@ class LocalLambdaRuntime:
             module_name, _, attribute = function.handler.replace("/", ".").rpartition(".")
             self._handlers[function.function_name] = getattr(importlib.import_module(module_name), attribute)
         return self._handlers[function.function_name]
+
+
+HANDLER_PACKAGE = "posting.handlers"
+
+
+def fresh_execution_environments() -> None:
+    """Forget what the imported handler modules cached (their functools caches), and point the
+    Powertools loggers' stream handlers at the current sys.stdout."""
+    for name, module in list(sys.modules.items()):
+        if name != HANDLER_PACKAGE and not name.startswith(HANDLER_PACKAGE + "."):
+            continue
+        for value in vars(module).values():
+            if getattr(value, "__module__", None) == name and callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+            if isinstance(value, Logger) and isinstance(value.registered_handler, logging.StreamHandler):
+                _point_at_stdout(value.registered_handler)
+
+
+def _point_at_stdout(handler: logging.StreamHandler[Any]) -> None:
+    # Not setStream: it flushes the old stream first, and an earlier stack's log file is closed.
+    handler.acquire()
+    try:
+        handler.stream = sys.stdout
+    finally:
+        handler.release()
