@@ -151,6 +151,19 @@ def unpatched(moto: MotoServer) -> Iterator[None]:
     reinstall(moto)
 
 
+def count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """Count the calls of a method from now on (one list item per call), calling it as before."""
+    calls: list[int] = []
+    original = getattr(owner, name)
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
 _sm_counter = iter(range(10**6))
 
 
@@ -508,15 +521,8 @@ def test_module_list_is_listed_once(kw: dict[str, Any], monkeypatch: pytest.Monk
 def _parses_for_two_executions(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> int:
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
 
-    parses: list[int] = []
-    original = ASLParser.state_machine
-
-    def counting(self: Any) -> Any:
-        parses.append(1)
-        return original(self)
-
     arn = state_machine(sfn, role, THREE_TASKS)
-    monkeypatch.setattr(ASLParser, "state_machine", counting)
+    parses = count_calls(monkeypatch, ASLParser, "state_machine")
     for _ in range(2):
         assert run(sfn, arn, {"n": 1})["status"] == "SUCCEEDED"
     return len(parses)
@@ -721,16 +727,9 @@ INTRINSICS = {
 def _intrinsic_parses_of_second_execution(sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch) -> int:
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLIntrinsicParser import ASLIntrinsicParser
 
-    parses: list[int] = []
-    original = ASLIntrinsicParser.func_decl
-
-    def counting(self: Any) -> Any:
-        parses.append(1)
-        return original(self)
-
     arn = state_machine(sfn, role, INTRINSICS)
     assert run(sfn, arn, {"name": "a", "items": [1]})["status"] == "SUCCEEDED"
-    monkeypatch.setattr(ASLIntrinsicParser, "func_decl", counting)
+    parses = count_calls(monkeypatch, ASLIntrinsicParser, "func_decl")
     said = run(sfn, arn, {"name": "b", "items": [1, 2, 3]})
     assert json.loads(said["output"]) == {"text": "b has 3 items", "has_two": True}
     return len(parses)
@@ -754,14 +753,7 @@ def test_an_intrinsic_text_with_syntax_errors_is_parsed_every_time(monkeypatch: 
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLIntrinsicParser import ASLIntrinsicParser
     from moto.stepfunctions.parser.asl.parse.intrinsic.intrinsic_parser import IntrinsicParser
 
-    parses: list[int] = []
-    original = ASLIntrinsicParser.func_decl
-
-    def counting(self: Any) -> Any:
-        parses.append(1)
-        return original(self)
-
-    monkeypatch.setattr(ASLIntrinsicParser, "func_decl", counting)
+    parses = count_calls(monkeypatch, ASLIntrinsicParser, "func_decl")
     outcomes = []
     for _ in range(2):
         try:
