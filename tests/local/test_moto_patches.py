@@ -164,6 +164,13 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[
     return calls
 
 
+def only_what_executions_need(sfn: Any) -> None:
+    """Under `unpatched`: the patches without which no execution runs at all (undone after the test)."""
+    moto_patches.install_start_sync_execution()
+    moto_patches.install_lambda_dispatch(dispatch)
+    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+
+
 _sm_counter = iter(range(10**6))
 
 
@@ -531,9 +538,7 @@ def _parses_for_two_executions(sfn: Any, role: str, monkeypatch: pytest.MonkeyPa
 def test_interpreter_parses_the_definition_on_every_execution(
     unpatched: None, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    moto_patches.install_start_sync_execution()  # only to run executions; uninstalled after the test
-    moto_patches.install_lambda_dispatch(dispatch)
-    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+    only_what_executions_need(sfn)
     assert _parses_for_two_executions(sfn, role, monkeypatch) == 2
 
 
@@ -666,9 +671,7 @@ def _text_work_of_second_execution(sfn: Any, role: str, monkeypatch: pytest.Monk
 def test_preprocessor_rederives_texts_on_every_execution(
     unpatched: None, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    moto_patches.install_start_sync_execution()  # only to run executions; uninstalled after the test
-    moto_patches.install_lambda_dispatch(dispatch)
-    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+    only_what_executions_need(sfn)
     moto_patches.install_asl_parse_cache()  # even with the tree parsed once
     texts, literals = _text_work_of_second_execution(sfn, role, monkeypatch)
     assert texts > 100  # the whole program's text, node by node, for error messages it does not raise
@@ -796,9 +799,7 @@ def _deep_copies_of_one_execution(sfn: Any, role: str, monkeypatch: pytest.Monke
 def test_interpreter_deep_copies_state_data_generically(
     unpatched: None, sfn: Any, role: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    moto_patches.install_start_sync_execution()  # only to run executions; uninstalled after the test
-    moto_patches.install_lambda_dispatch(dispatch)
-    moto_patches.route_interpreter_clients(sfn.meta.endpoint_url)
+    only_what_executions_need(sfn)
     assert _deep_copies_of_one_execution(sfn, role, monkeypatch) > 10
 
 
