@@ -925,3 +925,22 @@ def test_concurrent_batches_on_shared_accounts_never_overdraw_and_post_each_id_o
     assert all(state.balance >= 0 for state in ledger_table.get_accounts(payers).values())
     assert sum(balances(ledger_table, *sinks).values()) == 250 * len(posted)
     assert_books_balance(ledger_table)
+
+
+def test_postings_that_share_only_a_hot_account_all_plan_on_the_batch_read(ledger_table):
+    # A hot account's planning state is its terms alone, never stale: every posting may use it.
+    payers = [f"acc-payer-{n}" for n in range(10)]
+    open_accounts(
+        ledger_table,
+        {**account("acc-settlement", overdraft_limit=None), "balance_shards": 4},
+        *(account(a, overdraft_limit=None) for a in payers),
+    )
+    counting = CallCounting(ledger_table._client)
+    ledger = LedgerTable(counting, ledger_table.table_name)
+    records = [sqs_record(transfer(f"pay-{n}", payers[n], "acc-settlement", 100)) for n in range(10)]
+
+    items = post_batch(validate_batch(records), ledger, sleep=no_sleep).items
+
+    assert [outcome_of(item).status for item in items] == [Status.POSTED] * 10
+    assert counting.calls == {"batch_get_item": 1, "transact_write_items": 10}
+    assert ledger_table.get_account("acc-settlement").balance == 1_000

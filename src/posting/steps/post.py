@@ -127,9 +127,13 @@ class _BatchRead:
         return cls(states)
 
     def take(self, account_ids: set[str]) -> dict[str, AccountState] | None:
-        """The batch's read of these accounts if it holds all of them and none was taken before."""
+        """The batch's read of these accounts if it holds all of them and none was taken before (a hot
+        account's serves every item: planning reads only its terms, which a posting never changes)."""
         with self._guard:
-            taken = {a: self._states.pop(a) for a in account_ids if a in self._states}
+            taken = {a: self._states[a] for a in account_ids if a in self._states}
+            for account_id, state in taken.items():
+                if not state.account.is_hot:
+                    del self._states[account_id]
         return taken if taken and len(taken) == len(account_ids) else None
 
 
