@@ -123,16 +123,19 @@ HANDLER_PACKAGE = "posting.handlers"
 
 
 def fresh_execution_environments() -> None:
-    """Forget what the imported handler modules cached (their functools caches), and point the
-    Powertools loggers' stream handlers at the current sys.stdout."""
+    """Forget what the imported handler modules cached (their functools caches), and set the
+    Powertools loggers up as a cold start would: the level from the environment, the stream the
+    current sys.stdout."""
     for name, module in list(sys.modules.items()):
         if name != HANDLER_PACKAGE and not name.startswith(HANDLER_PACKAGE + "."):
             continue
         for value in vars(module).values():
             if getattr(value, "__module__", None) == name and callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()
-            if isinstance(value, Logger) and isinstance(value.registered_handler, logging.StreamHandler):
-                _point_at_stdout(value.registered_handler)
+            if isinstance(value, Logger):
+                value.setLevel(None)  # from this environment's POWERTOOLS_LOG_LEVEL, as at a cold start
+                if isinstance(value.registered_handler, logging.StreamHandler):
+                    _point_at_stdout(value.registered_handler)
 
 
 def _point_at_stdout(handler: logging.StreamHandler[Any]) -> None:
