@@ -39,7 +39,7 @@ class CpuClock:
             if units and later.dynamodb_s is not None and self.dynamodb_s is not None
             else None
         )
-        return {"python": round(python, 2) if python is not None else None, "dynamodb_local": _round(dynamodb)}
+        return {"python": _round(python), "dynamodb_local": _round(dynamodb)}
 
 
 def _round(value: float | None) -> float | None:
