@@ -51,7 +51,8 @@ def test_an_expiring_hold_is_released_by_the_local_sweeper_with_its_event(local_
     alice, shop = f"alice-{ids}", f"shop-{ids}"
     open_accounts(target, account(f"fund-{ids}", overdraft_limit=None), account(alice), account(shop))
     fund = request(f"fund-{ids}-1", leg(f"fund-{ids}", "debit", 1000), leg(alice, "credit", 1000))
-    auth = hold(f"auth-{ids}", alice, shop, 400, expires_at=instant(2))
+    # Long enough to be decided before it expires on a busy machine, short enough for the sweeper to find.
+    auth = hold(f"auth-{ids}", alice, shop, 400, expires_at=instant(8))
     results = post_all(target, [json.dumps(fund)])
     results += post_all(target, [json.dumps(auth)])
     assert [r.status for r in results] == ["POSTED", "POSTED"]

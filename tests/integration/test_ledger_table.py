@@ -10,15 +10,18 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from posting.adapters.ledger_table import (
-    AccountAlreadyExists,
-    ConcurrentUpdate,
-    LedgerTable,
-    PostingAlreadyDecided,
-)
+from posting.adapters.ledger_table import LedgerTable
 from posting.domain.ledger import Entry, PostingPlan, plan_posting
 from posting.domain.model import Account, AccountState, AccountStatus, Side, parse_posting_request
-from posting.domain.outcomes import Decision, Reason, Status, TransientPostingError
+from posting.domain.outcomes import (
+    AccountAlreadyExists,
+    ConcurrentUpdate,
+    Decision,
+    PostingAlreadyDecided,
+    Reason,
+    Status,
+    TransientPostingError,
+)
 from tests.builders import account, leg, request
 
 OPENED_AT = "2026-11-27T09:00:00.000Z"

@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from posting.adapters.ledger_table import CONTENTION
 from posting.domain.model import Account, AccountStatus, Side
 from posting_cli import operations
+from posting_cli.contention import ContentionCounter
 from posting_cli.local.run import Line, LineOutcome, Pace, drain
 from posting_cli.results import ResultCollector
 from posting_cli.target import Target
@@ -424,7 +424,9 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     )
     outcomes: list[LineOutcome] = []
     report = DemoReport()
-    contention_before = (CONTENTION.transactions, CONTENTION.conflicts)
+    from posting.handlers.bootstrap import botocore_session
+
+    contention = ContentionCounter().attach(botocore_session())  # the in-process handlers' SDK session
     started = time.monotonic()
     with ResultCollector(target) as collector, Progress(*columns, console=console) as progress:
         task = progress.add_task("posting", total=len(funding) + len(everyday), rate="")
@@ -441,8 +443,7 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
             outcomes += drain(target, collector, phase, pace, show)
     report.elapsed_seconds = time.monotonic() - started
     report.decided = len(outcomes)
-    report.transactions = CONTENTION.transactions - contention_before[0]
-    report.conflicts = CONTENTION.conflicts - contention_before[1]
+    report.transactions, report.conflicts = contention.snapshot()
     report.expired = _wait_for_expiries(target, traffic, console)
     expected = _tally(outcomes, bodies, book, report, traffic)
     for account_id, balance in before.items():

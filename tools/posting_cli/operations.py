@@ -15,10 +15,10 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from posting.adapters.dead_letters import FAILURE_ERROR, FAILURE_MESSAGE, SOURCE_MESSAGE_ID
-from posting.adapters.ledger_table import AccountAlreadyExists, LedgerTable, Shard
+from posting.adapters.ledger_table import LedgerTable, Shard
 from posting.domain.ledger import Entry, HoldState, reversal_key
 from posting.domain.model import Account, AccountState, Side, utc_timestamp
-from posting.domain.outcomes import Decision, Status
+from posting.domain.outcomes import AccountAlreadyExists, Decision, Status
 from posting_cli.target import Target
 
 SQS_BATCH = 10  # an SQS limit per SendMessageBatch / DeleteMessageBatch

@@ -177,7 +177,8 @@ def with_endpoint_variables(built_template: dict[str, Any]) -> dict[str, Any]:
 def prepare(engines: Engines) -> None:
     import boto3
 
-    from posting.adapters.ledger_table import AccountAlreadyExists, LedgerTable
+    from posting.adapters.ledger_table import LedgerTable
+    from posting.domain.outcomes import AccountAlreadyExists
     from posting_cli import operations
     from posting_cli.local.stack import create_table
     from posting_cli.local.template import Template, load_template

@@ -56,7 +56,13 @@ from posting.domain.ledger import (
     shard_of,
 )
 from posting.domain.model import Account, AccountState, AccountStatus, Side, utc_timestamp
-from posting.domain.outcomes import Decision, TransientPostingError
+from posting.domain.outcomes import (
+    AccountAlreadyExists,
+    ConcurrentUpdate,
+    Decision,
+    PostingAlreadyDecided,
+    TransientPostingError,
+)
 
 # Error codes that mean "try again", as single-item errors and as transaction cancellation reasons.
 TRANSIENT_ERROR_CODES = frozenset(
@@ -75,39 +81,6 @@ TRANSIENT_CANCELLATION_CODES = frozenset({"TransactionConflict", "ThrottlingErro
 
 _serialize = to_attribute_value
 _deserialize = from_attribute_value
-
-
-class Contention:
-    """Transactions attempted and cancelled by contention, in this process (for the demo and bench)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self.transactions = 0
-        self.conflicts = 0
-
-    def count(self, *, conflict: bool) -> None:
-        with self._guard:
-            self.transactions += 1
-            self.conflicts += conflict
-
-
-CONTENTION = Contention()
-
-
-class ConcurrentUpdate(Exception):
-    """An account changed between our read and our write: read again and re-plan."""
-
-
-class PostingAlreadyDecided(Exception):
-    """The posting_id already has a decision; it comes with the exception."""
-
-    def __init__(self, decision: Decision) -> None:
-        super().__init__(f"posting {decision.posting_id} was already {decision.status}")
-        self.decision = decision
-
-
-class AccountAlreadyExists(Exception):
-    pass
 
 
 def account_key(account_id: str) -> dict[str, Any]:
@@ -383,17 +356,9 @@ class LedgerTable:
         try:
             self._transact(actions)
         except ConcurrentUpdate:
-            CONTENTION.count(conflict=True)
             # A shard may have refused because the account is no longer open: read its terms again.
             self.forget_hot(plan.hot_accounts)
             raise
-        except TransientPostingError:
-            CONTENTION.count(conflict=True)
-            raise
-        except PostingAlreadyDecided:
-            CONTENTION.count(conflict=False)
-            raise
-        CONTENTION.count(conflict=False)
         return decision
 
     def _settle(self, settlement: HoldSettlement, posting_id: str) -> dict[str, Any]:

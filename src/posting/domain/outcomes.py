@@ -172,3 +172,20 @@ def _differences(decision: Decision, request: BaseModel | None) -> str:
         return ""  # recorded by an older contract: the hashes differ, the fields cannot be named
     fields = differing_fields(canonical_content(recorded), canonical_content(request))
     return f"; differs in {', '.join(fields[:10])}" + (f" and {len(fields) - 10} more" if len(fields) > 10 else "")
+
+
+class ConcurrentUpdate(Exception):
+    """An account, hold or original changed between the read a plan was made from and its write:
+    read again (or take what the failed write returned) and plan again."""
+
+
+class PostingAlreadyDecided(Exception):
+    """The posting_id already has a decision; it comes with the exception."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(f"posting {decision.posting_id} was already {decision.status}")
+        self.decision = decision
+
+
+class AccountAlreadyExists(Exception):
+    """An account is opened under an id the ledger already holds."""

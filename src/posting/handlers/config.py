@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
-import botocore.session
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,8 +27,11 @@ class _Environment(BaseModel):
         return cls.model_validate(dict(os.environ))
 
 
-class PostConfig(_Environment):
+class LedgerConfig(_Environment):
     ledger_table_name: str = Field(alias="LEDGER_TABLE_NAME", min_length=3)
+
+
+class PostConfig(LedgerConfig):
     post_workers: int = Field(alias="POST_WORKERS", default=8, ge=1, le=32)
 
 
@@ -40,19 +41,5 @@ class EmitConfig(_Environment):
     max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
 
 
-@cache
-def botocore_session() -> botocore.session.Session:
-    """The container's one SDK session. botocore, not boto3: boto3.client adds nothing to a client
-    but boto3's import and s3transfer's, about a third of the post and emit cold starts."""
-    return botocore.session.get_session()
-
-
-@cache
-def aws_client(service: str) -> Any:
-    """One client per service per container, reused across invocations (clients are thread-safe)."""
-    return botocore_session().create_client(service, config=AWS_CLIENT_CONFIG)
-
-
-class SweepConfig(_Environment):
-    ledger_table_name: str = Field(alias="LEDGER_TABLE_NAME", min_length=3)
+class SweepConfig(LedgerConfig):
     posting_queue_url: str = Field(alias="POSTING_QUEUE_URL", min_length=1)

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from posting.adapters.dead_letters import DeadLetterQueue
-from posting.adapters.event_bus import EventBus
-from posting.handlers.config import EmitConfig, aws_client
+from posting.handlers.bootstrap import dead_letter_queue, event_bus, settings
+from posting.handlers.config import EmitConfig
 from posting.handlers.observability import logger, metrics
-from posting.steps.emit import EVENT_SOURCE, emit_batch, salvaged_batch
+from posting.steps.emit import emit_batch, salvaged_batch
 from posting.steps.items import Batch
-
-
-@cache
-def config() -> EmitConfig:
-    return EmitConfig.from_environ()
-
-
-@cache
-def event_bus() -> EventBus:
-    return EventBus(aws_client("events"), config().event_bus_name, EVENT_SOURCE)
-
-
-@cache
-def dead_letter_queue() -> DeadLetterQueue:
-    return DeadLetterQueue(aws_client("sqs"), config().dead_letter_queue_url)
 
 
 @logger.inject_lambda_context
@@ -38,7 +21,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = salvaged_batch(event) if "error" in event else Batch.from_event(event)
     if "error" in event:
         logger.error("a step failed for the whole batch", extra={"failed_step": event.get("failed_step")})
-    report = emit_batch(batch, event_bus(), dead_letter_queue(), config().max_receive_count)
+    report = emit_batch(batch, event_bus(), dead_letter_queue(), settings(EmitConfig).max_receive_count)
     if report.unannounced_dead_letters:
         logger.error("dead letters sent without their event", extra={"count": report.unannounced_dead_letters})
     if report.batch_item_failures:

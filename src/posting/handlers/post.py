@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from posting.adapters.ledger_table import LedgerTable
 from posting.domain.outcomes import Status
-from posting.handlers.config import PostConfig, aws_client
+from posting.handlers.bootstrap import ledger, settings
+from posting.handlers.config import PostConfig
 from posting.handlers.observability import logger, metrics
 from posting.steps.items import Batch
 from posting.steps.post import post_batch
 
 TIME_RESERVE_SECONDS = 3.0
-
-
-@cache
-def config() -> PostConfig:
-    return PostConfig.from_environ()
-
-
-@cache
-def ledger() -> LedgerTable:
-    return LedgerTable(aws_client("dynamodb"), config().ledger_table_name)
 
 
 @logger.inject_lambda_context
@@ -36,7 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Stop starting new work with a few seconds left, so undecided items go back to the queue one by
     # one instead of the whole batch timing out.
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - TIME_RESERVE_SECONDS
-    batch = post_batch(Batch.from_event(event), ledger(), workers=config().post_workers, deadline=deadline)
+    batch = post_batch(Batch.from_event(event), ledger(), workers=settings(PostConfig).post_workers, deadline=deadline)
     rejected: Counter[str] = Counter()
     for item in batch.items:
         if item.failure is not None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from posting.adapters.ledger_table import LedgerTable
 from posting.adapters.posting_queue import PostingQueue
 from posting.domain.requests import expiry_posting_id
+from posting.steps.ports import Ledger
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def expiry_request(hold_id: str, expires_at: str) -> str:
     )
 
 
-def sweep_expired_holds(ledger: LedgerTable, queue: PostingQueue, now: str, limit: int = 1000) -> SweepReport:
+def sweep_expired_holds(ledger: Ledger, queue: PostingQueue, now: str, limit: int = 1000) -> SweepReport:
     """Send an expiry request for every open hold whose expires_at is at or before `now` (UTC text)."""
     expired = ledger.expired_holds(now, limit=limit)
     sent = queue.send([expiry_request(hold_id, expires_at) for hold_id, expires_at in expired])

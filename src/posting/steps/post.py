@@ -20,12 +20,21 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from posting.adapters.ledger_table import ConcurrentUpdate, LedgerTable, PostingAlreadyDecided
 from posting.domain.ledger import accounts_touched, plan_request, referenced_id
 from posting.domain.model import AccountState, utc_timestamp
-from posting.domain.outcomes import Decision, Outcome, PostingRejected, Reason, Status, TransientPostingError
+from posting.domain.outcomes import (
+    ConcurrentUpdate,
+    Decision,
+    Outcome,
+    PostingAlreadyDecided,
+    PostingRejected,
+    Reason,
+    Status,
+    TransientPostingError,
+)
 from posting.domain.requests import Request, parse_request
 from posting.steps.items import Batch, BatchItem, Failure
+from posting.steps.ports import Ledger
 
 # Contention on a busy account is normal (several batches post to it at once): retry with full
 # jitter, up to about 3 s in all, well inside the function's timeout. Past that the record goes back
@@ -53,7 +62,7 @@ def _decision_time(accounts: Mapping[str, AccountState]) -> datetime:
 
 def post_batch(
     batch: Batch,
-    ledger: LedgerTable,
+    ledger: Ledger,
     workers: int = 8,
     sleep: Callable[[float], None] = time.sleep,
     deadline: float | None = None,
@@ -115,7 +124,7 @@ class _BatchRead:
         self._guard = threading.Lock()
 
     @classmethod
-    def of(cls, ledger: LedgerTable, requests: list[Request | None]) -> _BatchRead:
+    def of(cls, ledger: Ledger, requests: list[Request | None]) -> _BatchRead:
         ids = list(dict.fromkeys(a for request in requests if request for a in accounts_touched(request)))
         if len(requests) < 2 or not ids:
             return cls({})  # one item reads its own accounts: same calls, no staleness
@@ -139,7 +148,7 @@ class _BatchRead:
 
 def post_item(
     item: BatchItem,
-    ledger: LedgerTable,
+    ledger: Ledger,
     sleep: Callable[[float], None] = time.sleep,
     request: Request | None = None,
     deadline: float | None = None,
@@ -189,13 +198,13 @@ def _failed(item: BatchItem, error: Exception) -> BatchItem:
     )
 
 
-def _recorded_answer(item: BatchItem, ledger: LedgerTable, request: Request) -> Outcome | None:
+def _recorded_answer(item: BatchItem, ledger: Ledger, request: Request) -> Outcome | None:
     decision = ledger.get_decision(item.posting_id) if item.posting_id else None
     return _answer(decision, item, request) if decision else None
 
 
 def _decide(
-    item: BatchItem, request: Request, ledger: LedgerTable, read: Mapping[str, AccountState] | None = None
+    item: BatchItem, request: Request, ledger: Ledger, read: Mapping[str, AccountState] | None = None
 ) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
     reference_id = referenced_id(request)
@@ -214,7 +223,7 @@ def _decide(
 
 
 def _record_rejection(
-    item: BatchItem, ledger: LedgerTable, reason: Reason | None, detail: str | None, request: Request
+    item: BatchItem, ledger: Ledger, reason: Reason | None, detail: str | None, request: Request
 ) -> Outcome:
     assert item.posting_id is not None and item.request_hash is not None
     decision = Decision(

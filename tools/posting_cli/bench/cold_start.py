@@ -31,7 +31,7 @@ imported, cpu_imported = time.perf_counter(), time.process_time()
 rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 client_ms = None
 if len(sys.argv) > 2:
-    from posting.handlers.config import aws_client
+    from posting.handlers.bootstrap import aws_client
     before = time.perf_counter()
     for service in sys.argv[2:]:
         aws_client(service)

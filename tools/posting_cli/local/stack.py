@@ -191,7 +191,7 @@ class LocalStack:
     def _instrument_handler_clients(faults: FaultInjector) -> None:
         """Hook the faults onto the very clients the handlers use (their one factory, cached per
         process as in a Lambda container), and onto no other client of this process."""
-        from posting.handlers.config import aws_client
+        from posting.handlers.bootstrap import aws_client
 
         for service in ("dynamodb", "events"):
             faults.instrument(aws_client(service))
