@@ -57,7 +57,7 @@ def test_an_expiring_hold_is_released_by_the_local_sweeper_with_its_event(local_
     results += post_all(target, [json.dumps(auth)])
     assert [r.status for r in results] == ["POSTED", "POSTED"]
     ledger = operations.ledger(target)
-    assert ledger.get_account(alice).available == 600
+    assert ledger.books.get_account(alice).available == 600
 
     deadline = time.monotonic() + 40
     while ledger.get_decision(f"auth-{ids}").hold_state != "expired":
@@ -66,7 +66,7 @@ def test_an_expiring_hold_is_released_by_the_local_sweeper_with_its_event(local_
 
     expiry = ledger.get_decision(expiry_posting_id(f"auth-{ids}"))
     assert (expiry.status, expiry.kind) == ("POSTED", "expiry")
-    state = ledger.get_account(alice)
+    state = ledger.books.get_account(alice)
     assert (state.balance, state.pending_debits, state.available) == (1000, 0, 1000)
     logged = target.client("logs").filter_log_events(logGroupName=target.results_log_group)["events"]
     assert any(

@@ -54,7 +54,7 @@ def test_reconcile_finds_a_balance_that_does_not_match_its_entries(local_stack, 
     ids = uuid.uuid4().hex[:8]
     operations.open_accounts(local_stack.target, operations.parse_accounts(json.dumps([account(f"tampered-{ids}")])))
     table = operations.ledger(local_stack.target)
-    table._client.update_item(  # someone edits a balance by hand, outside any posting
+    table.table.client.update_item(  # someone edits a balance by hand, outside any posting
         TableName=table.table_name,
         Key={"PK": {"S": f"ACCOUNT#tampered-{ids}"}, "SK": {"S": "ACCOUNT"}},
         UpdateExpression="SET balance = :b",
@@ -65,7 +65,7 @@ def test_reconcile_finds_a_balance_that_does_not_match_its_entries(local_stack, 
         assert code == 1
         assert "FAILED" in out and f"tampered-{ids}: balance 999 but its entries sum to 0" in out
     finally:
-        table._client.update_item(
+        table.table.client.update_item(
             TableName=table.table_name,
             Key={"PK": {"S": f"ACCOUNT#tampered-{ids}"}, "SK": {"S": "ACCOUNT"}},
             UpdateExpression="SET balance = :b",

@@ -47,7 +47,7 @@ def post_all(target, bodies: list[str], timeout: float = 60) -> list[Result]:
 
 
 def balances(target, *account_ids: str) -> dict[str, int]:
-    states = operations.ledger(target).get_accounts(account_ids)
+    states = operations.books(target).get_accounts(account_ids)
     return {account_id: states[account_id].balance for account_id in account_ids}
 
 

@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-from posting.adapters.ledger_table import LedgerTable, account_key
+from posting.adapters.ledger_keys import account_key
+from posting.adapters.ledger_table import LedgerTable
 from posting_cli.soak import STACK_NAME, SoakSettings, prove
 
 pytestmark = pytest.mark.local_stack

@@ -76,7 +76,7 @@ def test_two_runs_share_one_ledger_and_apply_each_posting_once(tmp_path, dynamod
     for n in range(60):
         expected[customers[n % len(customers)]] += 100 + n
     client = boto3.client("dynamodb", endpoint_url=dynamodb_local.endpoint_url, region_name="us-east-1", **CREDENTIALS)
-    states = LedgerTable(client, f"{template.stack_name}-LedgerTable").get_accounts([funding, *customers])
+    states = LedgerTable(client, f"{template.stack_name}-LedgerTable").books.get_accounts([funding, *customers])
     assert {c: states[c].balance for c in customers} == dict(expected)
     assert states[funding].balance == sum(expected.values())
     assert {c: states[c].version for c in customers} == {c: 10 for c in customers}

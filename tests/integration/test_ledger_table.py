@@ -1,31 +1,34 @@
-"""The ledger table adapter against DynamoDB Local: one transaction per posting, errors mapped by code."""
+"""The DynamoDB adapter itself, on DynamoDB Local: what only the real engine can show. Its errors
+become domain errors, paged and throttled reads are finished, and items have the layout and size
+the cost depends on. (What every ledger must do runs on both ledgers in tests/contract.)"""
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import astuple
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from posting.adapters import ledger_keys as keys
 from posting.adapters.ledger_table import LedgerTable
-from posting.domain.ledger import Entry, PostingPlan, plan_posting
-from posting.domain.model import Account, AccountState, AccountStatus, Side, parse_posting_request
+from posting.domain.books import Checkpoint
+from posting.domain.ledger import Entry, PostingPlan, accounts_touched, plan_request
+from posting.domain.model import Account, AccountState
 from posting.domain.outcomes import (
-    AccountAlreadyExists,
-    ConcurrentUpdate,
     Decision,
     PostingAlreadyDecided,
     Reason,
     Status,
     TransientPostingError,
 )
+from posting.domain.requests import parse_request
 from tests.builders import account, leg, request
 
 OPENED_AT = "2026-11-27T09:00:00.000Z"
-DECIDED_AT = "2026-11-27T10:00:00.123Z"
+DECIDED_AT = datetime(2026, 11, 27, 10, 0, 0, 123000, tzinfo=UTC)
 
 
 def open_accounts(ledger: LedgerTable, *terms: dict[str, Any]) -> None:
@@ -33,19 +36,14 @@ def open_accounts(ledger: LedgerTable, *terms: dict[str, Any]) -> None:
         ledger.open_account(Account.model_validate(each, strict=False), OPENED_AT)
 
 
-def plan(ledger: LedgerTable, body: dict[str, Any]) -> PostingPlan:
+def plan(ledger: LedgerTable, body: dict[str, Any], moment: datetime = DECIDED_AT) -> PostingPlan:
     """Plan a request against the accounts as they are stored right now."""
-    posting_request = parse_posting_request(json.dumps(body))
-    return plan_posting(posting_request, ledger.get_accounts(leg.account_id for leg in posting_request.legs))
+    parsed = parse_request(json.dumps(body))
+    return plan_request(parsed, ledger.read_accounts(accounts_touched(parsed)), None, moment)
 
 
 def record(ledger: LedgerTable, posting_plan: PostingPlan, message_id: str = "msg-1") -> Decision:
-    return ledger.record_posting(posting_plan, posting_plan.request.content_hash(), message_id, DECIDED_AT)
-
-
-def books(ledger: LedgerTable) -> list[str]:
-    """Everything in the table as comparable text: equal books mean nothing was written."""
-    return sorted(repr(record) for record in ledger.scan())
+    return ledger.record_posting(posting_plan, posting_plan.request.content_hash(), message_id)
 
 
 def rejection(posting_id: str, message_id: str = "msg-r", reason: Reason = Reason.INSUFFICIENT_FUNDS) -> Decision:
@@ -55,7 +53,7 @@ def rejection(posting_id: str, message_id: str = "msg-r", reason: Reason = Reaso
         reason=reason,
         detail="not enough money",
         request_hash="h" * 64,
-        decided_at=DECIDED_AT,
+        decided_at="2026-11-27T10:00:00.123Z",
         message_id=message_id,
     )
 
@@ -127,178 +125,9 @@ class UnprocessedReads:
 def alice_and_bob(ledger_table: LedgerTable) -> LedgerTable:
     """alice holds 5000 EUR (funded from an unlimited funding account); bob holds nothing."""
     open_accounts(ledger_table, account("funding", overdraft_limit=None), account("acc-alice"), account("acc-bob"))
-    record(
-        ledger_table,
-        plan(ledger_table, request("fund-alice", leg("funding", "debit", 5000), leg("acc-alice", "credit", 5000))),
-    )
+    fund = request("fund-alice", leg("funding", "debit", 5000), leg("acc-alice", "credit", 5000))
+    record(ledger_table, plan(ledger_table, fund, datetime(2026, 11, 27, 9, 30, tzinfo=UTC)))
     return ledger_table
-
-
-# -- accounts -----------------------------------------------------------------------------------
-
-
-def test_an_account_opens_with_a_zero_balance_and_its_terms(ledger_table):
-    open_accounts(ledger_table, account("acc-usd", currency="USD", normal_balance="debit", overdraft_limit=None))
-
-    state = ledger_table.get_account("acc-usd")
-    assert state == AccountState(
-        account=Account(
-            account_id="acc-usd",
-            currency="USD",
-            normal_balance=Side.DEBIT,
-            overdraft_limit=None,
-            status=AccountStatus.OPEN,
-        ),
-        balance=0,
-        version=0,
-    )
-
-
-def test_an_account_id_can_only_be_opened_once(ledger_table):
-    open_accounts(ledger_table, account("acc-alice"))
-    with pytest.raises(AccountAlreadyExists):
-        open_accounts(ledger_table, account("acc-alice", currency="USD"))
-    assert ledger_table.get_account("acc-alice").account.currency == "EUR"
-
-
-def test_get_accounts_returns_only_the_accounts_that_exist_even_beyond_one_batch_of_100(ledger_table):
-    ids = [f"acc-{n:03d}" for n in range(105)]
-    open_accounts(ledger_table, *(account(account_id) for account_id in ids))
-
-    found = ledger_table.get_accounts([*ids, "acc-ghost", ids[0]])
-
-    assert sorted(found) == ids
-    assert ledger_table.get_account("acc-ghost") is None
-
-
-def test_freezing_an_account_changes_its_status_and_nothing_else(alice_and_bob):
-    alice_and_bob.set_account_status("acc-alice", AccountStatus.FROZEN)
-
-    state = alice_and_bob.get_account("acc-alice")
-    assert state.account.status == AccountStatus.FROZEN
-    assert (state.balance, state.version) == (5000, 1)
-
-
-# -- recording a posting ------------------------------------------------------------------------
-
-
-def test_a_posting_writes_balances_entries_and_its_decision_in_one_transaction(alice_and_bob):
-    recording = RecordingClient(alice_and_bob._client)
-    ledger = LedgerTable(recording, alice_and_bob.table_name)
-
-    decision = record(ledger, plan(ledger, request("pay-1")), message_id="msg-pay-1")
-
-    assert recording.calls == ["batch_get_item", "transact_write_items"]
-    assert decision.status == Status.POSTED
-    assert [(b.account_id, b.balance, b.version) for b in decision.balances] == [
-        ("acc-alice", 3750, 2),
-        ("acc-bob", 1250, 1),
-    ]
-    assert ledger.get_decision("pay-1") == decision
-    assert decision.request["legs"] == request("pay-1")["legs"]
-    assert decision.message_id == "msg-pay-1"
-    assert {a: s.balance for a, s in ledger.get_accounts(["acc-alice", "acc-bob"]).items()} == {
-        "acc-alice": 3750,
-        "acc-bob": 1250,
-    }
-
-
-def test_a_statement_is_one_query_returning_the_account_then_its_entries_in_order(alice_and_bob):
-    for n in range(3):
-        record(
-            alice_and_bob,
-            plan(
-                alice_and_bob,
-                request(f"pay-{n}", leg("acc-alice", "debit", 100 + n), leg("acc-bob", "credit", 100 + n)),
-            ),
-        )
-    recording = RecordingClient(alice_and_bob._client)
-
-    state, entries = LedgerTable(recording, alice_and_bob.table_name).statement("acc-alice")
-
-    assert recording.calls == ["query"]
-    assert (state.balance, state.version) == (5000 - 100 - 101 - 102, 4)
-    assert [Entry(*astuple(entry)[:7]) for entry in entries] == [
-        Entry("acc-alice", 1, "fund-alice", Side.CREDIT, 5000, "EUR", 5000),
-        Entry("acc-alice", 2, "pay-0", Side.DEBIT, 100, "EUR", 4900),
-        Entry("acc-alice", 3, "pay-1", Side.DEBIT, 101, "EUR", 4799),
-        Entry("acc-alice", 4, "pay-2", Side.DEBIT, 102, "EUR", 4697),
-    ]
-
-
-def test_a_statement_after_a_sequence_returns_only_the_later_entries(alice_and_bob):
-    record(alice_and_bob, plan(alice_and_bob, request("pay-1")))
-
-    _, entries = alice_and_bob.statement("acc-alice", after_sequence=1)
-
-    assert [(e.sequence, e.posting_id) for e in entries] == [(2, "pay-1")]
-
-
-def test_a_statement_of_an_unknown_account_is_empty(ledger_table):
-    assert ledger_table.statement("acc-ghost") == (None, [])
-
-
-def test_recording_the_same_posting_twice_returns_the_existing_decision_and_writes_nothing(alice_and_bob):
-    first_plan = plan(alice_and_bob, request("pay-1"))
-    second_plan = plan(alice_and_bob, request("pay-1"))  # built on the same fresh state
-    first = record(alice_and_bob, first_plan, message_id="msg-first")
-    before = books(alice_and_bob)
-
-    with pytest.raises(PostingAlreadyDecided) as already:
-        record(alice_and_bob, second_plan, message_id="msg-second")
-
-    assert already.value.decision == first
-    assert books(alice_and_bob) == before
-
-
-def test_recording_over_a_standing_rejection_returns_the_rejection_and_writes_nothing(alice_and_bob):
-    alice_and_bob.record_rejection(rejection("pay-1"))
-    before = books(alice_and_bob)
-
-    with pytest.raises(PostingAlreadyDecided) as already:
-        record(alice_and_bob, plan(alice_and_bob, request("pay-1")))
-
-    assert already.value.decision.status == Status.REJECTED
-    assert already.value.decision.reason == Reason.INSUFFICIENT_FUNDS
-    assert books(alice_and_bob) == before
-
-
-def test_a_plan_built_on_a_stale_balance_is_a_concurrent_update_and_writes_nothing(alice_and_bob):
-    stale = plan(alice_and_bob, request("pay-2", leg("acc-alice", "debit", 5000), leg("acc-bob", "credit", 5000)))
-    record(alice_and_bob, plan(alice_and_bob, request("pay-1")))
-    before = books(alice_and_bob)
-
-    with pytest.raises(ConcurrentUpdate):
-        record(alice_and_bob, stale)
-
-    assert books(alice_and_bob) == before
-    assert alice_and_bob.get_decision("pay-2") is None
-    assert alice_and_bob.get_account("acc-alice").balance == 3750
-
-
-def test_a_plan_on_an_account_frozen_since_it_was_read_is_a_concurrent_update(alice_and_bob):
-    planned = plan(alice_and_bob, request("pay-1"))
-    alice_and_bob.set_account_status("acc-bob", AccountStatus.FROZEN)
-    before = books(alice_and_bob)
-
-    with pytest.raises(ConcurrentUpdate):
-        record(alice_and_bob, planned)
-
-    assert books(alice_and_bob) == before
-
-
-def test_a_rejection_is_recorded_once_and_a_second_one_returns_the_first(ledger_table):
-    first = ledger_table.record_rejection(rejection("pay-1", message_id="msg-1"))
-
-    with pytest.raises(PostingAlreadyDecided) as already:
-        ledger_table.record_rejection(rejection("pay-1", message_id="msg-2", reason=Reason.ACCOUNT_NOT_FOUND))
-
-    assert already.value.decision == first
-    assert ledger_table.get_decision("pay-1") == first
-
-
-def test_an_unknown_posting_has_no_decision(ledger_table):
-    assert ledger_table.get_decision("pay-never") is None
 
 
 # -- transient errors ---------------------------------------------------------------------------
@@ -319,7 +148,9 @@ def test_an_unknown_posting_has_no_decision(ledger_table):
 )
 def test_throttling_and_conflicts_are_transient_errors_not_rejections(alice_and_bob, error):
     planned = plan(alice_and_bob, request("pay-1"))
-    ledger = LedgerTable(FailingClient(alice_and_bob._client, "transact_write_items", error), alice_and_bob.table_name)
+    ledger = LedgerTable(
+        FailingClient(alice_and_bob.table.client, "transact_write_items", error), alice_and_bob.table_name
+    )
 
     with pytest.raises(TransientPostingError):
         record(ledger, planned)
@@ -327,15 +158,17 @@ def test_throttling_and_conflicts_are_transient_errors_not_rejections(alice_and_
 
 def test_throttled_reads_are_transient_errors(alice_and_bob):
     throttled = client_error("BatchGetItem", "ThrottlingException")
-    ledger = LedgerTable(FailingClient(alice_and_bob._client, "batch_get_item", throttled), alice_and_bob.table_name)
+    ledger = LedgerTable(
+        FailingClient(alice_and_bob.table.client, "batch_get_item", throttled), alice_and_bob.table_name
+    )
 
     with pytest.raises(TransientPostingError):
-        ledger.get_accounts(["acc-alice"])
+        ledger.read_accounts(["acc-alice"])
 
 
 def test_a_throttled_rejection_is_a_transient_error(ledger_table):
     throttled = client_error("PutItem", "ThrottlingException")
-    ledger = LedgerTable(FailingClient(ledger_table._client, "put_item", throttled), ledger_table.table_name)
+    ledger = LedgerTable(FailingClient(ledger_table.table.client, "put_item", throttled), ledger_table.table_name)
 
     with pytest.raises(TransientPostingError):
         ledger.record_rejection(rejection("pay-1"))
@@ -343,9 +176,9 @@ def test_a_throttled_rejection_is_a_transient_error(ledger_table):
 
 
 def test_unprocessed_keys_are_asked_for_again_until_read(alice_and_bob):
-    client = UnprocessedReads(alice_and_bob._client, times=2)
+    client = UnprocessedReads(alice_and_bob.table.client, times=2)
 
-    found = LedgerTable(client, alice_and_bob.table_name, sleep=lambda _: None).get_accounts(["acc-alice", "acc-bob"])
+    found = LedgerTable(client, alice_and_bob.table_name, sleep=lambda _: None).read_accounts(["acc-alice", "acc-bob"])
 
     assert {a: s.balance for a, s in found.items()} == {"acc-alice": 5000, "acc-bob": 0}
     assert client.calls == 3
@@ -354,37 +187,59 @@ def test_unprocessed_keys_are_asked_for_again_until_read(alice_and_bob):
 def test_keys_that_stay_unprocessed_become_a_transient_error_not_an_endless_loop(alice_and_bob):
     waits: list[float] = []
     ledger = LedgerTable(
-        UnprocessedReads(alice_and_bob._client, times=10**9), alice_and_bob.table_name, sleep=waits.append
+        UnprocessedReads(alice_and_bob.table.client, times=10**9), alice_and_bob.table_name, sleep=waits.append
     )
 
     with pytest.raises(TransientPostingError):
-        ledger.get_accounts(["acc-alice"])
+        ledger.read_accounts(["acc-alice"])
     assert len(waits) == 4  # backed off between the 5 attempts
 
 
 # -- reading the whole table --------------------------------------------------------------------
 
 
-def test_scan_returns_every_account_entry_and_decision(alice_and_bob):
+def test_scan_returns_every_account_line_checkpoint_and_decision(alice_and_bob):
     posted = record(alice_and_bob, plan(alice_and_bob, request("pay-1")))
     rejected = alice_and_bob.record_rejection(rejection("pay-2"))
+    funding_lane = next(line.lane for line in alice_and_bob.books.statement("funding")[1])
+    _, since, _ = alice_and_bob.lane_since_checkpoint("funding", funding_lane, "2026-11-27T09:59:00.000Z")
+    alice_and_bob.write_checkpoint(Checkpoint("funding", funding_lane, "2026-11-27T09:59:00.000Z", since))
 
-    records = list(alice_and_bob.scan())
+    records = list(alice_and_bob.books.scan())
 
     accounts = {r.account_id: r.balance for r in records if isinstance(r, AccountState)}
-    entries = {(r.account_id, r.sequence, r.posting_id) for r in records if isinstance(r, Entry)}
+    lines = {(r.account_id, r.sequence, r.posting_id) for r in records if isinstance(r, Entry)}
     decisions = {r.posting_id: r for r in records if isinstance(r, Decision)}
-    assert accounts == {"funding": -5000, "acc-alice": 3750, "acc-bob": 1250}
-    assert entries == {
-        ("funding", 1, "fund-alice"),
+    # Stored: the funding account has no balance item, only lines (and here one checkpoint).
+    assert accounts == {"funding": 0, "acc-alice": 3750, "acc-bob": 1250}
+    assert lines == {
+        ("funding", 0, "fund-alice"),
         ("acc-alice", 1, "fund-alice"),
         ("acc-alice", 2, "pay-1"),
         ("acc-bob", 1, "pay-1"),
     }
+    assert next(r for r in records if isinstance(r, Checkpoint)).figures.posted == -5000
     assert decisions["pay-1"] == posted
     assert decisions["pay-2"] == rejected
-    assert set(decisions) == {"fund-alice", "pay-1", "pay-2"}
-    assert len(records) == 3 + 4 + 3
+    assert len(records) == 3 + 4 + 1 + 3
+
+
+def test_an_unlimited_accounts_lines_spread_over_its_lanes_in_partitions_of_their_own(ledger_table):
+    open_accounts(ledger_table, account("funding", overdraft_limit=None), account("acc-alice"))
+    for n in range(40):
+        body = request(f"fund-{n}", leg("funding", "debit", 10), leg("acc-alice", "credit", 10))
+        record(ledger_table, plan(ledger_table, body, datetime(2026, 11, 27, 9, 0, n, tzinfo=UTC)))
+    lanes = {line.lane for line in ledger_table.books.statement("funding")[1]}
+    assert lanes == set(range(8))
+    for lane in lanes:
+        items = ledger_table.table.client.query(
+            TableName=ledger_table.table_name,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.lane_partition("funding", lane)}},
+        )["Items"]
+        assert items and all(item["entity"] == {"S": "entry"} for item in items)
+    assert ledger_table.books.get_account("funding").balance == -400
+    assert ledger_table.unlimited_accounts() == [("funding", 8)]
 
 
 # -- the decision item's layout ---------------------------------------------------------------
@@ -410,7 +265,6 @@ def _card_settlement(posting_id: str, accounts: list[str]) -> dict[str, Any]:
 
 
 def test_a_typical_four_leg_decision_item_fits_in_one_kilobyte(ledger_table):
-    from posting.adapters.ledger_table import posting_key
     from posting_cli.bench.item_sizes import item_size
 
     accounts = [f"acc-{uuid.uuid4()}" for _ in range(4)]
@@ -418,7 +272,9 @@ def test_a_typical_four_leg_decision_item_fits_in_one_kilobyte(ledger_table):
     posting_id = f"pay-{uuid.uuid4()}"
     decision = record(ledger_table, plan(ledger_table, _card_settlement(posting_id, accounts)))
 
-    item = ledger_table._client.get_item(TableName=ledger_table.table_name, Key=posting_key(posting_id))["Item"]
+    item = ledger_table.table.client.get_item(TableName=ledger_table.table_name, Key=keys.posting_key(posting_id))[
+        "Item"
+    ]
     assert item_size(item) <= 1024  # one write unit (two in the transaction), not two (four)
     assert item["request_hash"] == {"B": bytes.fromhex(decision.request_hash)}
     assert ledger_table.get_decision(posting_id) == decision
@@ -426,15 +282,13 @@ def test_a_typical_four_leg_decision_item_fits_in_one_kilobyte(ledger_table):
 
 
 def test_decisions_stored_in_the_layout_before_read_the_same_and_still_catch_duplicates(alice_and_bob):
-    from posting.adapters.ledger_table import _to_attributes, posting_key
-
     first = plan(alice_and_bob, request("pay-old"))
     decision = record(alice_and_bob, first)
     # Rewrite it as the layout before wrote it: every field its own attribute, the hash as hex text.
-    old = posting_key("pay-old") | _to_attributes(
+    old = keys.posting_key("pay-old") | keys.to_attributes(
         {"entity": "posting", **decision.model_dump(mode="json", exclude_none=True)}
     )
-    alice_and_bob._client.put_item(TableName=alice_and_bob.table_name, Item=old)
+    alice_and_bob.table.client.put_item(TableName=alice_and_bob.table_name, Item=old)
     assert alice_and_bob.get_decision("pay-old") == decision
 
     with pytest.raises(PostingAlreadyDecided) as already:

@@ -137,7 +137,7 @@ class PostStepModel(RuleBasedStateMachine):
 
     @invariant()
     def ledger_equals_model(self):
-        states = self.ledger.get_accounts(self._id(c) for c in CUSTOMERS)
+        states = self.ledger.books.get_accounts(self._id(c) for c in CUSTOMERS)
         assert {c: states[self._id(c)].balance for c in CUSTOMERS} == self.balances
         for key, (_content, status, reason) in self.decisions.items():
             decision = self.ledger.get_decision(key)

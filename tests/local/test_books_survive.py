@@ -88,5 +88,5 @@ def test_reopening_with_other_terms_is_refused_before_anything_opens(ledger_tabl
     carol = {"account_id": "carol", "currency": "EUR", "normal_balance": "credit", "overdraft_limit": 0}
     with pytest.raises(operations.AccountTermsDiffer, match=r"bob \(overdraft_limit: 0 in the ledger, 500 asked\)"):
         operations.open_accounts(target, _accounts(carol, {**bob, "overdraft_limit": 500}))
-    assert ledger_table.get_account("carol") is None
-    assert ledger_table.get_account("bob").account.overdraft_limit == 0
+    assert ledger_table.books.get_account("carol") is None
+    assert ledger_table.books.get_account("bob").account.overdraft_limit == 0

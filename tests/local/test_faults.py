@@ -56,7 +56,7 @@ def test_the_ledger_adapter_takes_injected_throttling_as_transient(dynamodb_loca
     from posting.adapters.ledger_table import LedgerTable
 
     with pytest.raises(TransientPostingError):
-        LedgerTable(client, ledger_table.table_name).get_accounts(["acc-x"])
+        LedgerTable(client, ledger_table.table_name).read_accounts(["acc-x"])
 
 
 def test_put_events_partial_failure_reports_and_withholds_the_failed_entries():

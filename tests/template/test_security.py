@@ -303,14 +303,25 @@ def test_ledger_writes_are_denied_to_all_but_the_post_role_and_operators(
     producers: list[str], operators: list[str]
 ) -> None:
     template = with_principals(producers, operators)
-    (statement,) = resolved_statements(template, "LedgerTable").values()
-    assert (statement["Effect"], statement["Principal"]) == ("Deny", "*")
-    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(
-        statement["Action"]
+    policy = resolved_statements(template, "LedgerTable")
+    writes, puts, checkpoints_only = (
+        policy["OnlyThePostRoleAndOperatorsWrite"],
+        policy["OnlyThePostAndSweepRolesAndOperatorsPut"],
+        policy["TheSweepRolePutsCheckpointsOnly"],
     )
+    assert all((s["Effect"], s["Principal"]) == ("Deny", "*") for s in policy.values())
+    assert {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(writes["Action"])
+    assert puts["Action"] == checkpoints_only["Action"] == "dynamodb:PutItem"
     post_role_name = resolver(template).resolve(template.properties("PostRole")["RoleName"])
     post_role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{post_role_name}"
-    assert statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [post_role_arn, *operators]
+    sweep_role_name = resolver(template).resolve(template.properties("SweepRole")["RoleName"])
+    sweep_role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{sweep_role_name}"
+    assert writes["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [post_role_arn, *operators]
+    assert puts["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [post_role_arn, sweep_role_arn, *operators]
+    # The sweeper puts checkpoints: derived sums, never a line, a balance or a decision.
+    assert checkpoints_only["Condition"]["ArnLike"]["aws:PrincipalArn"] == sweep_role_arn
+    attributes = set(checkpoints_only["Condition"]["ForAnyValue:StringNotEquals"]["dynamodb:Attributes"])
+    assert "through" in attributes and not attributes & {"amount", "side", "balance", "status", "request_hash"}
     assert template.properties("PostFunction")["Role"] == {"Fn::GetAtt": ["PostRole", "Arn"]}
     assert len(post_role_name) <= 64
 

@@ -493,10 +493,27 @@ def test_only_the_post_function_touches_the_ledger_and_only_the_table(
         }
         if grants:
             users[logical_id] = grants
-    # The expiry sweeper may only Query the sparse index of open holds: no item of the table.
+    # The sweeper may Query the two sparse indexes, and read and checkpoint lanes: nothing else.
     sweepers = [f for f in users if template.properties(f)["Handler"] == "posting.handlers.sweep.handler"]
     assert len(sweepers) == 1
-    assert users.pop(sweepers[0]) == {"dynamodb:Query": [{"Fn::Sub": "${LedgerTable.Arn}/index/OpenHoldsByExpiry"}]}
+    assert users.pop(sweepers[0]) == {
+        "dynamodb:Query": [
+            {"Fn::Sub": "${LedgerTable.Arn}/index/OpenHoldsByExpiry"},
+            {"Fn::Sub": "${LedgerTable.Arn}/index/UnlimitedAccounts"},
+            table_arn,
+        ],
+        "dynamodb:PutItem": [table_arn],
+    }
+    lanes_only = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ACCOUNT#*#LANE#*"]}}
+    table_statements = [
+        s
+        for s in statements(template.properties(role_of(template, sweepers[0]))["Policies"])
+        if s["Resource"] == table_arn
+    ]
+    assert all(lanes_only.items() <= s["Condition"].items() for s in table_statements)
+    (put,) = [s for s in table_statements if s["Action"] == "dynamodb:PutItem"]
+    attributes = set(put["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert not attributes & {"amount", "side", "signed_amount", "posting_id", "balance", "status"}
     assert len(users) == 1
     ((post_id, grants),) = users.items()
     assert template.properties(post_id)["Handler"] == "posting.handlers.post.handler"
@@ -520,15 +537,17 @@ def test_ledger_table_is_on_demand_keyed_recoverable_encrypted_and_retained(temp
         "SK": "S",
         "open_hold_bucket": "S",
         "open_hold_expires_at": "S",
+        "unlimited": "S",
     }
     assert properties["KeySchema"] == [
         {"AttributeName": "PK", "KeyType": "HASH"},
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
-    # The expiry sweeper's sparse index: keys only, so it costs a few bytes per open hold.
-    (index,) = properties["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "OpenHoldsByExpiry"
-    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # The sweeper's sparse indexes: a few bytes per open hold, and per account without a limit.
+    holds, unlimited = properties["GlobalSecondaryIndexes"]
+    assert (holds["IndexName"], holds["Projection"]) == ("OpenHoldsByExpiry", {"ProjectionType": "KEYS_ONLY"})
+    assert unlimited["IndexName"] == "UnlimitedAccounts"
+    assert unlimited["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["lanes"]}
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert table["DeletionPolicy"] == "Retain"

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from posting.adapters.decision_record import CONTENT, decision_fields, decision_of
-from posting.adapters.ledger_table import _from_attributes, _to_attributes
+from posting.adapters.ledger_keys import from_attributes as _from_attributes
+from posting.adapters.ledger_keys import to_attributes as _to_attributes
 from posting.domain.outcomes import BalanceAfter, Decision, Reason, Status
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40)

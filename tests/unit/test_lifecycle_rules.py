@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from posting.domain.ledger import PostingPlan, decision_for, plan_request, referenced_id, shard_of
+from posting.domain.ledger import lane_of, plan_request, referenced_id
 from posting.domain.model import Account, AccountState, parse_posting_request
-from posting.domain.outcomes import Decision, PostingRejected, Reason, Status, TransientPostingError
+from posting.domain.outcomes import ConcurrentUpdate, Decision, PostingRejected, Reason, Status, TransientPostingError
+from posting.domain.reconciliation import reconcile_records
 from posting.domain.requests import (
     CaptureRequest,
     HoldRequest,
@@ -24,7 +25,9 @@ from posting.domain.requests import (
     VoidRequest,
     parse_request,
 )
+from posting.steps.post import decision_time
 from tests.builders import account, leg, request
+from tests.fake_ledger import FakeLedger
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
@@ -82,19 +85,22 @@ def test_the_expiry_instant_is_hashed_in_utc():
     assert a.content_hash() == b.content_hash()
 
 
-def test_a_hot_account_needs_no_limit_and_at_most_64_shards():
+def test_lanes_are_for_unlimited_accounts_up_to_64_and_8_unless_asked():
     with pytest.raises(ValidationError, match="overdraft_limit null"):
         Account.model_validate({**account("acc-hot", overdraft_limit=0), "balance_shards": 4}, strict=False)
     with pytest.raises(ValidationError):
         Account.model_validate({**account("acc-hot", overdraft_limit=None), "balance_shards": 65}, strict=False)
     hot = Account.model_validate({**account("acc-hot", overdraft_limit=None), "balance_shards": 64}, strict=False)
-    assert hot.is_hot and not Account.model_validate(account("acc-x"), strict=False).is_hot
+    plain = Account.model_validate(account("acc-plain", overdraft_limit=None), strict=False)
+    limited = Account.model_validate(account("acc-x"), strict=False)
+    assert (hot.lanes, plain.lanes, limited.lanes) == (64, 8, 1)
+    assert plain.is_unlimited and not limited.is_unlimited
 
 
-def test_shards_are_stable_and_spread():
-    assert shard_of("pay-1", 8) == shard_of("pay-1", 8)
-    assert len({shard_of(f"pay-{n}", 8) for n in range(200)}) == 8
-    assert shard_of("anything", 1) == 0
+def test_lanes_are_stable_and_spread():
+    assert lane_of("pay-1", 8) == lane_of("pay-1", 8)
+    assert len({lane_of(f"pay-{n}", 8) for n in range(200)}) == 8
+    assert lane_of("anything", 1) == 0
 
 
 def test_available_is_posted_less_outgoing_pending_on_either_normal_side():
@@ -122,89 +128,67 @@ ACCOUNTS = {
 }
 
 
-@dataclass
 class Store:
-    """The table, in memory: applies plans exactly as the adapter's transaction does."""
+    """The ledger in memory (the fake ledger), driven as the post step drives it: planned from a read
+    (pinned) or from the terms alone (blind, the write checking the limit), rejections recorded."""
 
-    accounts: dict[str, AccountState]
-    shards: dict[tuple[str, int], list[int]] = field(default_factory=dict)
-    decisions: dict[str, Decision] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.ledger = FakeLedger()
+        for terms in ACCOUNTS.values():
+            self.ledger.open_account(Account.model_validate(terms, strict=False), T0.isoformat())
 
-    def planning_accounts(self) -> dict[str, AccountState]:
-        return {a: (AccountState(account=s.account) if s.account.is_hot else s) for a, s in self.accounts.items()}
+    @property
+    def decisions(self) -> dict[str, Decision]:
+        return {d.posting_id: d for d in self.ledger.books.scan() if isinstance(d, Decision)}
 
     def figures(self, account_id: str) -> tuple[int, int, int]:
-        state = self.accounts[account_id]
-        if not state.account.is_hot:
-            return state.balance, state.pending_debits, state.pending_credits
-        rows = [v for (a, _), v in self.shards.items() if a == account_id]
-        return sum(r[0] for r in rows), sum(r[1] for r in rows), sum(r[2] for r in rows)
+        state = self.ledger.books.get_account(account_id)
+        assert state is not None
+        return state.balance, state.pending_debits, state.pending_credits
 
-    def apply(self, plan: PostingPlan, decision: Decision) -> None:
-        for change in plan.changes:
-            state = self.accounts[change.account_id]
-            assert (state.version, state.pending_debits, state.pending_credits) == (
-                change.expected_version,
-                change.expected_pending_debits,
-                change.expected_pending_credits,
-            )
-            self.accounts[change.account_id] = state.model_copy(
-                update={
-                    "balance": change.balance,
-                    "version": change.version,
-                    "pending_debits": change.pending_debits,
-                    "pending_credits": change.pending_credits,
-                }
-            )
-        for shard in plan.shard_changes:
-            row = self.shards.setdefault((shard.account_id, shard.shard), [0, 0, 0, 0])
-            for index, delta in enumerate((shard.posted, shard.pending_debits, shard.pending_credits, shard.entries)):
-                row[index] += delta
-        if plan.settlement is not None:
-            hold = self.decisions[plan.settlement.hold_id]
-            assert hold.hold_state == "open"
-            self.decisions[hold.posting_id] = hold.model_copy(
-                update={"hold_state": plan.settlement.state, "settled_by": decision.posting_id}
-            )
-        if plan.reversal is not None:
-            original = self.decisions[plan.reversal.original_id]
-            assert (original.version or 0) == plan.reversal.expected_version
-            self.decisions[original.posting_id] = original.model_copy(
-                update={
-                    "reversed": plan.reversal.reversed,
-                    "version": plan.reversal.expected_version + 1,
-                    "reversed_by": [*(original.reversed_by or []), decision.posting_id],
-                }
-            )
-        self.decisions[decision.posting_id] = decision
+    def state(self, account_id: str) -> AccountState:
+        state = self.ledger.books.get_account(account_id)
+        assert state is not None
+        return state
 
-    def submit(self, body: dict[str, Any], now: datetime) -> tuple[Status, Reason | None] | None:
+    def submit(self, body: dict[str, Any], now: datetime, pin: bool = True) -> tuple[Status, Reason | None] | None:
         """What the post step decides (None: not decidable yet, retried later)."""
         parsed = parse_request(json.dumps(body))
         digest = parsed.content_hash()
-        if (known := self.decisions.get(parsed.posting_id)) is not None:
+        if (known := self.ledger.get_decision(parsed.posting_id)) is not None:
             if known.request_hash != digest:
                 return Status.REJECTED, Reason.IDEMPOTENCY_CONFLICT
             return Status.DUPLICATE, known.reason
         reference_id = referenced_id(parsed)
-        reference = self.decisions.get(reference_id) if reference_id else None
+        reference = self.ledger.get_decision(reference_id) if reference_id else None
+        states = self.ledger.read_accounts(ACCOUNTS)
+        if not pin:
+            states = {a: s.model_copy(update={"known": False}) for a, s in states.items()}
         try:
-            plan = plan_request(parsed, self.planning_accounts(), reference, now)
+            moment = decision_time(states, clock=now)
+            try:
+                plan = plan_request(parsed, states, reference, moment)
+                self.ledger.record_posting(plan, digest, "m")
+            except ConcurrentUpdate as refused:
+                # The write refused what planning could not see: judged on what it found, it is refused.
+                plan_request(parsed, states | refused.accounts, reference, moment)
+                raise AssertionError(f"refused by the write, allowed on what it found: {refused}") from refused
         except TransientPostingError:
             return None
         except PostingRejected as rejection:
             if rejection.reason == Reason.UNBALANCED:
                 return Status.REJECTED, rejection.reason  # decidable from content: not recorded
-            self.decisions[parsed.posting_id] = Decision(
-                posting_id=parsed.posting_id,
-                status=Status.REJECTED,
-                reason=rejection.reason,
-                detail=rejection.detail,
-                request_hash=digest,
-                decided_at=now.isoformat(),
+            self.ledger.record_rejection(
+                Decision(
+                    posting_id=parsed.posting_id,
+                    status=Status.REJECTED,
+                    reason=rejection.reason,
+                    detail=rejection.detail,
+                    request_hash=digest,
+                    decided_at=now.isoformat(),
+                )
             )
             return Status.REJECTED, rejection.reason
-        self.apply(plan, decision_for(plan, digest, "m", now.isoformat()))
         return Status.POSTED, None
 
 
@@ -234,14 +218,18 @@ class Model:
         limit = self.terms(account_id)["overdraft_limit"]
         return limit is not None and self.available(account_id) < -limit
 
+    def within_limits(self, before: dict[str, int]) -> bool:
+        """A request is refused where it lowers an account's available balance overall and leaves it
+        beyond its limit; the order of its legs does not matter."""
+        return not any(self.available(a) < before[a] and self.beyond_limit(a) for a in ACCOUNTS)
+
     def post_legs(self, legs: list[dict[str, Any]], check: bool) -> bool:
-        saved = dict(self.posted)
+        saved, before = dict(self.posted), {a: self.available(a) for a in ACCOUNTS}
         for one in legs:
-            change = self.signed(one["account_id"], one["side"], one["amount"])
-            self.posted[one["account_id"]] += change
-            if check and change < 0 and self.beyond_limit(one["account_id"]):
-                self.posted = saved
-                return False
+            self.posted[one["account_id"]] += self.signed(one["account_id"], one["side"], one["amount"])
+        if check and not self.within_limits(before):
+            self.posted = saved
+            return False
         return True
 
     def decide(self, body: dict[str, Any], now: datetime) -> tuple[Status, Reason | None] | None:
@@ -268,13 +256,12 @@ class Model:
             if "expires_at" in body and datetime.fromisoformat(body["expires_at"]) <= now:
                 return Status.REJECTED, Reason.HOLD_EXPIRED
             saved = {a: list(p) for a, p in self.pending.items()}
+            before = {a: self.available(a) for a in ACCOUNTS}
             for one in body["legs"]:
                 self.pending[one["account_id"]][0 if one["side"] == "debit" else 1] += one["amount"]
-                if one["side"] != self.terms(one["account_id"])["normal_balance"] and self.beyond_limit(
-                    one["account_id"]
-                ):
-                    self.pending = saved
-                    return Status.REJECTED, Reason.INSUFFICIENT_FUNDS
+            if not self.within_limits(before):
+                self.pending = saved
+                return Status.REJECTED, Reason.INSUFFICIENT_FUNDS
             self.holds[body["posting_id"]] = {
                 "legs": body["legs"],
                 "state": "open",
@@ -388,10 +375,9 @@ def body_for(n: int, choice: dict[str, Any], bodies: list[dict[str, Any]], now: 
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(step, min_size=1, max_size=40))
-def test_random_sequences_of_every_kind_match_the_model(choices):
-    accounts = {a: AccountState(account=Account.model_validate(t, strict=False)) for a, t in ACCOUNTS.items()}
-    store = Store(accounts=accounts)
+@given(st.lists(step, min_size=1, max_size=40), st.lists(st.booleans(), min_size=40, max_size=40))
+def test_random_sequences_of_every_kind_match_the_model(choices, pins):
+    store = Store()
     model = Model(posted=dict.fromkeys(ACCOUNTS, 0), pending={a: [0, 0] for a in ACCOUNTS})
     bodies: list[dict[str, Any]] = []
     for n, choice in enumerate(choices):
@@ -400,28 +386,24 @@ def test_random_sequences_of_every_kind_match_the_model(choices):
         if body is None:
             continue
         expected = model.decide(body, now)
-        actual = store.submit(body, now)
+        actual = store.submit(body, now, pin=pins[n])
         assert actual == expected, (n, body)
         if expected is not None and expected[0] == Status.POSTED:
             bodies.append(body)
         for account_id in ACCOUNTS:
             posted, debits, credits = store.figures(account_id)
             assert (posted, debits, credits) == (model.posted[account_id], *model.pending[account_id]), account_id
-            state = replace_figures(store.accounts[account_id], posted, debits, credits)
+            state = store.state(account_id)
             assert state.available == model.available(account_id)
             limit = ACCOUNTS[account_id]["overdraft_limit"]
             assert limit is None or state.available >= -limit
         trial = sum(model.posted[a] * (1 if ACCOUNTS[a]["normal_balance"] == "debit" else -1) for a in ACCOUNTS)
         assert trial == 0
-
-
-def replace_figures(state: AccountState, posted: int, debits: int, credits: int) -> AccountState:
-    return state.model_copy(update={"balance": posted, "pending_debits": debits, "pending_credits": credits})
+    assert reconcile_records(store.ledger.books.scan()).ok
 
 
 def test_a_settlement_names_its_state_and_side_effects():
-    accounts = {a: AccountState(account=Account.model_validate(t, strict=False)) for a, t in ACCOUNTS.items()}
-    store = Store(accounts=accounts)
+    store = Store()
     store.submit({**request("fund", leg("funding", "debit", 500), leg("alice", "credit", 500))}, T0)
     store.submit({**request("h", leg("alice", "debit", 200), leg("settle", "credit", 200)), "kind": "hold"}, T0)
     assert store.figures("settle") == (0, 0, 200)

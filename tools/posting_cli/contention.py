@@ -1,6 +1,6 @@
 """How many ledger transactions a process ran, and how many were cancelled by contention.
 
-Counted from the SDK's own events on a botocore session (the handlers' one, in a local stack), so
+Counted from the SDK's own events on a botocore client (the handlers' one, in a local stack), so
 the ledger itself carries no counters: a TransactWriteItems that answered, and of those, the ones
 cancelled for a reason that means "try again" (TransactionConflict, throttling, or a condition on an
 account that moved), as opposed to a decision that already existed.
@@ -20,9 +20,9 @@ class ContentionCounter:
         self.transactions = 0
         self.conflicts = 0
 
-    def attach(self, session: Any) -> ContentionCounter:
-        """Count every TransactWriteItems of the clients this botocore session creates."""
-        session.register("after-call.dynamodb.TransactWriteItems", self._after_call)
+    def attach(self, client: Any) -> ContentionCounter:
+        """Count every TransactWriteItems this botocore client makes."""
+        client.meta.events.register("after-call.dynamodb.TransactWriteItems", self._after_call)
         return self
 
     def snapshot(self) -> tuple[int, int]:

@@ -38,7 +38,6 @@ IN_FLIGHT = 100
 # A record that fails transiently comes back after the visibility timeout: a short one keeps the
 # demo's tail short (the template's default, 180 s, suits AWS). Overridable with --parameter.
 DEMO_PARAMETERS = {"VisibilityTimeoutSeconds": 20}
-SETTLEMENT_SHARDS = 16
 # Card authorisations that nobody captures expire this long after they are sent; the local stack's
 # sweeper releases them within seconds.
 EXPIRY_SECONDS = 8
@@ -53,42 +52,35 @@ class Book:
     @classmethod
     def seed(cls, rng: random.Random, customers: int = 120, merchants: int = 12) -> Book:
         accounts = [
-            # Funding, fee and FX accounts are unlimited and busy: hot too.
+            # Funding, fee, settlement and FX accounts have no limit: they take postings as lines in lanes,
+            # with no shared item, opened as a new user would (no special terms).
             Account(
                 account_id="funding-EUR",
                 currency="EUR",
                 normal_balance=Side.DEBIT,
                 overdraft_limit=None,
-                balance_shards=8,
             ),
             Account(
                 account_id="funding-USD",
                 currency="USD",
                 normal_balance=Side.DEBIT,
                 overdraft_limit=None,
-                balance_shards=8,
             ),
-            # Hot: most card traffic goes through it, so its balance is spread over shards.
+            # Hot: most card traffic goes through it.
             Account(
                 account_id="settlement-EUR",
                 currency="EUR",
                 normal_balance=Side.CREDIT,
                 overdraft_limit=None,
-                balance_shards=SETTLEMENT_SHARDS,
             ),
             Account(
                 account_id="fees-EUR",
                 currency="EUR",
                 normal_balance=Side.CREDIT,
                 overdraft_limit=None,
-                balance_shards=4,
             ),
-            Account(
-                account_id="fx-EUR", currency="EUR", normal_balance=Side.DEBIT, overdraft_limit=None, balance_shards=4
-            ),
-            Account(
-                account_id="fx-USD", currency="USD", normal_balance=Side.DEBIT, overdraft_limit=None, balance_shards=4
-            ),
+            Account(account_id="fx-EUR", currency="EUR", normal_balance=Side.DEBIT, overdraft_limit=None),
+            Account(account_id="fx-USD", currency="USD", normal_balance=Side.DEBIT, overdraft_limit=None),
             Account(
                 account_id="cust-frozen",
                 currency="EUR",
@@ -393,13 +385,13 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     # Books survive between runs on one endpoint: check this run's movements on top of what was there.
     before = {
         account_id: state.balance
-        for account_id, state in operations.ledger(target).get_accounts(a.account_id for a in book.accounts).items()
+        for account_id, state in operations.books(target).get_accounts(a.account_id for a in book.accounts).items()
     }
     funding = traffic.funding()
     everyday = [traffic.next() for _ in range(max(0, postings - len(funding)))]
     console.print(
         f"book: {len(book.accounts)} accounts (customers in EUR and USD, {len(book.merchants)} merchants, a hot "
-        f"settlement account ({SETTLEMENT_SHARDS} shards), funding, fees, FX); traffic: {len(funding)} fundings, "
+        f"settlement account, funding, fees, FX); traffic: {len(funding)} fundings, "
         f"then {len(everyday)} mixed requests (card payments and authorisations, payouts, transfers, FX, ...), "
         "then captures, voids, refunds, expiries and late captures"
     )
@@ -424,9 +416,9 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
     )
     outcomes: list[LineOutcome] = []
     report = DemoReport()
-    from posting.handlers.bootstrap import botocore_session
+    from posting.handlers.bootstrap import aws_client
 
-    contention = ContentionCounter().attach(botocore_session())  # the in-process handlers' SDK session
+    contention = ContentionCounter().attach(aws_client("dynamodb"))  # the in-process handlers' client
     started = time.monotonic()
     with ResultCollector(target) as collector, Progress(*columns, console=console) as progress:
         task = progress.add_task("posting", total=len(funding) + len(everyday), rate="")
@@ -528,7 +520,7 @@ def _print_outcomes(report: DemoReport, console: Console) -> None:
     rate = report.conflicts / report.transactions if report.transactions else 0.0
     console.print(
         f"contention: {report.conflicts} of {report.transactions} ledger transactions cancelled and retried "
-        f"({rate:.3f} per transaction; settlement-EUR is hot, {SETTLEMENT_SHARDS} shards)"
+        f"({rate:.3f} per transaction; settlement-EUR is hot)"
     )
 
 
@@ -537,7 +529,7 @@ def _check_books(target: Target, book: Book, expected: dict[str, int], report: D
     reconciliation = operations.reconcile(target)
     report.problems += reconciliation.problems
     ids = [account.account_id for account in book.accounts]
-    actual = operations.ledger(target).get_accounts(ids)
+    actual = operations.books(target).get_accounts(ids)
     for account_id in ids:
         balance = actual[account_id].balance if account_id in actual else None
         if balance != expected.get(account_id, 0):
@@ -551,7 +543,7 @@ def _check_books(target: Target, book: Book, expected: dict[str, int], report: D
         f"{reconciliation.postings_posted} accepted postings (ledger) and from the POSTED results (this generator); "
         f"pending = open holds ({', '.join(f'{n} {state}' for state, n in reconciliation.holds.items())}), "
         f"each hold in exactly one state; {reconciliation.reversals} "
-        f"reversals within their originals; {reconciliation.shards} shards"
+        f"reversals within their originals; {reconciliation.checkpoints} lane checkpoints"
     )
     if report.ok:
         console.print("verdict: [bold green]OK[/bold green]")

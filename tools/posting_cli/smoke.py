@@ -263,7 +263,7 @@ def _close(target: Target, report: SmokeReport) -> None:
     table = operations.ledger(target)
     for account_id in report.accounts:
         try:
-            if table.get_account(account_id) is not None:
+            if table.read_accounts([account_id]):
                 table.set_account_status(account_id, AccountStatus.CLOSED)
         except Exception as error:  # noqa: BLE001 - report it, never hide the run's own verdict
             report.problems.append(f"{account_id}: could not be closed: {error}")

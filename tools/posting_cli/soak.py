@@ -345,15 +345,15 @@ def _gather(settings: SoakSettings, results_path: Path, table: LedgerTable, repo
     if fault_log.exists():
         report.faults.update(json.loads(line)["kind"] for line in fault_log.read_text().splitlines() if line)
     evidence = Evidence(results, events, {}, defaultdict(list), {})
-    for record in table.scan():
+    for record in table.books.scan():
         if isinstance(record, AccountState):
             evidence.states[record.account_id] = record
         elif isinstance(record, Entry):
             evidence.entries[record.account_id].append(record)
         elif isinstance(record, Decision):
             evidence.decisions[record.posting_id] = record
-    # Balances as the ledger answers them (a hot account's shards summed), not as items are stored.
-    evidence.states.update(table.get_accounts(list(evidence.states)))
+    # Balances as the ledger answers them (an unlimited account's lanes summed), not as items are stored.
+    evidence.states.update(table.books.get_accounts(list(evidence.states)))
     return evidence
 
 

@@ -10,10 +10,13 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from posting.adapters.ledger_table import LedgerTable
 
 LOCAL_STATE_FILE = Path(".posting-local/stack.json")
 
@@ -68,6 +71,12 @@ class Target:
     @property
     def is_local(self) -> bool:
         return bool(self.endpoints)
+
+    def ledger(self) -> LedgerTable:
+        """The ledger table of this pipeline, through this target's DynamoDB client (its `books` reads)."""
+        from posting.adapters.ledger_table import LedgerTable
+
+        return LedgerTable(self.client("dynamodb"), self.ledger_table_name)
 
     def client(self, service: str) -> Any:
         with self._lock:

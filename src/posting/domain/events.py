@@ -41,7 +41,12 @@ class PostingPosted(EventDetail):
     reason: None = None
     detail: None = None
     posting_status: Literal["POSTED"] = Field(description="The decision recorded for the posting_id.")
-    balances: list[BalanceAfter] = Field(description="Each account's balance right after the posting.")
+    balances: list[BalanceAfter] = Field(
+        description="The figures right after the posting of each account with a limit that it was decided on "
+        "from a read of that account. An account without a limit is never listed (its figures are the sum of "
+        "its lines; read it with `posting balance`), and neither is one that was busy (several postings "
+        "at once): the posting was then added to it without a read."
+    )
     decided_at: str | None = Field(description="When the posting was decided (ISO 8601, UTC).")
     message_id: str = Field(description=_MESSAGE_ID)
 

@@ -5,8 +5,18 @@ Pure functions over the models; the adapter turns a plan into one DynamoDB trans
 
 Every kind reduces to three lists of legs applied in this order: `releases` (pending amounts a hold
 gave up), `holds` (new pending amounts) and `posts` (posted movements, one statement entry each).
-An account's available balance is posted less what holds may still take out (model.available_balance);
-a leg that lowers it is refused beyond the overdraft limit, for postings and holds alike.
+An account's available balance is posted less what holds may still take out (model.available_balance).
+A request whose legs on an account net to a decrease of its available balance is refused when that
+would take it beyond its overdraft limit, for postings, holds and reversals alike; the order of the
+legs never changes the outcome.
+
+The two kinds of account are written differently (docs/design/contention.md):
+
+- an account with a limit keeps one balance item, which each request changes by adding to it
+  (`AccountChange`), on conditions DynamoDB checks when it commits: open, enough headroom, and, when
+  the request was planned from a read of the account, that nothing moved since (`pinned`);
+- an account without a limit keeps no balance item at all: each request writes its lines to one of
+  the account's lanes (`Entry.lane`), so no two requests ever share an item on it.
 """
 
 from __future__ import annotations
@@ -14,11 +24,20 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from posting.domain.model import AccountState, AccountStatus, Leg, PostingRequest, Side, utc_timestamp
+from posting.domain.model import (
+    MAX_LEGS,
+    AccountState,
+    AccountStatus,
+    Leg,
+    PostingRequest,
+    Side,
+    available_balance,
+    utc_timestamp,
+)
 from posting.domain.outcomes import BalanceAfter, Decision, PostingRejected, Reason, Status, TransientPostingError
 from posting.domain.requests import (
     CaptureRequest,
@@ -44,56 +63,70 @@ REVERSIBLE_KINDS = ("posting", "capture")
 
 @dataclass(frozen=True)
 class Entry:
-    """One line of an account statement: a leg as booked, with the balance right after it.
+    """One line an account's books keep of a request: a posted leg, or (on an account without a
+    limit, which keeps no balance item) a change of what is pending.
 
-    On an unsharded account `sequence` counts the account's entries and `balance_after` is exact when
-    written. A hot account's entries have no shared sequence (0) and are written without knowing the
-    balance (None): a statement rebuilds it from `signed_amount`, merging in recorded order.
+    An account with a limit records each line in its own partition, in the order its balance moved;
+    `balance_after` and `sequence` (its entry count right after the line) are known when the posting
+    was planned from the account's figures, else None and 0 (a statement rebuilds the running
+    balance from `signed_amount`). An account without a limit writes each line to one of its
+    `lane`s, with no shared item: its figures are the sums of its lines.
     """
 
     account_id: str
-    sequence: int
     posting_id: str
     side: Side
     amount: int
     currency: str
-    balance_after: int | None
     kind: str = "posting"
-    recorded_at: str = ""
     leg: int = 0
-    shard: int | None = None
-    signed_amount: int = 0
+    signed_amount: int = 0  # what it moves the posted balance by
+    pending_debits: int = 0  # what it moves the pending figures by (pending lines only)
+    pending_credits: int = 0
+    pending: bool = False  # a hold's or a release's line (no posted money moves)
+    lane: int | None = None
+    recorded_at: str = ""
+    effective_at: str = ""
+    balance_after: int | None = None
+    sequence: int = 0
 
 
 @dataclass(frozen=True)
-class BalanceChange:
-    """Replace an unsharded account's figures, provided they are still the ones read (optimistic lock)."""
+class AccountChange:
+    """What a request does to the balance item of an account with a limit: figures added (DynamoDB's
+    ADD, no read needed), on conditions DynamoDB itself evaluates.
+
+    `min_headroom` is set when the request's legs on the account net to a decrease of its available
+    balance: the item must have at least that much headroom (available + limit) left. `pinned` is the
+    read the change was planned from, when there is one: the write then also requires that the
+    account has not moved since, so the figures after it are known exactly.
+    """
 
     account_id: str
     currency: str
-    expected_version: int
-    version: int
-    balance: int
-    expected_pending_debits: int = 0
-    expected_pending_credits: int = 0
+    posted: int = 0
     pending_debits: int = 0
     pending_credits: int = 0
+    available: int = 0
+    entries: int = 0
     # Releasing a hold is allowed on a frozen or closed account; anything else needs it open.
     require_open: bool = True
-    available: int = 0
+    min_headroom: int | None = None
+    pinned: AccountState | None = None
 
-
-@dataclass(frozen=True)
-class ShardChange:
-    """Add to one shard of a hot account: no prior read, no version; only its status is checked."""
-
-    account_id: str
-    shard: int
-    posted: int
-    pending_debits: int
-    pending_credits: int
-    entries: int
-    require_open: bool = True
+    def after(self) -> AccountState | None:
+        """The account's figures right after this change, when it was planned from a read."""
+        if self.pinned is None:
+            return None
+        state = self.pinned
+        return state.model_copy(
+            update={
+                "balance": state.balance + self.posted,
+                "pending_debits": state.pending_debits + self.pending_debits,
+                "pending_credits": state.pending_credits + self.pending_credits,
+                "version": state.version + self.entries,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -116,18 +149,27 @@ class ReversalMark:
 @dataclass(frozen=True)
 class PostingPlan:
     request: Request
-    changes: tuple[BalanceChange, ...]
+    decided_at: str
+    changes: tuple[AccountChange, ...]
     entries: tuple[Entry, ...]
-    shard_changes: tuple[ShardChange, ...] = ()
     settlement: HoldSettlement | None = None
     reversal: ReversalMark | None = None
     posted_legs: tuple[Leg, ...] = ()
     pending_legs: tuple[Leg, ...] = ()
-    hot_accounts: tuple[str, ...] = field(default=())
 
     @property
     def kind(self) -> str:
         return kind_of(self.request)
+
+    @property
+    def pinned(self) -> bool:
+        return any(change.pinned is not None for change in self.changes)
+
+    def blind(self) -> PostingPlan:
+        """The same plan without its pins: it takes what DynamoDB finds, within the same conditions."""
+        changes = tuple(replace(change, pinned=None) for change in self.changes)
+        entries = tuple(replace(entry, balance_after=None, sequence=0) for entry in self.entries)
+        return replace(self, changes=changes, entries=entries)
 
 
 def check_balanced(legs: Sequence[Leg] | PostingRequest) -> None:
@@ -155,11 +197,11 @@ def check_content(request: Request) -> None:
         check_balanced(legs)
 
 
-def shard_of(key: str, shards: int) -> int:
-    """A stable shard for a key (a posting_id, or a hold's id for everything that settles it)."""
-    if shards <= 1:
+def lane_of(key: str, lanes: int) -> int:
+    """A stable lane for a key (a posting_id): spreads an unlimited account's lines over its lanes."""
+    if lanes <= 1:
         return 0
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % shards
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % lanes
 
 
 def referenced_id(request: Request) -> str | None:
@@ -182,16 +224,17 @@ def accounts_touched(request: Request, reference: Decision | None = None) -> lis
     return list(dict.fromkeys(leg.account_id for leg in _as_legs(legs)))
 
 
-def plan_posting(request: PostingRequest, accounts: Mapping[str, AccountState]) -> PostingPlan:
-    """Check a posting against the accounts it touches and compute every balance it leaves behind.
+def plan_posting(request: PostingRequest, accounts: Mapping[str, AccountState], decided_at: str = "") -> PostingPlan:
+    """Check a posting against the accounts it touches and compute what it changes on each.
 
-    `accounts` holds the current state of the accounts that exist. Legs are booked in request order;
-    several legs on one account become several entries and one balance change. A leg that lowers an
-    account's available balance below its overdraft limit rejects the whole posting; legs that raise
-    a balance are always allowed, even on an account already beyond its limit.
+    `accounts` holds the accounts that exist. Legs are booked in request order, one entry each; the
+    legs on one account net to one change of its balance. A posting that nets to a decrease of an
+    account's available balance is refused when that would take it beyond its overdraft limit,
+    whatever the order of its legs; one that nets to an increase is always allowed, even on an
+    account already beyond its limit.
     """
     check_balanced(request.legs)
-    return _plan(request, accounts, posts=request.legs, shard_key=request.posting_id)
+    return _plan(request, accounts, decided_at, posts=request.legs)
 
 
 def plan_request(
@@ -201,17 +244,18 @@ def plan_request(
     decided_at: datetime,
 ) -> PostingPlan:
     """Plan a request of any kind at `decided_at`, given the decision it refers to (hold or original)."""
+    recorded_at = utc_timestamp(decided_at)
     if isinstance(request, PostingRequest):
-        return plan_posting(request, accounts)
+        return plan_posting(request, accounts, recorded_at)
     check_content(request)
     if isinstance(request, HoldRequest):
         if request.expires_at is not None and request.expires_at <= decided_at:
             raise PostingRejected(Reason.HOLD_EXPIRED, f"hold {request.posting_id} expires before it is decided")
-        plan = _plan(request, accounts, holds=request.legs, shard_key=request.posting_id)
-        return _with(plan, pending_legs=tuple(request.legs))
+        plan = _plan(request, accounts, recorded_at, holds=request.legs)
+        return replace(plan, pending_legs=tuple(request.legs))
     if isinstance(request, CaptureRequest | VoidRequest | ExpiryRequest):
         return _plan_settlement(request, accounts, reference, decided_at)
-    return _plan_reversal(request, accounts, reference)
+    return _plan_reversal(request, accounts, reference, recorded_at)
 
 
 def _plan_settlement(
@@ -221,6 +265,7 @@ def _plan_settlement(
     decided_at: datetime,
 ) -> PostingPlan:
     hold_id = request.hold_id
+    recorded_at = utc_timestamp(decided_at)
     if hold is None or hold.status != Status.POSTED:
         state = "was rejected" if hold is not None else "does not exist"
         raise PostingRejected(Reason.HOLD_NOT_FOUND, f"hold {hold_id} {state}")
@@ -247,15 +292,16 @@ def _plan_settlement(
                     Reason.EXCEEDS_HOLD,
                     f"{side} of {amount} {currency} on {account_id} exceeds the hold's {allowed.get(key, 0)}",
                 )
-        plan = _plan(request, accounts, releases=held, posts=captured, shard_key=hold_id, check_posts=False)
-        return _with(plan, settlement=HoldSettlement(hold_id, HoldState.CAPTURED), posted_legs=tuple(captured))
+        # A capture never lowers what is available: it releases at least what it posts.
+        plan = _plan(request, accounts, recorded_at, releases=held, posts=captured)
+        return replace(plan, settlement=HoldSettlement(hold_id, HoldState.CAPTURED), posted_legs=tuple(captured))
     state = HoldState.EXPIRED if isinstance(request, ExpiryRequest) else HoldState.VOIDED
-    plan = _plan(request, accounts, releases=held, shard_key=hold_id)
-    return _with(plan, settlement=HoldSettlement(hold_id, state))
+    plan = _plan(request, accounts, recorded_at, releases=held)
+    return replace(plan, settlement=HoldSettlement(hold_id, state))
 
 
 def _plan_reversal(
-    request: ReversalRequest, accounts: Mapping[str, AccountState], original: Decision | None
+    request: ReversalRequest, accounts: Mapping[str, AccountState], original: Decision | None, recorded_at: str
 ) -> PostingPlan:
     original_id = request.reverses
     if original is None:
@@ -282,34 +328,42 @@ def _plan_reversal(
                 f"{room.get(mirrored, 0)}",
             )
         reversed_now[key] = total
-    plan = _plan(request, accounts, posts=legs, shard_key=request.posting_id)
+    plan = _plan(request, accounts, recorded_at, posts=legs)
     mark = ReversalMark(original_id, original.version or 0, reversed_now)
-    return _with(plan, reversal=mark, posted_legs=tuple(legs))
+    return replace(plan, reversal=mark, posted_legs=tuple(legs))
 
 
-def decision_for(plan: PostingPlan, request_hash: str, message_id: str | None, decided_at: str) -> Decision:
-    """The decision an accepted plan records under its posting_id, with what its kind must remember."""
+def decision_for(plan: PostingPlan, request_hash: str, message_id: str | None) -> Decision:
+    """The decision an accepted plan records under its posting_id, with what its kind must remember.
+
+    Its balances are the figures right after it of the accounts it was planned from a read of (the
+    ones it pinned); an account it changed without reading it is not listed.
+    """
     request = plan.request
     kind = plan.kind
     expires_at = getattr(request, "expires_at", None)
+    balances = []
+    for change in plan.changes:
+        after = change.after()
+        if after is not None:
+            balances.append(
+                BalanceAfter(
+                    account_id=change.account_id,
+                    currency=change.currency,
+                    balance=after.balance,
+                    version=after.version,
+                    posted=after.balance,
+                    pending_debits=after.pending_debits,
+                    pending_credits=after.pending_credits,
+                    available=after.available,
+                )
+            )
     return Decision(
         posting_id=request.posting_id,
         status=Status.POSTED,
         request_hash=request_hash,
-        balances=tuple(
-            BalanceAfter(
-                account_id=c.account_id,
-                currency=c.currency,
-                balance=c.balance,
-                version=c.version,
-                posted=c.balance,
-                pending_debits=c.pending_debits,
-                pending_credits=c.pending_credits,
-                available=c.available,
-            )
-            for c in plan.changes
-        ),
-        decided_at=decided_at,
+        balances=tuple(balances),
+        decided_at=plan.decided_at,
         message_id=message_id,
         request=request.model_dump(mode="json", exclude_none=kind != "posting"),
         kind=None if kind == "posting" else kind,
@@ -328,25 +382,28 @@ def reversal_key(account_id: str, side: str, currency: str) -> str:
     return f"{account_id}|{side}|{currency}"
 
 
-def _plan(  # noqa: PLR0912 - one pass over the three lists of legs reads best as one function
+def _plan(
     request: Request,
     accounts: Mapping[str, AccountState],
+    recorded_at: str,
     *,
     releases: Sequence[Leg] = (),
     holds: Sequence[Leg] = (),
     posts: Sequence[Leg] = (),
-    shard_key: str,
-    check_posts: bool = True,
 ) -> PostingPlan:
+    """The changes of three lists of legs applied in order: pending released, pending held, posted."""
     involved = list(dict.fromkeys(leg.account_id for leg in [*releases, *holds, *posts]))
     missing = [account_id for account_id in involved if account_id not in accounts]
     if missing:
         raise PostingRejected(Reason.ACCOUNT_NOT_FOUND, f"no such account: {', '.join(missing)}")
-    # Only giving money back (a release) may touch an account that is no longer open.
+    # Only giving money back (a release) may touch an account that is no longer open. The status of
+    # an account with a limit planned from its terms alone is checked by DynamoDB when it commits.
     needs_open = {leg.account_id for leg in [*holds, *posts]}
     for account_id in involved:
-        status = accounts[account_id].account.status
-        if account_id in needs_open and status != AccountStatus.OPEN:
+        state = accounts[account_id]
+        status = state.account.status
+        checked_here = state.known or state.account.is_unlimited
+        if account_id in needs_open and checked_here and status != AccountStatus.OPEN:
             raise PostingRejected(Reason.ACCOUNT_NOT_OPEN, f"account {account_id} is {status}")
     for leg in [*holds, *posts]:
         currency = accounts[leg.account_id].account.currency
@@ -354,110 +411,127 @@ def _plan(  # noqa: PLR0912 - one pass over the three lists of legs reads best a
             raise PostingRejected(
                 Reason.CURRENCY_MISMATCH, f"leg in {leg.currency} on account {leg.account_id}, which holds {currency}"
             )
-
-    posted = {a: accounts[a].balance for a in involved}
-    pending = {a: [accounts[a].pending_debits, accounts[a].pending_credits] for a in involved}
-    version = {a: accounts[a].version for a in involved}
-    moved: dict[str, list[int]] = {a: [0, 0, 0, 0] for a in involved}  # posted, pending D, pending C, entries
-
-    def available(account_id: str) -> int:
-        state = accounts[account_id]
-        debits, credits = pending[account_id]
-        return posted[account_id] - (debits if state.account.normal_balance == Side.CREDIT else credits)
-
-    def check(account_id: str, leg: Leg) -> None:
-        limit = accounts[account_id].account.overdraft_limit
-        if limit is not None and available(account_id) < -limit:
-            raise PostingRejected(
-                Reason.INSUFFICIENT_FUNDS,
-                # No figures: the event goes to every consumer of the bus, and no party to a posting
-                # learns another account's balance or limit from a rejection.
-                f"account {account_id} has not enough {leg.currency} available for this posting",
-            )
-
+    moved = {a: _Moves() for a in involved}
     for leg in releases:
-        index = 0 if leg.side == Side.DEBIT else 1
-        pending[leg.account_id][index] -= leg.amount
-        moved[leg.account_id][1 + index] -= leg.amount
+        moved[leg.account_id].pend(leg, -leg.amount)
     for leg in holds:
-        index = 0 if leg.side == Side.DEBIT else 1
-        pending[leg.account_id][index] += leg.amount
-        moved[leg.account_id][1 + index] += leg.amount
-        if leg.side != accounts[leg.account_id].account.normal_balance:
-            check(leg.account_id, leg)
-    entries = []
-    for index, leg in enumerate(posts):
-        state = accounts[leg.account_id]
-        change = state.signed_amount(leg)
-        posted[leg.account_id] += change
-        moved[leg.account_id][0] += change
-        moved[leg.account_id][3] += 1
-        hot = state.account.is_hot
-        if not hot:
-            version[leg.account_id] += 1
-        if check_posts and change < 0:
-            check(leg.account_id, leg)
-        entries.append(
-            Entry(
-                account_id=leg.account_id,
-                sequence=0 if hot else version[leg.account_id],
-                posting_id=request.posting_id,
-                side=leg.side,
-                amount=leg.amount,
-                currency=leg.currency,
-                balance_after=None if hot else posted[leg.account_id],
-                kind=kind_of(request),
-                leg=index,
-                shard=shard_of(shard_key, state.account.balance_shards) if hot else None,
-                signed_amount=change,
-            )
-        )
+        moved[leg.account_id].pend(leg, leg.amount)
+    for leg in posts:
+        moved[leg.account_id].post(accounts[leg.account_id].signed_amount(leg))
+
     changes = []
-    shard_changes = []
     for account_id in involved:
         state = accounts[account_id]
-        if state.account.is_hot:
-            shard_changes.append(
-                ShardChange(
-                    account_id=account_id,
-                    shard=shard_of(shard_key, state.account.balance_shards),
-                    posted=moved[account_id][0],
-                    pending_debits=moved[account_id][1],
-                    pending_credits=moved[account_id][2],
-                    entries=moved[account_id][3],
-                    require_open=account_id in needs_open,
-                )
-            )
+        if state.account.is_unlimited:
             continue
-        changes.append(
-            BalanceChange(
-                account_id=account_id,
-                currency=state.account.currency,
-                expected_version=state.version,
-                version=version[account_id],
-                balance=posted[account_id],
-                expected_pending_debits=state.pending_debits,
-                expected_pending_credits=state.pending_credits,
-                pending_debits=pending[account_id][0],
-                pending_credits=pending[account_id][1],
-                require_open=account_id in needs_open,
-                available=available(account_id),
-            )
-        )
+        change = moved[account_id].change(state, require_open=account_id in needs_open)
+        if change.pinned is not None and change.min_headroom is not None:
+            headroom = state.headroom
+            assert headroom is not None  # an account with a limit
+            if headroom < change.min_headroom:
+                raise PostingRejected(
+                    Reason.INSUFFICIENT_FUNDS,
+                    # No figures: the event goes to every consumer of the bus, and no party to a posting
+                    # learns another account's balance or limit from a rejection.
+                    f"account {account_id} has not enough {state.account.currency} available for this posting",
+                )
+        changes.append(change)
     return PostingPlan(
         request=request,
+        decided_at=recorded_at,
         changes=tuple(changes),
-        entries=tuple(entries),
-        shard_changes=tuple(shard_changes),
+        entries=tuple(
+            _entries(request, accounts, recorded_at=recorded_at, releases=releases, holds=holds, posts=posts)
+        ),
         posted_legs=tuple(posts),
-        hot_accounts=tuple(a for a in involved if accounts[a].account.is_hot),
     )
 
 
-def _with(plan: PostingPlan, **fields: Any) -> PostingPlan:
-    from dataclasses import replace
+@dataclass
+class _Moves:
+    """What one request adds to one account's figures."""
 
-    return replace(plan, **fields)
+    posted: int = 0
+    pending_debits: int = 0
+    pending_credits: int = 0
+    entries: int = 0
+
+    def pend(self, leg: Leg, amount: int) -> None:
+        if leg.side == Side.DEBIT:
+            self.pending_debits += amount
+        else:
+            self.pending_credits += amount
+
+    def post(self, signed: int) -> None:
+        self.posted += signed
+        self.entries += 1
+
+    def change(self, state: AccountState, require_open: bool) -> AccountChange:
+        normal = state.account.normal_balance
+        available = available_balance(normal, self.posted, self.pending_debits, self.pending_credits)
+        return AccountChange(
+            account_id=state.account_id,
+            currency=state.account.currency,
+            posted=self.posted,
+            pending_debits=self.pending_debits,
+            pending_credits=self.pending_credits,
+            available=available,
+            entries=self.entries,
+            require_open=require_open,
+            min_headroom=-available if available < 0 else None,
+            pinned=state if state.known else None,
+        )
+
+
+def _entries(
+    request: Request,
+    accounts: Mapping[str, AccountState],
+    *,
+    recorded_at: str,
+    releases: Sequence[Leg],
+    holds: Sequence[Leg],
+    posts: Sequence[Leg],
+) -> list[Entry]:
+    """A line per posted leg; and, on accounts without a limit (no balance item), a line per leg that
+    holds or releases money. Lines of a pinned account carry its running balance and entry count."""
+    kind = kind_of(request)
+    effective_at = utc_timestamp(request.effective_at) if request.effective_at is not None else recorded_at
+    lane_key = getattr(request, "hold_id", None) or request.posting_id
+    running = {a: (s.balance, s.version) for a, s in accounts.items() if s.known and not s.account.is_unlimited}
+
+    def line(leg: Leg, index: int, **figures: Any) -> Entry:
+        account = accounts[leg.account_id].account
+        return Entry(
+            account_id=leg.account_id,
+            posting_id=request.posting_id,
+            side=leg.side,
+            amount=leg.amount,
+            currency=leg.currency,
+            kind=kind,
+            leg=index,
+            lane=lane_of(lane_key, account.lanes) if account.is_unlimited else None,
+            recorded_at=recorded_at,
+            effective_at=effective_at,
+            **figures,
+        )
+
+    entries = []
+    pending_index = MAX_LEGS  # pending lines are numbered after every posted leg
+    for sign, legs in ((-1, releases), (1, holds)):
+        for leg in legs:
+            if accounts[leg.account_id].account.is_unlimited:
+                side = "pending_debits" if leg.side == Side.DEBIT else "pending_credits"
+                entries.append(line(leg, pending_index, pending=True, **{side: sign * leg.amount}))
+                pending_index += 1
+    for index, leg in enumerate(posts):
+        signed = accounts[leg.account_id].signed_amount(leg)
+        if leg.account_id in running:
+            balance, version = running[leg.account_id]
+            running[leg.account_id] = (balance + signed, version + 1)
+            entries.append(line(leg, index, signed_amount=signed, balance_after=balance + signed, sequence=version + 1))
+        else:
+            entries.append(line(leg, index, signed_amount=signed))
+    return entries
 
 
 def _legs_of(decision: Decision, name: str) -> list[dict[str, Any]]:

@@ -5,12 +5,13 @@ The codes are a public contract (events, results, dashboards): add new ones, nev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from posting.domain.model import canonical_content, differing_fields
+from posting.domain.model import AccountState, canonical_content, differing_fields
 from posting.domain.requests import request_from_record
 
 
@@ -67,7 +68,8 @@ class BalanceAfter(BaseModel):
     """An account's figures right after a posting, with the version (entry count) it reached.
 
     `balance` is the posted balance (the name predates holds); `available` is posted less what
-    holds may still take out. Hot (sharded) accounts are not listed: a posting does not read them.
+    holds may still take out. Only accounts with a limit that the posting was planned from a read of
+    are listed (see events.PostingPosted.balances).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -175,8 +177,14 @@ def _differences(decision: Decision, request: BaseModel | None) -> str:
 
 
 class ConcurrentUpdate(Exception):
-    """An account, hold or original changed between the read a plan was made from and its write:
-    read again (or take what the failed write returned) and plan again."""
+    """What a plan needs of an account, a hold or an original no longer holds: plan again.
+
+    `accounts` are the accounts whose conditions failed, as DynamoDB found them when it refused.
+    """
+
+    def __init__(self, message: str, accounts: Mapping[str, AccountState] | None = None) -> None:
+        super().__init__(message)
+        self.accounts = dict(accounts or {})
 
 
 class PostingAlreadyDecided(Exception):

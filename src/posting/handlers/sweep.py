@@ -1,4 +1,4 @@
-"""Sweep: on a schedule, send an expiry request for every open hold past its expires_at."""
+"""Sweep: on a schedule, release expired holds and checkpoint the lanes of unlimited accounts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from posting.domain.model import utc_timestamp
 from posting.handlers.bootstrap import ledger, posting_queue, settings
 from posting.handlers.config import SweepConfig
 from posting.handlers.observability import logger, metrics
+from posting.steps.checkpoints import checkpoint_lanes
 from posting.steps.expiry import sweep_expired_holds
 
 
@@ -19,8 +20,16 @@ from posting.steps.expiry import sweep_expired_holds
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings(SweepConfig)  # the whole environment is checked at the first call, not piecemeal
-    report = sweep_expired_holds(ledger(), posting_queue(), utc_timestamp(datetime.now(UTC)))
+    now = datetime.now(UTC)
+    report = sweep_expired_holds(ledger(), posting_queue(), utc_timestamp(now))
     if report.found:
         logger.info("expired holds sent for release", extra={"found": report.found, "sent": report.sent})
+    checkpoints = checkpoint_lanes(ledger(), now)
     metrics.add_metric(name="HoldsExpiring", unit=MetricUnit.Count, value=report.sent)
-    return {"found": report.found, "sent": report.sent}
+    metrics.add_metric(name="CheckpointsWritten", unit=MetricUnit.Count, value=checkpoints.written)
+    return {
+        "found": report.found,
+        "sent": report.sent,
+        "checkpoints": checkpoints.written,
+        "lines_checkpointed": checkpoints.lines,
+    }

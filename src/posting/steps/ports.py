@@ -1,7 +1,8 @@
 """What the steps need from the ledger, as a Protocol: the steps depend on this, never on DynamoDB.
 
-`posting.adapters.ledger_table.DynamoLedger` implements it on the ledger table; the unit tests' fake
-ledger implements it in memory, and one contract suite proves the two behave alike.
+`posting.adapters.ledger_table.LedgerTable` implements it on the ledger table; the unit tests' fake
+ledger (tests/fake_ledger.py) implements it in memory, and one contract suite
+(tests/contract/test_ledger_contract.py) proves the two behave alike.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from posting.domain.books import Checkpoint, Figures
 from posting.domain.ledger import PostingPlan
 from posting.domain.model import AccountState
 from posting.domain.outcomes import Decision
@@ -19,19 +21,17 @@ class Ledger(Protocol):
         """The decision recorded under a posting_id, read strongly consistently; None if there is none."""
         ...
 
-    def accounts_for_planning(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
-        """The state of the accounts that exist among `account_ids`, as planning needs it."""
+    def read_accounts(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
+        """The accounts that exist among `account_ids`, read strongly consistently: an account with a
+        limit with its figures (`known`), one without with its terms and status only."""
         ...
 
-    def is_known_hot(self, account_id: str) -> bool:
-        """Whether the account is known to take postings without a shared item (no in-batch lock)."""
-        ...
-
-    def record_posting(self, plan: PostingPlan, request_hash: str, message_id: str, decided_at: str) -> Decision:
+    def record_posting(self, plan: PostingPlan, request_hash: str, message_id: str) -> Decision:
         """Apply a plan in one transaction, all or nothing, and return its decision.
 
         Raises PostingAlreadyDecided (the id has a decision: nothing was written), ConcurrentUpdate
-        (something the plan read has moved) or TransientPostingError (throttling, conflicts, timeouts).
+        (a condition failed: it carries the accounts as they were found) or TransientPostingError
+        (throttling, transaction conflicts, timeouts).
         """
         ...
 
@@ -41,4 +41,17 @@ class Ledger(Protocol):
 
     def expired_holds(self, now: str, limit: int = 500) -> list[tuple[str, str]]:
         """(hold_id, expires_at) of open holds whose expires_at is at or before `now`."""
+        ...
+
+    def unlimited_accounts(self) -> list[tuple[str, int]]:
+        """(account_id, lanes) of every account without a limit."""
+        ...
+
+    def lane_since_checkpoint(self, account_id: str, lane: int, through: str) -> tuple[Checkpoint | None, Figures, int]:
+        """A lane's latest checkpoint at or before `through`, the sums of its lines after it up to
+        `through`, and how many lines that is."""
+        ...
+
+    def write_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        """Write a lane's checkpoint unless one exists at that instant; True if it was written."""
         ...

@@ -1,11 +1,16 @@
 """Post step: record every item's decision in the ledger, exactly once per posting_id.
 
-Valid requests are planned against fresh balances and applied in one transaction; a rejection that
-depends on the ledger's state (an unknown account, insufficient funds, ...) is recorded so the id
-stays failed. Requests the validate step refused for their content alone pass through untouched:
-they consume no posting_id. Contention (an account moved, a transaction
-conflict) is retried here with jittered backoff; what still cannot be decided becomes the item's
-`failure`, and goes back to the queue, never a business rejection.
+Valid requests are planned and applied in one transaction; a rejection that depends on the ledger's
+state (an unknown account, insufficient funds, ...) is recorded so the id stays failed. Requests the
+validate step refused for their content alone pass through untouched: they consume no posting_id.
+
+An item's first attempt is planned from a fresh read of its accounts and pins them: it commits only
+if they have not moved since, so its decision knows every balance it leaves. If one has moved (a busy
+account), the item is planned again at once from what DynamoDB returned, without a pin: the write
+adds to the account and DynamoDB itself checks the limit, so a busy account is never serialised by a
+read-to-commit window. Transaction conflicts and throttling are retried here with jittered backoff;
+what still cannot be decided becomes the item's `failure` and goes back to the queue, never a
+business rejection.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -38,26 +43,42 @@ from posting.steps.ports import Ledger
 
 # Contention on a busy account is normal (several batches post to it at once): retry with full
 # jitter, up to about 3 s in all, well inside the function's timeout. Past that the record goes back
-# to the queue and comes again after the visibility timeout.
+# to the queue, which returns it in seconds (the emit step shortens its visibility timeout).
 MAX_ATTEMPTS = 12
 BACKOFF_BASE_SECONDS = 0.01
 BACKOFF_CAP_SECONDS = 0.5
+# Re-plans within one attempt on what a refused write returned (each one learns the account's state).
+MAX_REPLANS = 4
+# How far ahead of this host's clock an account's last line may be recorded before a decision on it
+# waits instead of moving its own time forward (a host with a fast clock must not drag every later
+# decision on the account with it).
+CLOCK_AHEAD_LIMIT = timedelta(seconds=2)
+# An account's status as read for a batch serves its items for at most this long (an account without
+# a limit has no item in the transaction: its status is checked on this read alone).
+READ_MAX_AGE_SECONDS = 1.0
 
 
 def now() -> str:
     return utc_timestamp(datetime.now(UTC))
 
 
-def _decision_time(accounts: Mapping[str, AccountState]) -> datetime:
-    """Now, but never before an entry already recorded on an unsharded account it touches, so that
-    an account's entries sort by time and by sequence alike (clocks of two hosts may disagree)."""
-    moment = datetime.now(UTC)
-    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # stored to the millisecond
+def decision_time(accounts: Mapping[str, AccountState], clock: datetime | None = None) -> datetime:
+    """Now, to the millisecond, but after the last line recorded on every account with a limit it
+    touches, so that an account's lines sort in the order its balance moved (the write also checks
+    it). Raises TransientPostingError if that is further ahead of this host's clock than
+    CLOCK_AHEAD_LIMIT."""
+    moment = clock or datetime.now(UTC)
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    latest = moment
     for state in accounts.values():
-        if state.last_recorded_at:
+        if state.last_recorded_at and not state.account.is_unlimited:
             last = datetime.fromisoformat(state.last_recorded_at.replace("Z", "+00:00"))
-            moment = max(moment, last)
-    return moment
+            latest = max(latest, last + timedelta(milliseconds=1))
+    if latest - moment > CLOCK_AHEAD_LIMIT:
+        raise TransientPostingError(
+            f"an account's last line is recorded {(latest - moment).total_seconds():.3f} s ahead of this host's clock"
+        )
+    return latest
 
 
 def post_batch(
@@ -69,11 +90,11 @@ def post_batch(
 ) -> Batch:
     """Decide every item of the batch; items come back in order, each with an outcome or a failure.
 
-    Items run concurrently, but two items that share an unsharded account, a posting_id or the hold or
-    original they act on never run at the same time inside this invocation: they would only make each
-    other retry. Hot accounts take no lock: their shard updates never conflict. `deadline` (a
-    time.monotonic() value) is when the invocation must stop starting work: items it leaves
-    undecided go back to the queue instead of the whole batch timing out.
+    Items run concurrently, but two items that share an account with a limit, a posting_id or the
+    hold or original they act on never run at the same time inside this invocation: they would only
+    make each other retry. Accounts without a limit take no lock: no two requests share an item on
+    them. `deadline` (a time.monotonic() value) is when the invocation must stop starting work: items
+    it leaves undecided go back to the queue instead of the whole batch timing out.
     """
     locks = _KeyLocks()
     requests = [_request_of(item) for item in batch.items]
@@ -85,7 +106,7 @@ def post_batch(
         item, request = pair
         try:
             accounts = set(accounts_touched(request)) if request else set()
-            keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts if not ledger.is_known_hot(a)}
+            keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts if not prefetched.unlimited(a)}
             if request and (reference := referenced_id(request)):
                 keys.add(f"posting:{reference}")
             with locks.holding(keys):
@@ -113,37 +134,44 @@ def _reads_first(item: BatchItem, request: Request | None) -> bool:
 class _BatchRead:
     """The accounts of a whole batch, read in one BatchGetItem before any item is decided.
 
-    Each account serves the first item that takes it, and only its first attempt: once that item has
-    written, the read is stale, so later items (which the batch's key locks run one after another) read
-    the account again. A read made stale by another writer meanwhile costs one retry, never a wrong
-    posting: every balance update is conditioned on the version it was planned from.
+    An account with a limit serves the first item that takes it, and only its first attempt: once
+    that item has written, the read is stale, so later items (which the batch's key locks run one
+    after another) read it again. An account without a limit serves every item: planning takes its
+    terms and status only, which a posting never changes. Either way the read serves for at most
+    READ_MAX_AGE_SECONDS.
     """
 
-    def __init__(self, states: Mapping[str, AccountState]) -> None:
+    def __init__(self, states: Mapping[str, AccountState], read_at: float) -> None:
         self._states = dict(states)
+        self._read_at = read_at
+        self._unlimited = {a for a, state in states.items() if state.account.is_unlimited}
         self._guard = threading.Lock()
 
     @classmethod
     def of(cls, ledger: Ledger, requests: list[Request | None]) -> _BatchRead:
         ids = list(dict.fromkeys(a for request in requests if request for a in accounts_touched(request)))
         if len(requests) < 2 or not ids:
-            return cls({})  # one item reads its own accounts: same calls, no staleness
+            return cls({}, 0.0)  # one item reads its own accounts: same calls, no staleness
         try:
-            states = ledger.accounts_for_planning(ids)
+            return cls(ledger.read_accounts(ids), time.monotonic())
         except Exception:  # noqa: BLE001 - an optimisation only: each item then reads its own accounts
-            return cls({})
-        # An account that does not exist is not remembered: the item reads again before rejecting.
-        return cls(states)
+            return cls({}, 0.0)
+
+    def unlimited(self, account_id: str) -> bool:
+        return account_id in self._unlimited
 
     def take(self, account_ids: set[str]) -> dict[str, AccountState] | None:
-        """The batch's read of these accounts if it holds all of them and none was taken before (a hot
-        account's serves every item: planning reads only its terms, which a posting never changes)."""
+        """The batch's read of these accounts, if it holds all of them, fresh and not taken before."""
         with self._guard:
+            if time.monotonic() - self._read_at > READ_MAX_AGE_SECONDS:
+                return None
             taken = {a: self._states[a] for a in account_ids if a in self._states}
+            if not taken or len(taken) != len(account_ids):
+                return None
             for account_id, state in taken.items():
-                if not state.account.is_hot:
+                if not state.account.is_unlimited:
                     del self._states[account_id]
-        return taken if taken and len(taken) == len(account_ids) else None
+        return taken
 
 
 def post_item(
@@ -158,9 +186,9 @@ def post_item(
     """Record one item's decision. Never raises for a single item: failures travel with the item.
 
     `request` is the item's body already parsed, when the caller has it; `accounts` the states of its
-    accounts read by the caller, for the first attempt only (later attempts read them again). Contention and transient
-    errors are retried until MAX_ATTEMPTS or `deadline`; before giving up, the recorded decision is
-    read, since another delivery of the same request may have decided it meanwhile.
+    accounts read by the caller, for the first attempt only (later attempts read them again).
+    Contention and transient errors are retried until MAX_ATTEMPTS or `deadline`; before giving up,
+    the recorded decision is read, since another delivery of the same request may have decided it.
     """
     if item.outcome is not None:
         return item  # refused by validation for its content alone: nothing to record, no id consumed
@@ -174,7 +202,8 @@ def post_item(
         for attempt in range(MAX_ATTEMPTS):
             try:
                 read = accounts if attempt == 0 else None
-                return item.model_copy(update={"outcome": _decide(item, request, ledger, read)})
+                outcome = _decide(item, request, ledger, read, pin=attempt == 0)
+                return item.model_copy(update={"outcome": outcome})
             except (ConcurrentUpdate, TransientPostingError) as error:
                 last_error = error
             pause = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
@@ -204,22 +233,59 @@ def _recorded_answer(item: BatchItem, ledger: Ledger, request: Request) -> Outco
 
 
 def _decide(
-    item: BatchItem, request: Request, ledger: Ledger, read: Mapping[str, AccountState] | None = None
+    item: BatchItem,
+    request: Request,
+    ledger: Ledger,
+    read: Mapping[str, AccountState] | None = None,
+    *,
+    pin: bool = True,
 ) -> Outcome:
+    """One attempt: plan, write, and on a refused condition plan again from what DynamoDB found.
+
+    With `pin`, accounts with a limit are planned from their figures as read; without, from their
+    terms only (DynamoDB checks the rest). After a refusal the accounts that moved are judged on
+    what DynamoDB returned: if the request must be refused on that, it is; otherwise it goes again
+    at once, without a pin.
+    """
     assert item.posting_id is not None and item.request_hash is not None
     reference_id = referenced_id(request)
     reference = ledger.get_decision(reference_id) if reference_id else None
-    accounts = dict(read) if read is not None else ledger.accounts_for_planning(accounts_touched(request, reference))
-    decided_at = _decision_time(accounts)
-    try:
-        plan = plan_request(request, accounts, reference, decided_at)
-    except PostingRejected as rejection:
-        return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
-    try:
-        decision = ledger.record_posting(plan, item.request_hash, item.message_id, utc_timestamp(decided_at))
-    except PostingAlreadyDecided as already:
-        return _answer(already.decision, item, request)
-    return _answer(decision, item, request)
+    states = dict(read) if read is not None else ledger.read_accounts(accounts_touched(request, reference))
+    if not pin:
+        states = _blind(states, states)
+    for _ in range(MAX_REPLANS):
+        try:
+            plan = plan_request(request, states, reference, decision_time(states))
+        except PostingRejected as rejection:
+            return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
+        try:
+            decision = ledger.record_posting(plan, item.request_hash, item.message_id)
+        except PostingAlreadyDecided as already:
+            return _answer(already.decision, item, request)
+        except ConcurrentUpdate as moved:
+            if not moved.accounts:
+                raise  # the hold or the original moved: read it again
+            # Judged on what DynamoDB found alone: the other accounts' figures are not looked at.
+            found = _blind(states, states) | moved.accounts
+            try:
+                plan_request(request, found, reference, decision_time(found))
+            except PostingRejected as rejection:
+                return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
+            states = _blind(found, moved.accounts)
+            continue
+        return _answer(decision, item, request)
+    raise ConcurrentUpdate(f"posting {item.posting_id}: its accounts kept moving")
+
+
+def _blind(states: Mapping[str, AccountState], accounts: Mapping[str, AccountState]) -> dict[str, AccountState]:
+    """The states, with `accounts` (those with a limit) known by their terms only: no pin, no check
+    of their figures in planning; DynamoDB checks them when it commits."""
+    return {
+        account_id: state.model_copy(update={"known": False})
+        if account_id in accounts and not state.account.is_unlimited
+        else state
+        for account_id, state in states.items()
+    }
 
 
 def _record_rejection(

@@ -1,8 +1,7 @@
-"""2b. Hot accounts: 8 writers through one sharded settlement account vs on distinct accounts, in the
-same run, and the capacity model of one hot account on AWS from per-partition limits and item sizes.
+"""2b. Hot accounts: 8 writers through one unlimited settlement account vs on distinct accounts, in
+the same run, and the capacity model of one hot account on AWS from per-partition limits and item sizes.
 
-Self-contained (issue 7): it reuses the ledger section's runner and counters, and the cost model's
-unit rules, and adds nothing to them.
+It reuses the ledger section's runner and counters, and the cost model's unit rules.
 """
 
 from __future__ import annotations
@@ -12,8 +11,9 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from posting.adapters.ledger_table import LedgerTable, account_key, posting_key, shard_key
-from posting.domain.model import Account, Side
+from posting.adapters.ledger_keys import account_key, account_partition, lane_partition, posting_key
+from posting.adapters.ledger_table import LedgerTable
+from posting.domain.model import DEFAULT_LANES, Account, Side
 from posting.handlers.config import AWS_CLIENT_CONFIG
 from posting_cli.bench.cost_model import read_units, write_units
 from posting_cli.bench.item_sizes import item_size
@@ -25,11 +25,10 @@ WRITERS = 8
 POSTINGS_PER_WRITER = 40
 REPEATS = 3
 WARMUP_PER_WRITER = 5
-HOT_SHARDS = 16
 HOT_ACCOUNT = "acc-hot-settlement"
 # DynamoDB: one partition takes at most 1,000 write units/s; a transactional write costs 2 units per KB.
 PARTITION_WRITE_UNITS = 1000
-SHARD_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+LANE_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 TARGET_POSTINGS_PER_S = 2500
 # us-east-1 on-demand, as researched in 2026 (DESIGN.md): per million request units.
 WRITE_PRICE = 0.625
@@ -55,13 +54,7 @@ def _scenario(client: Any, hot: bool) -> dict[str, Any]:
     try:
         ledger = CountingLedger(client, table)
         open_unlimited_accounts(ledger, [a for w in range(WRITERS) for a in thread_accounts(w)])
-        settlement = Account(
-            account_id=HOT_ACCOUNT,
-            currency="EUR",
-            normal_balance=Side.CREDIT,
-            overdraft_limit=None,
-            balance_shards=HOT_SHARDS,
-        )
+        settlement = Account(account_id=HOT_ACCOUNT, currency="EUR", normal_balance=Side.CREDIT, overdraft_limit=None)
         ledger.open_account(settlement, "2026-11-27T09:00:00.000Z")
         run_postings(ledger, [b[:WARMUP_PER_WRITER] for b in _bodies(hot)])
         ledger.reset_counts()
@@ -91,52 +84,46 @@ def _scenario(client: Any, hot: bool) -> dict[str, Any]:
 
 
 def _stored_sizes(client: Any, table: str) -> dict[str, int]:
-    """Bytes of a shard item, a hot entry, a customer's account item and entry, and a decision."""
+    """Bytes of a hot account's line, a customer's account item and line, and a decision."""
 
-    def first(partition: str, prefix: str) -> dict[str, Any]:
+    def first(partition: str) -> dict[str, Any]:
         response = client.query(
             TableName=table,
             KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": partition}, ":prefix": {"S": prefix}},
+            ExpressionAttributeValues={":pk": {"S": partition}, ":prefix": {"S": "ENTRY#"}},
             Limit=1,
         )
         return response["Items"][0]
 
-    ledger = LedgerTable(client, table)
-    _, entries = ledger.statement(HOT_ACCOUNT)
-    shard = entries[-1].shard or 0
+    books = LedgerTable(client, table).books
+    _, lines = books.statement(HOT_ACCOUNT)
     customer = thread_accounts(0)[0]
-    customer_entries = ledger.statement(customer)[1]
+    customer_lines = books.statement(customer)[1]
     return {
-        "shard_item": item_size(client.get_item(TableName=table, Key=shard_key(HOT_ACCOUNT, shard))["Item"]),
-        "hot_entry": item_size(first(shard_key(HOT_ACCOUNT, shard)["PK"]["S"], "ENTRY#")),
+        "hot_entry": item_size(first(lane_partition(HOT_ACCOUNT, lines[-1].lane or 0))),
         "account_item": item_size(client.get_item(TableName=table, Key=account_key(customer))["Item"]),
-        "entry": item_size(first(f"ACCOUNT#{customer}", "ENTRY#")),
-        "decision": item_size(
-            client.get_item(TableName=table, Key=posting_key(customer_entries[-1].posting_id))["Item"]
-        ),
+        "entry": item_size(first(account_partition(customer))),
+        "decision": item_size(client.get_item(TableName=table, Key=posting_key(customer_lines[-1].posting_id))["Item"]),
     }
 
 
 def capacity_model(sizes: dict[str, int]) -> dict[str, Any]:
     """Postings/s through one hot account on AWS, and units and DynamoDB cost per posting.
 
-    Each shard is its own partition key holding its own entries, so a posting through the hot account
-    writes two items on one shard's partition (the shard's ADD and the entry), both transactional.
-    N shards spread over up to N partitions; the account's ceiling is N x one partition's.
+    An unlimited account has no item in a posting's transaction but the posting's own line, in one of
+    its lanes; each lane is its own partition key. Under DynamoDB's conflict rule no two postings
+    share an item on it, so only write units bound it: a lane takes one partition's units, N lanes N.
     """
-    per_shard_units = write_units(sizes["shard_item"], transactional=True) + write_units(
-        sizes["hot_entry"], transactional=True
-    )
-    per_shard_rate = PARTITION_WRITE_UNITS / per_shard_units
-    by_shards = {n: round(n * per_shard_rate) for n in SHARD_COUNTS}
-    needed = math.ceil(TARGET_POSTINGS_PER_S / per_shard_rate)
+    per_lane_units = write_units(sizes["hot_entry"], transactional=True)
+    per_lane_rate = PARTITION_WRITE_UNITS / per_lane_units
+    by_lanes = {n: round(n * per_lane_rate) for n in LANE_COUNTS}
+    needed = math.ceil(TARGET_POSTINGS_PER_S / per_lane_rate)
     account = write_units(sizes["account_item"], transactional=True)
     entry = write_units(sizes["entry"], transactional=True)
     decision = write_units(sizes["decision"], transactional=True)
     read = read_units(sizes["account_item"], consistent=True)
     spread = {"write_units": decision + 2 * (account + entry), "read_units": 2 * read}
-    hot = {"write_units": decision + account + entry + per_shard_units, "read_units": read}
+    hot = {"write_units": decision + account + entry + per_lane_units, "read_units": 2 * read}
     mixed = {
         key: round(DEMO_HOT_SHARE * hot[key] + (1 - DEMO_HOT_SHARE) * spread[key], 2)
         for key in ("write_units", "read_units")
@@ -147,10 +134,11 @@ def capacity_model(sizes: dict[str, int]) -> dict[str, Any]:
             shape["write_units"] * WRITE_PRICE + shape["read_units"] * READ_PRICE, 2
         )
     return {
-        "write_units_per_hot_posting_on_the_shard": per_shard_units,
-        "postings_per_s_per_shard": round(per_shard_rate),
-        "postings_per_s_by_shards": by_shards,
-        "shards_needed_for_target": needed,
+        "write_units_per_hot_posting_on_the_lane": per_lane_units,
+        "postings_per_s_per_lane": round(per_lane_rate),
+        "postings_per_s_by_lanes": by_lanes,
+        "lanes_needed_for_target": needed,
+        "default_lanes": DEFAULT_LANES,
         "target_postings_per_s": TARGET_POSTINGS_PER_S,
         "shapes": shapes,
     }
@@ -160,7 +148,7 @@ def bench_hot_accounts(endpoint: Any) -> Section:
     client = endpoint.client(config=AWS_CLIENT_CONFIG)
     progress(f"hot accounts: {WRITERS} writers, distinct accounts")
     distinct = _scenario(client, hot=False)
-    progress(f"hot accounts: {WRITERS} writers through one account of {HOT_SHARDS} shards")
+    progress(f"hot accounts: {WRITERS} writers through one unlimited account")
     hot = _scenario(client, hot=True)
     ratio = hot["postings_per_s_median"] / distinct["postings_per_s_median"]
     model = capacity_model(hot["sizes"])
@@ -184,13 +172,13 @@ def bench_hot_accounts(endpoint: Any) -> Section:
         ),
         f"hot / distinct: {ratio:.2f}x (target >= 0.8x); conflicts per posting through the hot account: "
         f"{hot['conflicts_per_posting']:.3f} (target <= 0.05)",
-        f"capacity on AWS: a hot posting writes {model['write_units_per_hot_posting_on_the_shard']} units on one "
-        f"shard's partition (shard item {hot['sizes']['shard_item']} B + entry {hot['sizes']['hot_entry']} B, "
-        f"transactional), so {model['postings_per_s_per_shard']:,}/s per shard at {PARTITION_WRITE_UNITS:,} units/s "
+        f"capacity on AWS: a hot posting writes {model['write_units_per_hot_posting_on_the_lane']} units on one "
+        f"lane's partition (its line, {hot['sizes']['hot_entry']} B, transactional) and shares no item with any "
+        f"other posting, so {model['postings_per_s_per_lane']:,}/s per lane at {PARTITION_WRITE_UNITS:,} units/s "
         "per partition:",
-        "  " + ", ".join(f"{n} shard(s) {rate:,}/s" for n, rate in model["postings_per_s_by_shards"].items()),
-        f"  {model['shards_needed_for_target']} shards carry {TARGET_POSTINGS_PER_S:,}/s through one account "
-        "(if they land on distinct partitions; on-demand tables split partitions as load grows)",
+        "  " + ", ".join(f"{n} lane(s) {rate:,}/s" for n, rate in model["postings_per_s_by_lanes"].items()),
+        f"  {model['lanes_needed_for_target']} lanes carry {TARGET_POSTINGS_PER_S:,}/s through one account "
+        f"(an unlimited account has {DEFAULT_LANES} unless opened with balance_shards)",
         "DynamoDB units and cost per million 2-leg postings: "
         + "; ".join(
             f"{name}: {s['write_units']} WCU + {s['read_units']} RCU = ${s['dynamodb_usd_per_million']:.2f}"
@@ -199,11 +187,12 @@ def bench_hot_accounts(endpoint: Any) -> Section:
     ]
     return Section(
         key="hot_accounts",
-        title=f"2b. Hot accounts: {WRITERS} writers, one account of {HOT_SHARDS} shards vs distinct accounts",
+        title=f"2b. Hot accounts: {WRITERS} writers, one unlimited account vs distinct accounts",
         method=(
             f"post_item from {WRITERS} threads at once against DynamoDB Local, {POSTINGS_PER_WRITER} postings each, "
             f"median of {REPEATS} repeats after a warm-up; in the hot scenario every posting credits one account "
-            f"with balance_shards={HOT_SHARDS} (no read, an ADD on one shard), in the distinct one each writer "
+            "without a limit, opened with no special terms (its line in one of its lanes); in the distinct one, each "
+            "writer "
             "posts between its own 20 accounts. Conflicts = transactions cancelled (version, TransactionConflict) "
             "per posting, counted around record_posting. Item sizes read back from the table and sized by "
             "DynamoDB's rules; capacity from 1,000 write units/s per partition, 2 units per KB transactional."

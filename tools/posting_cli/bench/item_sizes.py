@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from posting.adapters.ledger_table import posting_key
+from posting.adapters.ledger_keys import posting_key
 from posting.steps.emit import EVENT_SOURCE, result_event
 from posting.steps.post import post_item
 from posting.steps.validate import validate_record

@@ -196,7 +196,7 @@ def write_results(path: Path, outcomes: list[LineOutcome]) -> None:
 
 
 def write_balances(target: Target, account_ids: Sequence[str], path: Path) -> dict[str, dict[str, Any]]:
-    states = operations.ledger(target).get_accounts(account_ids)
+    states = operations.books(target).get_accounts(account_ids)
     # `balance` is the posted balance (the file's original field); the other figures came with holds.
     balances = {
         account_id: {

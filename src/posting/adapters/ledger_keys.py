@@ -1,0 +1,237 @@
+"""The ledger table's layout: every key, and how each record maps to and from its item.
+
+Single table, keys `PK` and `SK` (both strings):
+
+  PK                        SK                                    item
+  ACCOUNT#<id>              ACCOUNT                               terms; with a limit: the balance item
+                                                                  (`balance` = posted, `pending_debits`,
+                                                                  `pending_credits`, `headroom`, `version`,
+                                                                  `last_recorded_at`)
+  ACCOUNT#<id>              ENTRY#<recorded_at>#<posting_id>#<nn> a line of an account with a limit
+  ACCOUNT#<id>#LANE#<k>     ENTRY#<recorded_at>#<posting_id>#<nn> a line of an account without a limit
+  ACCOUNT#<id>#LANE#<k>     ENTRY#<through>#~                     a checkpoint: the lane's sums so far
+  POSTING#<id>              POSTING                               the decision for a posting_id
+                                                                  (decision_record.py)
+
+Lines sort by the time they were recorded; `nn` is the leg (pending lines of a hold or a release
+are numbered from 49 up). A checkpoint's key sorts right after every line recorded at or before its
+instant (`~` follows every character a posting_id may hold), so walking a lane backwards from any
+instant meets the lines after the last checkpoint, then the checkpoint.
+
+Two sparse indexes: `OpenHoldsByExpiry` (only open holds with an expiry carry its keys: the
+sweeper's Query for expired holds) and `UnlimitedAccounts` (only accounts without a limit: the
+sweeper's Query for the lanes to checkpoint).
+
+Nothing outside this module spells a key.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from posting.adapters.attribute_values import from_attribute_value, to_attribute_value
+from posting.adapters.decision_record import decision_fields, decision_of
+from posting.domain.books import Checkpoint, Figures
+from posting.domain.ledger import Entry, lane_of
+from posting.domain.model import Account, AccountState, Side
+from posting.domain.outcomes import Decision
+
+OPEN_HOLDS_INDEX = "OpenHoldsByExpiry"
+OPEN_HOLD_BUCKETS = 16  # spreads the sparse index's writes; the sweeper queries each bucket
+UNLIMITED_INDEX = "UnlimitedAccounts"
+UNLIMITED_KEY = "unlimited"  # the index's partition key attribute; one value for every such account
+ENTRY_PREFIX = "ENTRY#"
+ENTRIES_END = "ENTRY#~"  # sorts after every line and checkpoint
+CHECKPOINT_MARK = "~"
+
+
+def account_partition(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
+def lane_partition(account_id: str, lane: int) -> str:
+    """Each lane of an account without a limit is its own partition key: N lanes spread its lines
+    over N partitions, so the account is not capped by one partition's write units."""
+    return f"ACCOUNT#{account_id}#LANE#{lane:02d}"
+
+
+def account_key(account_id: str) -> dict[str, Any]:
+    return {"PK": {"S": account_partition(account_id)}, "SK": {"S": "ACCOUNT"}}
+
+
+def posting_key(posting_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"POSTING#{posting_id}"}, "SK": {"S": "POSTING"}}
+
+
+def posting_id_of(key: dict[str, Any]) -> str:
+    return str(key["PK"]["S"]).removeprefix("POSTING#")
+
+
+def entry_partition(entry: Entry) -> str:
+    return account_partition(entry.account_id) if entry.lane is None else lane_partition(entry.account_id, entry.lane)
+
+
+def entry_sort_key(recorded_at: str, posting_id: str, leg: int) -> str:
+    return f"{ENTRY_PREFIX}{recorded_at}#{posting_id}#{leg:02d}"
+
+
+def entry_key(entry: Entry) -> dict[str, Any]:
+    return {
+        "PK": {"S": entry_partition(entry)},
+        "SK": {"S": entry_sort_key(entry.recorded_at, entry.posting_id, entry.leg)},
+    }
+
+
+def at_or_before(moment: str) -> str:
+    """The highest sort key of a line or checkpoint recorded at or before `moment`."""
+    return f"{ENTRY_PREFIX}{moment}#{CHECKPOINT_MARK}"
+
+
+def checkpoint_key(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {
+        "PK": {"S": lane_partition(checkpoint.account_id, checkpoint.lane)},
+        "SK": {"S": at_or_before(checkpoint.through)},
+    }
+
+
+def open_hold_bucket(hold_id: str) -> str:
+    return f"HOLDS#{lane_of(hold_id, OPEN_HOLD_BUCKETS):02d}"
+
+
+def open_hold_bucket_name(bucket: int) -> str:
+    return f"HOLDS#{bucket:02d}"
+
+
+# -- items -----------------------------------------------------------------------------------------
+
+
+def to_attributes(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: to_attribute_value(value) for name, value in record.items()}
+
+
+def from_attributes(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _plain(from_attribute_value(value)) for name, value in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the ledger only ever stores integers."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(element) for element in value]
+    if isinstance(value, dict):
+        return {key: _plain(element) for key, element in value.items()}
+    return value
+
+
+def account_item(account: Account, opened_at: str) -> dict[str, Any]:
+    record: dict[str, Any] = {"entity": "account", **account.model_dump(mode="json", exclude_none=True)}
+    record["overdraft_limit"] = account.overdraft_limit  # null is a term: unlimited
+    record["opened_at"] = opened_at
+    if account.is_unlimited:
+        record |= {"lanes": account.lanes, UNLIMITED_KEY: "ACCOUNT"}
+    else:
+        record |= {
+            "balance": 0,
+            "pending_debits": 0,
+            "pending_credits": 0,
+            "headroom": account.overdraft_limit,
+            "version": 0,
+        }
+    return account_key(account.account_id) | to_attributes(record)
+
+
+def account_state(record: dict[str, Any]) -> AccountState:
+    """An account as stored: its terms, and the figures of its balance item if it has one (an
+    account without a limit comes with its terms only: `known` is False)."""
+    account = Account.model_validate(
+        {field: record[field] for field in Account.model_fields if field in record}, strict=False
+    )
+    return AccountState(
+        account=account,
+        balance=record.get("balance", 0),
+        version=record.get("version", 0),
+        pending_debits=record.get("pending_debits", 0),
+        pending_credits=record.get("pending_credits", 0),
+        last_recorded_at=record.get("last_recorded_at", ""),
+        known=not account.is_unlimited,
+        recorded_headroom=record.get("headroom"),
+    )
+
+
+def entry_item(entry: Entry) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "entity": "entry",
+        "account_id": entry.account_id,
+        "posting_id": entry.posting_id,
+        "side": str(entry.side),
+        "amount": entry.amount,
+        "currency": entry.currency,
+        "kind": entry.kind,
+        "leg": entry.leg,
+        "recorded_at": entry.recorded_at,
+        "effective_at": entry.effective_at,
+    }
+    if entry.pending:
+        record |= {"pending": True, "pending_debits": entry.pending_debits, "pending_credits": entry.pending_credits}
+    else:
+        record["signed_amount"] = entry.signed_amount
+    if entry.balance_after is not None:
+        record |= {"balance_after": entry.balance_after, "sequence": entry.sequence}
+    if entry.lane is not None:
+        record["lane"] = entry.lane
+    return entry_key(entry) | to_attributes(record)
+
+
+def entry_of(record: dict[str, Any]) -> Entry:
+    return Entry(
+        account_id=record["account_id"],
+        posting_id=record["posting_id"],
+        side=Side(record["side"]),
+        amount=record["amount"],
+        currency=record["currency"],
+        kind=record.get("kind", "posting"),
+        leg=record.get("leg", 0),
+        signed_amount=record.get("signed_amount", 0),
+        pending_debits=record.get("pending_debits", 0),
+        pending_credits=record.get("pending_credits", 0),
+        pending=bool(record.get("pending", False)),
+        lane=record.get("lane"),
+        recorded_at=record.get("recorded_at", ""),
+        effective_at=record.get("effective_at", ""),
+        balance_after=record.get("balance_after"),
+        sequence=record.get("sequence", 0),
+    )
+
+
+def checkpoint_item(checkpoint: Checkpoint) -> dict[str, Any]:
+    figures = checkpoint.figures
+    record = {
+        "entity": "checkpoint",
+        "account_id": checkpoint.account_id,
+        "lane": checkpoint.lane,
+        "through": checkpoint.through,
+        "posted": figures.posted,
+        "pending_debits": figures.pending_debits,
+        "pending_credits": figures.pending_credits,
+        "entries": figures.entries,
+    }
+    return checkpoint_key(checkpoint) | to_attributes(record)
+
+
+def checkpoint_of(record: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(
+        account_id=record["account_id"],
+        lane=record["lane"],
+        through=record["through"],
+        figures=Figures(record["posted"], record["pending_debits"], record["pending_credits"], record["entries"]),
+    )
+
+
+def decision_item(decision: Decision) -> dict[str, Any]:
+    return posting_key(decision.posting_id) | to_attributes({"entity": "posting", **decision_fields(decision)})
+
+
+def decision_from(record: dict[str, Any]) -> Decision:
+    return decision_of(record)

@@ -1,0 +1,293 @@
+"""An in-memory ledger for unit tests of the steps: the Ledger Protocol (posting.steps.ports) and the
+operator reads (`books`), with the same conditions the DynamoDB adapter asks DynamoDB to check.
+
+tests/contract/test_ledger_contract.py runs one suite against this fake and the real adapter on
+DynamoDB Local, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from posting.domain.books import Checkpoint, Figures, lane_figures, statement_order, with_figures, with_running_balance
+from posting.domain.ledger import AccountChange, Entry, HoldState, PostingPlan, decision_for
+from posting.domain.model import Account, AccountState, AccountStatus
+from posting.domain.outcomes import (
+    AccountAlreadyExists,
+    ConcurrentUpdate,
+    Decision,
+    PostingAlreadyDecided,
+    TransientPostingError,
+)
+
+LATEST = "~"
+
+
+@dataclass
+class _Store:
+    accounts: dict[str, AccountState] = field(default_factory=dict)  # as stored (unlimited: terms only)
+    headroom: dict[str, int] = field(default_factory=dict)
+    lines: dict[tuple[str, int | None, str, str, int], Entry] = field(default_factory=dict)
+    checkpoints: dict[tuple[str, int, str], Checkpoint] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+
+
+class FakeLedger:
+    """The ledger in memory, with what tests need to make it misbehave and to watch it:
+
+    - `fail_transactions`, `fail_reads`, `fail_rejections`: that many of the next transactions, reads
+      or recorded rejections raise TransientPostingError (throttling, a conflict) and write nothing;
+    - `fail_after_commit`: that many of the next transactions commit, then raise (a lost answer);
+    - `before_transaction`: run once, just before the next transaction (another writer in between);
+    - `calls`: how many times each method was called.
+    """
+
+    def __init__(self) -> None:
+        self._store = _Store()
+        self._guard = threading.RLock()
+        self.books = FakeBooks(self)
+        self.calls: Counter[str] = Counter()
+        self.fail_transactions = 0
+        self.fail_after_commit = 0
+        self.fail_reads = 0
+        self.fail_rejections = 0
+        self.before_transaction: Callable[[], object] | None = None
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def open_account(self, account: Account, opened_at: str) -> AccountState:
+        with self._guard:
+            if account.account_id in self._store.accounts:
+                raise AccountAlreadyExists(account.account_id)
+            state = AccountState(account=account, known=not account.is_unlimited)
+            self._store.accounts[account.account_id] = state
+            if account.overdraft_limit is not None:
+                self._store.headroom[account.account_id] = account.overdraft_limit
+            return AccountState(account=account, known=True)
+
+    def set_account_status(self, account_id: str, status: AccountStatus) -> None:
+        with self._guard:
+            state = self._store.accounts[account_id]
+            account = state.account.model_copy(update={"status": status})
+            self._store.accounts[account_id] = state.model_copy(update={"account": account})
+
+    def read_accounts(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
+        with self._guard:
+            self.calls["read_accounts"] += 1
+            if self.fail_reads:
+                self.fail_reads -= 1
+                raise TransientPostingError("DynamoDB: ThrottlingException")
+            return self.accounts(account_ids)
+
+    def accounts(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
+        """The stored accounts among `account_ids`, for the books (not counted, never failing)."""
+        with self._guard:
+            return {a: self._stored(a) for a in dict.fromkeys(account_ids) if a in self._store.accounts}
+
+    def _stored(self, account_id: str) -> AccountState:
+        state = self._store.accounts[account_id]
+        return state.model_copy(update={"recorded_headroom": self._store.headroom.get(account_id)})
+
+    def unlimited_accounts(self) -> list[tuple[str, int]]:
+        with self._guard:
+            return sorted((a, s.account.lanes) for a, s in self._store.accounts.items() if s.account.is_unlimited)
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def get_decision(self, posting_id: str) -> Decision | None:
+        with self._guard:
+            self.calls["get_decision"] += 1
+            return self._store.decisions.get(posting_id)
+
+    def record_posting(self, plan: PostingPlan, request_hash: str, message_id: str) -> Decision:
+        decision = decision_for(plan, request_hash, message_id)
+        before, self.before_transaction = self.before_transaction, None
+        if before is not None:
+            before()
+        with self._guard:
+            self.calls["record_posting"] += 1
+            if self.fail_transactions:
+                self.fail_transactions -= 1
+                raise TransientPostingError("transaction cancelled: TransactionConflict")
+            store = self._store
+            if decision.posting_id in store.decisions:
+                raise PostingAlreadyDecided(store.decisions[decision.posting_id])
+            refused = self._refusals(plan)
+            if refused is not None:
+                raise ConcurrentUpdate(f"moved since it was read: {', '.join(sorted(refused)) or 'a hold'}", refused)
+            self._apply(plan, decision)
+            if self.fail_after_commit:
+                self.fail_after_commit -= 1
+                raise TransientPostingError("DynamoDB unreachable: ReadTimeoutError")
+            return decision
+
+    def _refusals(self, plan: PostingPlan) -> dict[str, AccountState] | None:
+        """The conditions the adapter asks DynamoDB to check; None when all of them hold."""
+        store = self._store
+        failed = False
+        if plan.settlement is not None:
+            hold = store.decisions.get(plan.settlement.hold_id)
+            failed |= hold is None or hold.hold_state != HoldState.OPEN
+        if plan.reversal is not None:
+            original = store.decisions.get(plan.reversal.original_id)
+            failed |= original is None or (original.version or 0) != plan.reversal.expected_version
+        found: dict[str, AccountState] = {}
+        for change in plan.changes:
+            if not self._holds(change, plan.decided_at):
+                found[change.account_id] = self._stored(change.account_id)
+        for entry in plan.entries:
+            failed |= _line_key(entry) in store.lines
+        return found if failed or found else None
+
+    def _holds(self, change: AccountChange, decided_at: str) -> bool:
+        state = self._store.accounts.get(change.account_id)
+        if state is None:
+            return False
+        if state.last_recorded_at and not state.last_recorded_at < decided_at:
+            return False
+        if change.require_open and state.account.status != AccountStatus.OPEN:
+            return False
+        if change.min_headroom is not None and self._store.headroom[change.account_id] < change.min_headroom:
+            return False
+        return change.pinned is None or change.pinned.version == state.version
+
+    def _apply(self, plan: PostingPlan, decision: Decision) -> None:
+        store = self._store
+        store.decisions[decision.posting_id] = decision
+        if plan.settlement is not None:
+            hold = store.decisions[plan.settlement.hold_id]
+            store.decisions[hold.posting_id] = hold.model_copy(
+                update={"hold_state": plan.settlement.state, "settled_by": decision.posting_id}
+            )
+        if plan.reversal is not None:
+            original = store.decisions[plan.reversal.original_id]
+            store.decisions[original.posting_id] = original.model_copy(
+                update={
+                    "reversed": plan.reversal.reversed,
+                    "version": plan.reversal.expected_version + 1,
+                    "reversed_by": [*(original.reversed_by or []), decision.posting_id],
+                }
+            )
+        for change in plan.changes:
+            state = store.accounts[change.account_id]
+            store.accounts[change.account_id] = state.model_copy(
+                update={
+                    "balance": state.balance + change.posted,
+                    "pending_debits": state.pending_debits + change.pending_debits,
+                    "pending_credits": state.pending_credits + change.pending_credits,
+                    "version": state.version + change.entries,
+                    "last_recorded_at": plan.decided_at,
+                }
+            )
+            store.headroom[change.account_id] += change.available
+        for entry in plan.entries:
+            store.lines[_line_key(entry)] = entry
+
+    def record_rejection(self, decision: Decision) -> Decision:
+        with self._guard:
+            self.calls["record_rejection"] += 1
+            if self.fail_rejections:
+                self.fail_rejections -= 1
+                raise TransientPostingError("DynamoDB: ThrottlingException")
+            if decision.posting_id in self._store.decisions:
+                raise PostingAlreadyDecided(self._store.decisions[decision.posting_id])
+            self._store.decisions[decision.posting_id] = decision
+            return decision
+
+    # -- holds and checkpoints ------------------------------------------------------------------
+
+    def expired_holds(self, now: str, limit: int = 500) -> list[tuple[str, str]]:
+        with self._guard:
+            found = [
+                (d.posting_id, d.expires_at)
+                for d in self._store.decisions.values()
+                if d.kind == "hold" and d.hold_state == HoldState.OPEN and d.expires_at and d.expires_at <= now
+            ]
+        return sorted(found, key=lambda pair: pair[1])[:limit]
+
+    def lane_since_checkpoint(self, account_id: str, lane: int, through: str) -> tuple[Checkpoint | None, Figures, int]:
+        with self._guard:
+            checkpoints = [
+                c
+                for (a, k, at), c in self._store.checkpoints.items()
+                if a == account_id and k == lane and at <= through
+            ]
+            latest = max(checkpoints, key=lambda c: c.through, default=None)
+            lines = [
+                line
+                for line in self.lines_of(account_id)
+                if line.lane == lane
+                and line.recorded_at <= through
+                and (latest is None or line.recorded_at > latest.through)
+            ]
+            return latest, Figures.of(lines), len(lines)
+
+    def write_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        key = (checkpoint.account_id, checkpoint.lane, checkpoint.through)
+        with self._guard:
+            if key in self._store.checkpoints:
+                return False
+            self._store.checkpoints[key] = checkpoint
+            return True
+
+    # -- for the books --------------------------------------------------------------------------
+
+    def lines_of(self, account_id: str) -> list[Entry]:
+        with self._guard:
+            return statement_order(line for line in self._store.lines.values() if line.account_id == account_id)
+
+    def everything(self) -> Iterator[AccountState | Entry | Checkpoint | Decision]:
+        with self._guard:
+            records: list[AccountState | Entry | Checkpoint | Decision] = [
+                self._stored(a) for a in self._store.accounts
+            ]
+            records += list(self._store.lines.values())
+            records += list(self._store.checkpoints.values())
+            records += list(self._store.decisions.values())
+        return iter(records)
+
+
+class FakeBooks:
+    """The operator reads of posting.adapters.ledger_books.LedgerBooks, over a FakeLedger."""
+
+    def __init__(self, ledger: FakeLedger) -> None:
+        self._ledger = ledger
+
+    def get_account(self, account_id: str) -> AccountState | None:
+        return self.get_accounts([account_id]).get(account_id)
+
+    def get_accounts(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
+        found = self._ledger.accounts(account_ids)
+        return {
+            a: with_figures(s, self._lanes_total(s, LATEST)) if s.account.is_unlimited else s for a, s in found.items()
+        }
+
+    def _lanes_total(self, state: AccountState, moment: str) -> Figures:
+        total = Figures()
+        for lane in range(state.account.lanes):
+            checkpoint, after, _ = self._ledger.lane_since_checkpoint(state.account_id, lane, moment)
+            total += lane_figures(checkpoint, []) + after
+        return total
+
+    def balance_as_of(self, account_id: str, moment: str) -> int:
+        state = self._ledger.accounts([account_id])[account_id]
+        if state.account.is_unlimited:
+            return self._lanes_total(state, moment).posted
+        lines = [line for line in self._ledger.lines_of(account_id) if line.recorded_at <= moment]
+        return sum(line.signed_amount for line in lines)
+
+    def statement(self, account_id: str) -> tuple[AccountState | None, list[Entry]]:
+        state = self.get_account(account_id)
+        if state is None:
+            return None, []
+        return state, with_running_balance(self._ledger.lines_of(account_id), 0)
+
+    def scan(self) -> Iterator[AccountState | Entry | Checkpoint | Decision]:
+        return self._ledger.everything()
+
+
+def _line_key(entry: Entry) -> tuple[str, int | None, str, str, int]:
+    return (entry.account_id, entry.lane, entry.recorded_at, entry.posting_id, entry.leg)
