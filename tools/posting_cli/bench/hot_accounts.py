@@ -1,7 +1,7 @@
-"""2b. Hot accounts: 8 writers through one sharded settlement account vs on distinct accounts, in the
+"""4. Hot accounts: 8 writers through one sharded settlement account vs on distinct accounts, in the
 same run, and the capacity model of one hot account on AWS from per-partition limits and item sizes.
 
-Self-contained (issue 7): it reuses the ledger section's runner and counters, and the cost model's
+Self-contained: it reuses the ledger section's runner and counters, and the cost model's
 unit rules, and adds nothing to them.
 """
 
@@ -31,7 +31,7 @@ HOT_ACCOUNT = "acc-hot-settlement"
 PARTITION_WRITE_UNITS = 1000
 SHARD_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 TARGET_POSTINGS_PER_S = 2500
-# us-east-1 on-demand, as researched in 2026 (DESIGN.md): per million request units.
+# us-east-1 on-demand, as researched in 2026 (cost_model.Prices): per million request units.
 WRITE_PRICE = 0.625
 READ_PRICE = 0.125
 DEMO_HOT_SHARE = 0.6  # about the share of the demo's requests that touch a hot account
@@ -199,7 +199,7 @@ def bench_hot_accounts(endpoint: Any) -> Section:
     ]
     return Section(
         key="hot_accounts",
-        title=f"2b. Hot accounts: {WRITERS} writers, one account of {HOT_SHARDS} shards vs distinct accounts",
+        title=f"4. Hot accounts: {WRITERS} writers, one account of {HOT_SHARDS} shards vs distinct accounts",
         method=(
             f"post_item from {WRITERS} threads at once against DynamoDB Local, {POSTINGS_PER_WRITER} postings each, "
             f"median of {REPEATS} repeats after a warm-up; in the hot scenario every posting credits one account "
