@@ -44,7 +44,7 @@ LOG_DELIVERY_ACTIONS = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
-# The Lambda Python runtime and architecture this project builds for (README, Makefile, SAM build).
+# The Lambda Python runtime and architecture this project builds for (docs/operate.md, Makefile, SAM build).
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURES = ["arm64"]
 

@@ -1,6 +1,6 @@
 """What each handler imports in a fresh interpreter, with the environment Lambda gives it (tracing active).
 
-Cold-start time itself is measured by `make bench` (section 4), never here; these tests pin the
+Cold-start time itself is measured by `make bench` (its cold start section), never here; these tests pin the
 decisions behind it: validate does no I/O, so it loads no AWS SDK; the others create their clients with
 botocore alone, so none loads boto3 (or s3transfer, which boto3 imports for S3); no handler loads the
 X-Ray SDK.
@@ -54,12 +54,12 @@ def test_validate_loads_no_aws_sdk() -> None:
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_no_handler_loads_the_xray_sdk(handler: str) -> None:
     # Tracing: Active records each invocation from the Lambda service; the SDK in-process cost about
-    # half of every cold start (bench section 4).
+    # half of every cold start (the bench's cold start section).
     assert not [m for m in sdk_modules_loaded_by(handler) if m.startswith("aws_xray_sdk")]
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_no_handler_loads_boto3_or_s3transfer(handler: str) -> None:
     # boto3 adds nothing to a botocore client but its import (and s3transfer's): about a third of the
-    # post and emit cold starts (bench section 4). Clients come from one botocore session.
+    # post and emit cold starts (the bench's cold start section). Clients come from one botocore session.
     assert not [m for m in sdk_modules_loaded_by(handler) if m.split(".")[0] in ("boto3", "s3transfer")]

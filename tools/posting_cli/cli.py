@@ -617,7 +617,7 @@ def _add_soak(local_verbs: Any) -> None:
 
 
 def _add_fault_options(command: argparse.ArgumentParser) -> None:
-    faults = command.add_argument_group("fault injection (see the README's Reliability section)")
+    faults = command.add_argument_group("fault injection (see docs/local.md, Injecting faults)")
     faults.add_argument(
         "--faults",
         metavar="SPEC",

@@ -1,6 +1,6 @@
 """Real `sam local invoke` of every function with each of its sample events, and a check of what it printed.
 
-Run by the CI job on GitHub's arm64 runners (which have Docker); see the README. SAM exits 0 even
+Run by the CI job on GitHub's arm64 runners (which have Docker); see docs/operate.md. SAM exits 0 even
 when the function raised or its container timed out, so the exit code proves nothing: the printed
 response is parsed and checked per function.
 

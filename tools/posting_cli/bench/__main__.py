@@ -2,22 +2,26 @@
 
     .venv/bin/python -m posting_cli.bench [--postings 600]
 
-Six measurements, each printed as it finishes and written together as JSON to
-bench-results/<UTC timestamp>.json, with the machine and the method behind every number:
+Seven sections, numbered in the order they run, each printed as it finishes and written together as
+JSON to bench-results/<UTC timestamp>.json, with the machine and the method behind every number, and as
+Markdown with charts to bench-results/ and docs/bench/README.md:
 
-1. domain      the pure functions per posting (parse, content hash, plan), timeit, 2 and 10 legs
-2. ledger      post_item on DynamoDB Local: 1 and 4 threads on distinct accounts, 4 threads on one
-               hot account (conflicts and retries counted), latency per posting
-3. pipeline    the whole local stack (template.yaml on DynamoDB Local + moto, handlers in-process):
-               throughput at saturation, latency enqueue -> result event at a small in-flight window
-4. cold start  a fresh interpreter per handler module: import time and peak RSS
-5. memory      peak RSS of post_batch over 1,000 postings, in a fresh process
-6. cost        dollars per million postings on AWS, from DESIGN.md's prices and the item and payload
-               sizes measured above (pure arithmetic, unit-tested in tests/unit/test_bench_cost_model.py)
+1. domain        the pure functions per posting (parse, content hash, plan), timeit, 2 and 10 legs
+2. cold start    a fresh interpreter per handler module: import time, first clients and peak RSS
+3. ledger        post_item on DynamoDB Local: 1 and 4 threads on distinct accounts, 4 threads on one
+                 unsharded hot account (conflicts and retries counted), latency per posting
+4. hot accounts  8 writers through one account of 16 shards vs on distinct accounts, and the capacity
+                 of one sharded account on AWS from per-partition limits and item sizes
+5. memory        peak RSS of post_batch over 1,000 postings, in a fresh process
+6. pipeline      the whole local stack (template.yaml on DynamoDB Local + moto, handlers in-process):
+                 throughput at saturation against raw DynamoDB Local transactions, latency enqueue ->
+                 result event at a small in-flight window, CPU per request
+7. cost          dollars per million postings on AWS, from cost_model's list prices and the item and
+                 payload sizes measured above (pure arithmetic, unit-tested in tests/unit/test_bench_cost_model.py)
 
 Speed targets live here, never in unit tests: this machine is shared and noisy, so every number is
-a measurement of this run, not a property of the code. Sections 2 to 5 say nothing about latency on
-AWS; section 6 is a model, not a bill.
+a measurement of this run, not a property of the code. Sections 1 to 6 say nothing about latency on
+AWS; section 7 is a model, not a bill.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""4. Cold start proxies: a fresh interpreter imports a handler module."""
+"""2. Cold start proxies: a fresh interpreter imports a handler module."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def bench_cold_start() -> Section:
     ]
     return Section(
         key="cold_start",
-        title=f"4. Cold start proxies (fresh interpreter per run, median of {COLD_START_RUNS})",
+        title=f"2. Cold start proxies (fresh interpreter per run, median of {COLD_START_RUNS})",
         method=(
             "subprocess per run: perf_counter around importlib.import_module(handler module), then (post, emit) "
             "around creating the botocore clients the handler builds on its first call; ru_maxrss after each; "

@@ -1,4 +1,4 @@
-"""6. Cost per posting on AWS: the cost model fed with the sizes and durations measured above.
+"""7. Cost per posting on AWS: the cost model fed with the sizes and durations measured above.
 
 Every line at 20M postings a month, for three traffic shapes (spread, hot, demo-like), with batches
 as full as that traffic really fills them. Inputs are measured in this run (item and event sizes,
@@ -93,7 +93,7 @@ def bench_cost(
     posted_fraction = saturation["statuses"].get("POSTED", 0) / requests if requests else 1.0
     unsharded = next(s for s in ledger["scenarios"] if s["scenario"] == "one hot account")
     attempts_unsharded = unsharded["transaction_attempts_per_posted"] or 1.0
-    # Through an account with balance_shards (section 2b): a conflict is a retried transaction.
+    # Through an account with balance_shards (section 4): a conflict is a retried transaction.
     conflicts_sharded = ((hot_accounts or {}).get("hot") or {}).get("conflicts_per_posting") or 0.0
 
     def inputs_for(size: dict[str, Any], batch: float) -> CostInputs:
@@ -181,8 +181,8 @@ def bench_cost(
         *fmt_table(["component", "usage per posting", "$ per million postings", "share"], rows(demo)),
         f"same mix with full batches of {batch_size} (saturating traffic): ${full_batches:,.2f}; with a 1 s batching "
         f"window at 20M/month (fill {fill_with(1.0):.2f}, +up to 1 s latency): ${one_second_window:,.2f}",
-        f"hot account with balance_shards: {1 + conflicts_sharded:.3f} transactions tried per posting (section 2b), "
-        f"the hot account not read; without shards: {attempts_unsharded:.2f} (section 2), reads and writes "
+        f"hot account with balance_shards: {1 + conflicts_sharded:.3f} transactions tried per posting (section 4), "
+        f"the hot account not read; without shards: {attempts_unsharded:.2f} (section 3), reads and writes "
         "repeated (a cancelled transaction is assumed billed).",
         f"2-leg items: decision {two['posting_item_bytes']} B, accounts {two['account_item_bytes']} B, entries "
         f"{two['entry_item_bytes']} B = {two['transaction_write_units']} WCU; event {two['event_bytes']} B "
@@ -212,11 +212,11 @@ def bench_cost(
     ]
     return Section(
         key="cost",
-        title="6. Cost per posting on AWS, us-east-1, at 20M postings a month (a model, not a bill)",
+        title="7. Cost per posting on AWS, us-east-1, at 20M postings a month (a model, not a bill)",
         method=(
             "pure arithmetic (cost_model, unit-tested): item sizes by DynamoDB's documented rules from the items "
             "real postings wrote to DynamoDB Local; handler ms and log bytes from the pipeline phases; import times "
-            "from section 4; conflict retries from section 2; batch fill from mean_batch_fill at the template's "
+            "from section 2; conflict retries from section 3; batch fill from mean_batch_fill at the template's "
             "batching window; X-Ray default sampling (1/s + 5%); archive and log storage over their retention."
         ),
         data={

@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-# Prices, us-east-1, as DESIGN.md states them ("as researched in 2026"; verify on the pricing pages).
-PRICES_SOURCE = "DESIGN.md, 'Facts that bound the design': us-east-1 list prices as researched in 2026"
+# Prices, us-east-1, as researched in 2026 (verify on the AWS pricing pages): the Prices below.
+PRICES_SOURCE = "us-east-1 list prices as researched in 2026 (cost_model.Prices; verify on the AWS pricing pages)"
 # The AWS guidance's published production estimate: about $1,811 per month for about 20 million requests.
 GUIDANCE_USD_PER_MONTH = 1811.0
 GUIDANCE_REQUESTS_PER_MONTH = 20_000_000

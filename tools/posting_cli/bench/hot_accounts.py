@@ -1,4 +1,4 @@
-"""2b. Hot accounts: 8 writers through one unlimited settlement account vs on distinct accounts, in
+"""4. Hot accounts: 8 writers through one unlimited settlement account vs on distinct accounts, in
 the same run, and the capacity model of one hot account on AWS from per-partition limits and item sizes.
 
 It reuses the ledger section's runner and counters, and the cost model's unit rules.
@@ -30,7 +30,7 @@ HOT_ACCOUNT = "acc-hot-settlement"
 PARTITION_WRITE_UNITS = 1000
 LANE_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 TARGET_POSTINGS_PER_S = 2500
-# us-east-1 on-demand, as researched in 2026 (DESIGN.md): per million request units.
+# us-east-1 on-demand, as researched in 2026 (cost_model.Prices): per million request units.
 WRITE_PRICE = 0.625
 READ_PRICE = 0.125
 DEMO_HOT_SHARE = 0.6  # about the share of the demo's requests that touch a hot account
@@ -187,7 +187,7 @@ def bench_hot_accounts(endpoint: Any) -> Section:
     ]
     return Section(
         key="hot_accounts",
-        title=f"2b. Hot accounts: {WRITERS} writers, one unlimited account vs distinct accounts",
+        title=f"4. Hot accounts: {WRITERS} writers, one unlimited account vs distinct accounts",
         method=(
             f"post_item from {WRITERS} threads at once against DynamoDB Local, {POSTINGS_PER_WRITER} postings each, "
             f"median of {REPEATS} repeats after a warm-up; in the hot scenario every posting credits one account "

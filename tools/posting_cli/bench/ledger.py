@@ -1,4 +1,4 @@
-"""2. Ledger on DynamoDB Local: post_item, with and without contention."""
+"""3. Ledger on DynamoDB Local: post_item, with and without contention."""
 
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def bench_ledger(endpoint: Any) -> tuple[Section, dict[str, Any]]:
     section = Section(
         key="ledger",
         title=(
-            "2. Ledger on DynamoDB Local: post_item (BatchGetItem + TransactWriteItems), "
+            "3. Ledger on DynamoDB Local: post_item (BatchGetItem + TransactWriteItems), "
             f"median of {LEDGER_REPEATS} repeats"
         ),
         method=(

@@ -1,4 +1,4 @@
-"""3. The whole local pipeline, from template.yaml on DynamoDB Local + moto."""
+"""6. The whole local pipeline, from template.yaml on DynamoDB Local + moto."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def bench_pipeline(endpoint: Any, postings: int, baseline: dict[str, Any]) -> Se
     ]
     return Section(
         key="pipeline",
-        title=f"3. Whole local pipeline (template.yaml on DynamoDB Local + moto, {PIPELINE_POLLERS} pipe pollers)",
+        title=f"6. Whole local pipeline (template.yaml on DynamoDB Local + moto, {PIPELINE_POLLERS} pipe pollers)",
         method=(
             "LocalStack from template.yaml (overrides as listed); the demo's book and traffic; "
             "posting_cli.local.run.drain sends with SendMessageBatch keeping at most N requests undecided, "
