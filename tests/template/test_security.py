@@ -236,8 +236,16 @@ def test_posting_queue_admits_exactly_producers_pipe_and_operators(producers: li
     assert "" not in allowed_senders
 
     consumers = statements["OnlyThePipeAndOperatorsConsume"]
-    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(consumers["Action"])
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:PurgeQueue"} <= set(consumers["Action"])
     assert consumers["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == ["arn:aws:test:::PipeRole", *operators]
+    # The emit step may only say when a record it hands back becomes visible again.
+    visibility = statements["OnlyThePipeEmitAndOperatorsChangeVisibility"]
+    assert visibility["Action"] == "sqs:ChangeMessageVisibility"
+    assert visibility["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [
+        "arn:aws:test:::PipeRole",
+        "arn:aws:test:::EmitRole",
+        *operators,
+    ]
     # The pipe's role is the one the pipe runs as.
     assert template.properties("PostingPipe")["RoleArn"] == {"Fn::GetAtt": ["PipeRole", "Arn"]}
 

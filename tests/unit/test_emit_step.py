@@ -187,3 +187,55 @@ def test_each_accepted_kind_announces_its_own_detail_type():
         assert LIFECYCLE_EVENTS[kind].detail_type == detail_type
     rejected_hold = rejected.model_copy(update={"kind": "hold"})
     assert result_event(item("m2", rejected_hold), rejected_hold).detail_type == REJECTED
+
+
+class FakeReturns:
+    def __init__(self) -> None:
+        self.returned: list[tuple[str, int]] = []
+
+    def return_after(self, returns):
+        self.returned += returns
+        return len(returns)
+
+
+def test_undecided_records_are_handed_back_in_seconds_not_after_the_visibility_timeout():
+    returns = FakeReturns()
+    batch = Batch(
+        items=[
+            item("m1", posted).model_copy(update={"receipt_handle": "r1"}),
+            item("m2", failure=timeout, receive_count=1).model_copy(update={"receipt_handle": "r2"}),
+            item("m3", failure=timeout, receive_count=3).model_copy(update={"receipt_handle": "r3"}),
+            item("m4", failure=timeout, receive_count=5).model_copy(update={"receipt_handle": "r4"}),
+        ]
+    )
+
+    report = emit_batch(batch, FakeEventBus(), FakeDeadLetterQueue(), 5, returns)
+
+    assert report.batch_item_failures == ["m2", "m3"]  # m4 is on its last delivery: dead-lettered
+    assert [receipt for receipt, _ in returns.returned] == ["r2", "r3"]
+    (_, first), (_, third) = returns.returned
+    assert 1 <= first <= 2 and 4 <= third <= 8
+    assert report.returned_soon == 2
+
+
+def test_the_return_delay_grows_with_each_delivery_with_jitter_and_a_cap():
+    import random
+
+    from posting.steps.emit import RETURN_CAP_SECONDS, return_delay
+
+    rng = random.Random(7)
+    for receive_count in range(1, 12):
+        ceiling = min(RETURN_CAP_SECONDS, 2 * 2 ** (receive_count - 1))
+        delays = {return_delay(receive_count, rng) for _ in range(200)}
+        assert min(delays) >= max(1, round(ceiling / 2)) and max(delays) <= ceiling
+        assert len(delays) > 1 or ceiling <= 2  # jittered: records that failed together spread out
+
+
+def test_a_record_without_a_receipt_or_with_a_broken_queue_still_goes_back():
+    class BrokenReturns:
+        def return_after(self, returns):
+            return 0
+
+    batch = Batch(items=[item("m1", failure=timeout)])
+    report = emit_batch(batch, FakeEventBus(), FakeDeadLetterQueue(), 5, BrokenReturns())
+    assert (report.batch_item_failures, report.returned_soon) == (["m1"], 0)

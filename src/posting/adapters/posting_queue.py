@@ -1,9 +1,12 @@
-"""The posting queue, as a sender: the expiry sweeper puts its requests where every request goes."""
+"""The posting queue: the expiry sweeper puts its requests where every request goes, and the emit
+step hands undecided records back to it sooner than its visibility timeout."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 
@@ -24,3 +27,23 @@ class PostingQueue:
             )
             sent += len(response.get("Successful", []))
         return sent
+
+    def return_after(self, returns: Sequence[tuple[str, int]]) -> int:
+        """Make each record (by receipt handle) visible again after its delay in whole seconds;
+        returns how many the queue took. Best effort: a record it did not take (its receipt is
+        stale, the call failed) still comes back after the queue's visibility timeout."""
+        taken = 0
+        for start in range(0, len(returns), SQS_BATCH):
+            chunk = returns[start : start + SQS_BATCH]
+            try:
+                response = self._client.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": seconds}
+                        for index, (receipt, seconds) in enumerate(chunk)
+                    ],
+                )
+            except (ClientError, BotoCoreError):
+                continue
+            taken += len(response.get("Successful", []))
+        return taken

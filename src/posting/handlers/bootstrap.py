@@ -60,4 +60,11 @@ def dead_letter_queue() -> DeadLetterQueue:
 
 @cache
 def posting_queue() -> PostingQueue:
+    """The posting queue as the sweeper sends to it."""
     return PostingQueue(aws_client("sqs"), settings(SweepConfig).posting_queue_url)
+
+
+@cache
+def source_queue() -> PostingQueue:
+    """The posting queue as the emit step hands records back to it."""
+    return PostingQueue(aws_client("sqs"), settings(EmitConfig).posting_queue_url)

@@ -37,6 +37,7 @@ class PostConfig(LedgerConfig):
 
 class EmitConfig(_Environment):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    posting_queue_url: str = Field(alias="POSTING_QUEUE_URL", min_length=1)
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
 

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from posting.handlers.bootstrap import dead_letter_queue, event_bus, settings
+from posting.handlers.bootstrap import dead_letter_queue, event_bus, settings, source_queue
 from posting.handlers.config import EmitConfig
 from posting.handlers.observability import logger, metrics
 from posting.steps.emit import emit_batch, salvaged_batch
@@ -21,11 +21,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = salvaged_batch(event) if "error" in event else Batch.from_event(event)
     if "error" in event:
         logger.error("a step failed for the whole batch", extra={"failed_step": event.get("failed_step")})
-    report = emit_batch(batch, event_bus(), dead_letter_queue(), settings(EmitConfig).max_receive_count)
+    report = emit_batch(batch, event_bus(), dead_letter_queue(), settings(EmitConfig).max_receive_count, source_queue())
     if report.unannounced_dead_letters:
         logger.error("dead letters sent without their event", extra={"count": report.unannounced_dead_letters})
     if report.batch_item_failures:
-        logger.warning("records returned to the queue", extra={"message_ids": report.batch_item_failures})
+        logger.warning(
+            "records returned to the queue",
+            extra={"message_ids": report.batch_item_failures, "returned_soon": report.returned_soon},
+        )
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=report.published)
     metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=report.dead_lettered)
     metrics.add_metric(name="ReturnedToQueue", unit=MetricUnit.Count, value=len(report.batch_item_failures))

@@ -2,6 +2,10 @@
 
 Returns the pipe's partial-batch answer: `{"batchItemFailures": [{"itemIdentifier": <messageId>}]}`
 names exactly the records that must go back to the queue (undecided, or decided but not announced).
+Before answering, it makes each of those visible again after a short, jittered, growing delay
+(`return_delay`) instead of the queue's visibility timeout: a posting held up by contention or
+throttling comes back in seconds, and still reaches the DLQ with its reason after MaxReceiveCount
+deliveries.
 A decided record that returns is decided again as the same outcome, so its event goes out again with
 the same `event_id`: consumers dedupe on it.
 """
@@ -9,9 +13,10 @@ the same `event_id`: consumers dedupe on it.
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -31,6 +36,21 @@ POSTED = PostingPosted.detail_type
 REJECTED = PostingRejected.detail_type
 DEAD_LETTERED = PostingDeadLettered.detail_type
 _EVENT_IDS = uuid.UUID("7d1c4d36-4a8e-4b55-9a43-6f0c0a3f1e20")
+# A returned record is visible again after base * 2^(deliveries - 1) seconds, capped, with jitter
+# (half to all of it): 2, 4, 8, 16, ... seconds, so contention has time to clear without making a
+# posting wait the queue's visibility timeout.
+RETURN_BASE_SECONDS = 2
+RETURN_CAP_SECONDS = 60
+
+
+class RecordReturns(Protocol):
+    def return_after(self, returns: list[tuple[str, int]]) -> int: ...
+
+
+def return_delay(receive_count: int, rng: random.Random | None = None) -> int:
+    """Whole seconds before a record that goes back to the queue becomes visible again."""
+    ceiling = min(RETURN_CAP_SECONDS, RETURN_BASE_SECONDS * 2 ** (max(1, receive_count) - 1))
+    return max(1, round((rng or random).uniform(ceiling / 2, ceiling)))
 
 
 @dataclass(frozen=True)
@@ -39,12 +59,19 @@ class EmitReport:
     published: int
     dead_lettered: int
     unannounced_dead_letters: int = 0
+    returned_soon: int = 0  # of the batch item failures, how many the queue took back early
 
     def to_pipe_response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.batch_item_failures]}
 
 
-def emit_batch(batch: Batch, bus: EventBus, dead_letters: DeadLetterQueue, max_receive_count: int) -> EmitReport:
+def emit_batch(
+    batch: Batch,
+    bus: EventBus,
+    dead_letters: DeadLetterQueue,
+    max_receive_count: int,
+    queue: RecordReturns | None = None,
+) -> EmitReport:
     events: list[ResultEvent] = []
     owners: list[BatchItem] = []
     returned: list[str] = []
@@ -76,12 +103,26 @@ def emit_batch(batch: Batch, bus: EventBus, dead_letters: DeadLetterQueue, max_r
         else:
             returned.append(item.message_id)
     order = {item.message_id: index for index, item in enumerate(batch.items)}
+    failures = sorted(set(returned), key=order.__getitem__)
     return EmitReport(
-        batch_item_failures=sorted(set(returned), key=order.__getitem__),
+        batch_item_failures=failures,
         published=sum(delivered),
         dead_lettered=dead_lettered,
         unannounced_dead_letters=unannounced_dead_letters,
+        returned_soon=_return_soon(batch, failures, queue),
     )
+
+
+def _return_soon(batch: Batch, failures: list[str], queue: RecordReturns | None) -> int:
+    if queue is None or not failures:
+        return 0
+    by_id = {item.message_id: item for item in batch.items}
+    returns = [
+        (item.receipt_handle, return_delay(item.receive_count))
+        for item in (by_id[message_id] for message_id in failures)
+        if item.receipt_handle
+    ]
+    return queue.return_after(returns) if returns else 0
 
 
 def salvaged_batch(event: dict[str, Any]) -> Batch:

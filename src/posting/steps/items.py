@@ -31,6 +31,8 @@ class BatchItem(BaseModel):
 
     message_id: str
     receive_count: int = 1
+    # What the emit step needs to hand an undecided record back to the queue in seconds.
+    receipt_handle: str | None = None
     # The message body exactly as received: the post step parses it again (cheaper than carrying a
     # second copy through the state machine) and a dead-lettered message keeps it byte for byte.
     body: str
@@ -59,6 +61,7 @@ def item_of_record(record: Any, position: int) -> BatchItem:
     """The record's identity and body, read defensively: the pipe's records are trusted, their bodies not."""
     fields = record if isinstance(record, dict) else {}
     message_id = fields.get("messageId")
+    receipt_handle = fields.get("receiptHandle")
     body = fields.get("body")
     if not isinstance(body, str):
         body = "" if body is None else json.dumps(body, default=str)
@@ -69,5 +72,6 @@ def item_of_record(record: Any, position: int) -> BatchItem:
     return BatchItem(
         message_id=message_id if isinstance(message_id, str) and message_id else f"unidentified-record-{position}",
         receive_count=receive_count,
+        receipt_handle=receipt_handle if isinstance(receipt_handle, str) and receipt_handle else None,
         body=body,
     )
