@@ -152,6 +152,15 @@ class FakeLedger:
             return False
         if change.min_headroom is not None and self._store.headroom[change.account_id] < change.min_headroom:
             return False
+        after = state.model_copy(
+            update={
+                "balance": state.balance + change.posted,
+                "pending_debits": state.pending_debits + change.pending_debits,
+                "pending_credits": state.pending_credits + change.pending_credits,
+            }
+        )
+        if not change.within_range(after):
+            return False
         return change.pinned is None or change.pinned.version == state.version
 
     def _apply(self, plan: PostingPlan, decision: Decision) -> None:

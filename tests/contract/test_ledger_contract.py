@@ -279,3 +279,19 @@ def test_reconciliation_catches_a_checkpoint_that_misses_a_line(funded):
     funded.write_checkpoint(Checkpoint("settlement", lane, "2026-11-27T10:00:02.000Z", Figures()))
     problems = reconcile_records(funded.books.scan()).problems
     assert any("checkpoint" in problem for problem in problems)
+
+
+def test_a_write_that_would_take_a_balance_beyond_the_safe_integers_is_refused(ledger):
+    from posting.domain.model import MAX_FIGURE
+
+    open_accounts(ledger, account("funding", overdraft_limit=None), account("rich"))
+    amounts = [10**15] * 9 + [MAX_FIGURE - 9 * 10**15 - 10]  # 10 short of the bound
+    for n, amount in enumerate(amounts):
+        post(ledger, request(f"fund-{n}", leg("funding", "debit", amount), leg("rich", "credit", amount)), n)
+    before = everything(ledger)
+    with pytest.raises(ConcurrentUpdate) as refused:
+        post(ledger, request("over", leg("funding", "debit", 11), leg("rich", "credit", 11)), 20, pin=False)
+    assert refused.value.accounts["rich"].balance == MAX_FIGURE - 10
+    assert everything(ledger) == before
+    post(ledger, request("exactly", leg("funding", "debit", 10), leg("rich", "credit", 10)), 21, pin=False)
+    assert ledger.books.get_account("rich").balance == MAX_FIGURE

@@ -27,7 +27,7 @@ from posting.adapters.dynamodb import Table, cancellation_codes, error_code, tra
 from posting.adapters.ledger_books import LedgerBooks, since_checkpoint
 from posting.domain.books import Checkpoint, Figures
 from posting.domain.ledger import AccountChange, HoldSettlement, HoldState, PostingPlan, ReversalMark, decision_for
-from posting.domain.model import Account, AccountState, AccountStatus
+from posting.domain.model import MAX_FIGURE, Account, AccountState, AccountStatus
 from posting.domain.outcomes import (
     AccountAlreadyExists,
     ConcurrentUpdate,
@@ -254,6 +254,15 @@ class LedgerTable:
         if change.min_headroom is not None:
             conditions.append("headroom >= :needed")
             values[":needed"] = {"N": str(change.min_headroom)}
+        # Every figure it moves stays within what a JSON reader holds exactly (2^53 - 1).
+        if change.posted:
+            conditions.append("balance BETWEEN :posted_low AND :posted_high")
+            values[":posted_low"] = {"N": str(-MAX_FIGURE - change.posted)}
+            values[":posted_high"] = {"N": str(MAX_FIGURE - change.posted)}
+        for name, moved in (("pending_debits", change.pending_debits), ("pending_credits", change.pending_credits)):
+            if moved > 0:
+                conditions.append(f"{name} <= :{name}_high")
+                values[f":{name}_high"] = {"N": str(MAX_FIGURE - moved)}
         if change.pinned is not None:
             conditions.append("version = :version")
             values[":version"] = {"N": str(change.pinned.version)}

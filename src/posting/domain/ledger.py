@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from posting.domain.model import (
+    MAX_FIGURE,
     MAX_LEGS,
     AccountState,
     AccountStatus,
@@ -40,12 +41,14 @@ from posting.domain.model import (
 )
 from posting.domain.outcomes import BalanceAfter, Decision, PostingRejected, Reason, Status, TransientPostingError
 from posting.domain.requests import (
+    EXPIRY_PREFIX,
     CaptureRequest,
     ExpiryRequest,
     HoldRequest,
     Request,
     ReversalRequest,
     VoidRequest,
+    expiry_posting_id,
     kind_of,
 )
 
@@ -113,6 +116,15 @@ class AccountChange:
     require_open: bool = True
     min_headroom: int | None = None
     pinned: AccountState | None = None
+
+    def within_range(self, state: AccountState) -> bool:
+        """Whether figures stay where a balance may be: posted within +/-(2^53 - 1), pending within
+        0..2^53 - 1 (what the write also asks DynamoDB to check, for every figure this change moves)."""
+        return (
+            (not self.posted or -MAX_FIGURE <= state.balance <= MAX_FIGURE)
+            and (self.pending_debits <= 0 or state.pending_debits <= MAX_FIGURE)
+            and (self.pending_credits <= 0 or state.pending_credits <= MAX_FIGURE)
+        )
 
     def after(self) -> AccountState | None:
         """The account's figures right after this change, when it was planned from a read."""
@@ -191,10 +203,40 @@ def check_balanced(legs: Sequence[Leg] | PostingRequest) -> None:
 
 
 def check_content(request: Request) -> None:
-    """Everything decidable from the request alone, beyond its schema: its legs balance."""
+    """Everything decidable from the request alone, beyond its schema: its id is its own (the
+    sweeper's namespace and the id it acts on are not), its legs balance, and no account moves by
+    more than a figure may hold."""
+    _check_id(request)
     legs = getattr(request, "legs", None)
     if legs:
         check_balanced(legs)
+        moves: dict[str, int] = defaultdict(int)
+        for leg in legs:
+            moves[leg.account_id] += leg.amount if leg.side == Side.DEBIT else -leg.amount
+        beyond = sorted(account_id for account_id, amount in moves.items() if abs(amount) > MAX_FIGURE)
+        if beyond:
+            raise PostingRejected(
+                Reason.BALANCE_OUT_OF_RANGE,
+                f"it moves {', '.join(beyond)} by more than 2^53 - 1, the most a balance may hold",
+            )
+
+
+def _check_id(request: Request) -> None:
+    posting_id = request.posting_id
+    reference = referenced_id(request)
+    if reference is not None and reference == posting_id:
+        field = "reverses" if isinstance(request, ReversalRequest) else "hold_id"
+        raise PostingRejected(
+            Reason.INVALID_REQUEST, f"posting_id: must not be {field}: a request cannot act on itself"
+        )
+    if posting_id.lower().startswith(EXPIRY_PREFIX):
+        own = isinstance(request, ExpiryRequest) and posting_id == expiry_posting_id(request.hold_id)
+        if not own:
+            raise PostingRejected(
+                Reason.INVALID_REQUEST,
+                f"posting_id: ids that start with {EXPIRY_PREFIX!r} are the expiry sweeper's: only the expiry of "
+                "the hold it names may use one",
+            )
 
 
 def lane_of(key: str, lanes: int) -> int:
@@ -425,16 +467,7 @@ def _plan(
         if state.account.is_unlimited:
             continue
         change = moved[account_id].change(state, require_open=account_id in needs_open)
-        if change.pinned is not None and change.min_headroom is not None:
-            headroom = state.headroom
-            assert headroom is not None  # an account with a limit
-            if headroom < change.min_headroom:
-                raise PostingRejected(
-                    Reason.INSUFFICIENT_FUNDS,
-                    # No figures: the event goes to every consumer of the bus, and no party to a posting
-                    # learns another account's balance or limit from a rejection.
-                    f"account {account_id} has not enough {state.account.currency} available for this posting",
-                )
+        _check_figures(change, state)
         changes.append(change)
     return PostingPlan(
         request=request,
@@ -445,6 +478,27 @@ def _plan(
         ),
         posted_legs=tuple(posts),
     )
+
+
+def _check_figures(change: AccountChange, state: AccountState) -> None:
+    """What a change planned from a read of the account must leave: figures in range, and (when it
+    lowers available) no less than the limit allows. Without a read, DynamoDB checks both."""
+    after = change.after()
+    if after is None:
+        return
+    if not change.within_range(after):
+        raise PostingRejected(
+            Reason.BALANCE_OUT_OF_RANGE,
+            f"it would take a figure of account {change.account_id} beyond 2^53 - 1, the most a balance may hold",
+        )
+    headroom = state.headroom
+    if change.min_headroom is not None and headroom is not None and headroom < change.min_headroom:
+        raise PostingRejected(
+            Reason.INSUFFICIENT_FUNDS,
+            # No figures: the event goes to every consumer of the bus, and no party to a posting
+            # learns another account's balance or limit from a rejection.
+            f"account {change.account_id} has not enough {state.account.currency} available for this posting",
+        )
 
 
 @dataclass

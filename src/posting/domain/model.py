@@ -33,6 +33,9 @@ from posting.domain.currencies import ISO_4217_CODES
 MAX_LEGS = 49
 # Comfortably inside int64 and DynamoDB's 38-digit numbers, so no consumer ever overflows a sum.
 MAX_AMOUNT = 10**15
+# No balance or pending figure the ledger reports goes beyond the integers a JSON reader (a double)
+# holds exactly: +/-(2^53 - 1).
+MAX_FIGURE = 2**53 - 1
 MAX_METADATA_BYTES = 2048
 MAX_METADATA_KEYS = 16
 
@@ -159,6 +162,8 @@ class PostingRequest(_Contract):
 def canonical_content(request: BaseModel) -> dict[str, Any]:
     """The canonical content of a request of any kind (see PostingRequest.canonical_content)."""
     content = request.model_dump(mode="json", exclude_none=True)
+    if content.get("kind") == "posting":
+        del content["kind"]  # the default, said or not: the same request
     for name in ("effective_at", "expires_at"):
         moment = getattr(request, name, None)
         if isinstance(moment, datetime):

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from posting.domain.model import AccountState, canonical_content, differing_fields
+from posting.domain.model import MAX_FIGURE, AccountState, canonical_content, differing_fields
 from posting.domain.requests import request_from_record
 
 
@@ -45,6 +45,9 @@ class Reason(StrEnum):
     # A string of the request looks like a card number (a Luhn-valid run of 13-19 digits): refused
     # by content like INVALID_REQUEST, so it does not consume the posting_id; never echoed.
     SENSITIVE_DATA = "SENSITIVE_DATA"
+    # It would take a balance or a pending figure beyond +/-(2^53 - 1), the integers every JSON
+    # reader holds exactly. Decided by content when one request alone moves an account that far.
+    BALANCE_OUT_OF_RANGE = "BALANCE_OUT_OF_RANGE"
 
 
 class PostingRejected(Exception):
@@ -76,12 +79,12 @@ class BalanceAfter(BaseModel):
 
     account_id: str
     currency: str
-    balance: int
+    balance: int = Field(ge=-MAX_FIGURE, le=MAX_FIGURE)
     version: int
-    posted: int | None = None
-    pending_debits: int = 0
-    pending_credits: int = 0
-    available: int | None = None
+    posted: int | None = Field(default=None, ge=-MAX_FIGURE, le=MAX_FIGURE)
+    pending_debits: int = Field(default=0, ge=0, le=MAX_FIGURE)
+    pending_credits: int = Field(default=0, ge=0, le=MAX_FIGURE)
+    available: int | None = Field(default=None, ge=-MAX_FIGURE, le=MAX_FIGURE)
 
     @model_validator(mode="after")
     def _four_figures(self) -> BalanceAfter:

@@ -128,9 +128,12 @@ def request_json_schema() -> dict[str, Any]:
     return _REQUEST.json_schema(mode="validation")
 
 
+EXPIRY_PREFIX = "expire:"  # the sweeper's namespace of posting_ids: no other request may use it
+
+
 def expiry_posting_id(hold_id: str) -> str:
     """The posting_id the sweeper uses to expire a hold: derived, so resending it is a DUPLICATE."""
-    candidate = f"expire:{hold_id}"
+    candidate = f"{EXPIRY_PREFIX}{hold_id}"
     if len(candidate) <= 128:
         return candidate
-    return "expire:" + hashlib.sha256(hold_id.encode()).hexdigest()
+    return EXPIRY_PREFIX + hashlib.sha256(hold_id.encode()).hexdigest()
