@@ -52,7 +52,7 @@ SHAPES = ("spread", "hot", "demo")
 POINTS = (inputs.POINT_FLAT, inputs.POINT_FULL)
 TARGETS_USD_PER_MILLION = {inputs.POINT_FULL: 5.00, inputs.POINT_FLAT: 8.00}
 LATENCY_P99_BUDGET_MS = 1_000  # enqueue -> result at the flat point, for any batching window default
-FULL_POINT_POLLERS = 40  # enough pollers that 1,111/s never queues (Little's law with the workflow time)
+POLLER_UTILISATION = 0.7  # pollers busy this share of the time at 1,111/s: Pipes scales them out to keep up
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,8 @@ def build_model(
     flat = simulate(
         profile, flat_rate, pollers=inputs.PIPE_POLLERS, batch_size=batch, window_s=deployment.batching_window_s
     )
-    full = simulate(
-        profile, inputs.FULL_POSTINGS_PER_SECOND, pollers=FULL_POINT_POLLERS, batch_size=batch, window_s=1.0
-    )
+    full_pollers = pollers_for(profile, inputs.FULL_POSTINGS_PER_SECOND, batch)
+    full = simulate(profile, inputs.FULL_POSTINGS_PER_SECOND, pollers=full_pollers, batch_size=batch, window_s=1.0)
     points = {
         inputs.POINT_FLAT: OperatingPoint(inputs.POINT_FLAT, flat_rate, flat.mean_fill),
         inputs.POINT_FULL: OperatingPoint(
@@ -146,6 +145,13 @@ def build_model(
         points=points,
         fills={inputs.POINT_FLAT: flat, inputs.POINT_FULL: full},
     )
+
+
+def pollers_for(profile: BatchProfile, rate: float, batch_size: int) -> int:
+    """Pollers that keep up with `rate` in full batches, each busy POLLER_UTILISATION of the time
+    (Little's law: executions per second x seconds per execution)."""
+    busy = rate / batch_size * (inputs.SQS_HANDOVER_MS + profile.workflow_ms(batch_size)) / 1000
+    return max(1, math.ceil(busy / POLLER_UTILISATION))
 
 
 def simulate(
@@ -386,6 +392,15 @@ def point_lines(model: CostModel) -> list[str]:
         batch_size=model.deployment.batch_size,
         window_s=model.deployment.batching_window_s,
     )
+    full_pollers = pollers_for(model.profile, inputs.FULL_POSTINGS_PER_SECOND, model.deployment.batch_size)
+    unwindowed = simulate(
+        model.profile,
+        inputs.FULL_POSTINGS_PER_SECOND,
+        pollers=full_pollers,
+        batch_size=model.deployment.batch_size,
+        window_s=0.0,
+    )
+    partial = model.with_point(inputs.POINT_FULL, fill=unwindowed.mean_fill).total("demo", inputs.POINT_FULL)
     return [
         f"{inputs.POINT_FLAT}: {model.points[inputs.POINT_FLAT].postings_per_second:.1f}/s all month; the pipe's fill "
         f"{flat.mean_fill:.2f} (batch-fill simulation: {inputs.PIPE_POLLERS} pollers, window "
@@ -394,8 +409,9 @@ def point_lines(model: CostModel) -> list[str]:
         f"{flat.executions_per_second:.1f} executions/s; enqueue -> result p50 {flat.latency_p50_ms:,.0f} ms, "
         f"p99 {flat.latency_p99_ms:,.0f} ms",
         f"{inputs.POINT_FULL}: sustained, full batches of {model.deployment.batch_size} (a 1 s window fills them: "
-        f"simulated fill {full.mean_fill:.2f} with {FULL_POINT_POLLERS} pollers, p99 {full.latency_p99_ms:,.0f} ms); "
-        f"{model.points[inputs.POINT_FULL].executions_per_second:.0f} executions/s",
+        f"simulated fill {full.mean_fill:.2f} with {full_pollers} pollers, p99 {full.latency_p99_ms:,.0f} ms); "
+        f"{model.points[inputs.POINT_FULL].executions_per_second:.0f} executions/s; with no window the same pollers "
+        f"fill {unwindowed.mean_fill:.2f} per execution and the demo mix costs ${partial:,.2f}",
     ]
 
 
@@ -630,6 +646,10 @@ def semantic_levers(model: CostModel, point: str, deployment: Deployment) -> dic
         * (1 - 1 / at.fill),
         "no event archive and no audit log copy": line_usd(current, "Event archive")
         + line_usd(current, "CloudWatch Logs, audit"),
+        "one Rejected metric instead of one per reason": (inputs.custom_metrics().get("Rejected", 1) - 1)
+        * model.prices.cloudwatch_metric_per_month
+        / at.postings_per_month
+        * 1e6,
     }
     if point == inputs.POINT_FLAT:
         window = simulate(
