@@ -105,7 +105,7 @@ def measure_batch_profile(endpoint: Any) -> dict[str, Any]:
     timings = {
         name: FunctionTiming.from_two_fills(fill_low, low_ms or 0.0, fill_high, high["ms_per_invocation"][name] or 0.0)
         for name, low_ms in low["ms_per_invocation"].items()
-        if name in high["ms_per_invocation"]
+        if low_ms and high["ms_per_invocation"].get(name)  # invoked at both fills: the workflow's tasks
     }
     per_batch, per_record = log_bytes_line(
         fill_low, low["log_bytes_per_request"], fill_high, high["log_bytes_per_request"]

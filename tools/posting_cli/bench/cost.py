@@ -428,6 +428,15 @@ def per_batch_lines(model: CostModel) -> list[str]:
         "INFO, plus "
         f"{model.deployment.platform_log_bytes_per_invocation:,.0f} B of platform lines per invocation",
     ]
+    halved = dataclasses.replace(
+        profile,
+        functions={name: FunctionTiming(t.fixed_ms / 2, t.per_record_ms / 2) for name, t in profile.functions.items()},
+    )
+    quicker = dataclasses.replace(model, profile=halved)
+    out.append(
+        "the durations are the local stack's (an upper bound): at half of them the demo mix costs "
+        + ", ".join(f"${model.total('demo', p) - quicker.total('demo', p):,.2f} less at {p}" for p in POINTS)
+    )
     tasks = len(profile.functions)
     demo = model.mixes["demo"]
     for name, point in model.points.items():

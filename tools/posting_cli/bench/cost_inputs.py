@@ -58,29 +58,29 @@ SAMPLE_UUID = uuid.UUID("5f0c1a52-8a7e-4a8e-9f55-0c7d2b1e9a10")
 
 # --- measured: a batch and a record (bench section 6a, batch_costs) ------------------------------
 # ms per invocation, in-process wall time on the local stack (one pipe poller, PipeBatchSize 1 then 10,
-# the demo's traffic), the straight line through fills 1 and 10. Measured with the machine's load
-# average at 9.5-12 on 2 cores (other work running): Post's per-record time is mostly waiting for the
-# GIL and for DynamoDB Local, an upper bound for Lambda, where its 8 workers wait on the network.
+# the demo's traffic), the straight line through fills 1 and 10: the `make bench` run of 2026-12-06,
+# load average 10.7-11.3 on 2 cores. Three runs that day put Post at 38-58 ms for one record and
+# 165-578 ms for ten, as the machine's other work came and went: these are upper bounds for Lambda,
+# where Post's 8 workers wait on the network, not on one GIL and a JVM on the same cores.
 FUNCTION_TIMINGS = {
-    "Validate": FunctionTiming(fixed_ms=1.9, per_record_ms=0.60),
-    "Post": FunctionTiming(fixed_ms=0.0, per_record_ms=41.07),
-    "Emit": FunctionTiming(fixed_ms=25.0, per_record_ms=0.59),
+    "Validate": FunctionTiming(fixed_ms=4.45, per_record_ms=0.38),
+    "Post": FunctionTiming(fixed_ms=45.63, per_record_ms=11.97),
+    "Emit": FunctionTiming(fixed_ms=32.83, per_record_ms=0.57),
 }
-# Lambda log bytes per request: 1,462 at fill 1 and 194 at fill 10 (LogLevel INFO), the same within
-# 2% in two runs: Post's summary line and each handler's metric blob are written once per batch;
-# validation refusals (one INFO line each) and rejection-reason metric blobs grow with the records.
-LOG_BYTES_PER_BATCH = 1_409.0
-LOG_BYTES_PER_RECORD = 53.1
-
-# The batch-fill simulation against the local stack (section 6a): 30 s of Poisson arrivals at 7.6/s,
+# Lambda log bytes per request: 1,433 at fill 1 and 194 at fill 10 (LogLevel INFO), within 3% in every
+# run: Post's summary line and each handler's metric blob are written once per batch; validation
+# refusals (one INFO line each) and rejection-reason metric blobs grow with the records.
+LOG_BYTES_PER_BATCH = 1_377.0
+LOG_BYTES_PER_RECORD = 56.3
+# The batch-fill simulation against the local stack (same run): 30 s of Poisson arrivals at 7.6/s,
 # 4 pollers, no window; the simulation run with that run's own mean execution time.
 LOCAL_FILL_CHECK = {
-    "SendMessage": {"measured": 1.178, "simulated": 1.075, "execution_ms": 324},
-    "SendMessageBatch, 1 s flush": {"measured": 5.865, "simulated": 6.577, "execution_ms": 494},
+    "SendMessage": {"measured": 1.299, "simulated": 1.18, "execution_ms": 442},
+    "SendMessageBatch, 1 s flush": {"measured": 5.425, "simulated": 6.577, "execution_ms": 319},
 }
 
 # --- measured: cold start (bench section 4): import + first clients, ms ---------------------------
-INIT_MS = {"Validate": 252.0, "Post": 515.0, "Emit": 503.0, "Sweep": 515.0}
+INIT_MS = {"Validate": 252.0, "Post": 515.0, "Emit": 503.0, "Sweep": 515.0}  # 2026-12-02, section 4
 
 # --- assumed (not measurable without an account) ------------------------------------------------
 SFN_OVERHEAD_MS_PER_TASK = 25.0  # Step Functions -> Lambda invoke and state transition, per task
