@@ -70,6 +70,8 @@ class _Pipe:
         self.delivery_ms = delivery_ms
         self.rng = rng
         self.queue: deque[float] = deque()
+        self.idle = list(range(pollers))  # pollers long-polling, in the order they became idle
+        self.collecting: list[int] = []  # pollers inside a batching window
         self.events: list[tuple[float, int, str, int]] = []  # (time, sequence, kind, poller)
         self.sequence = 0
         self.latencies_ms: list[float] = []
@@ -84,32 +86,35 @@ class _Pipe:
             if kind == "free":
                 self._free(index, at)
             elif poller.state == "collecting" and poller.deadline == at:  # a window that ended
+                self.collecting.remove(index)
                 if poller.batch:
                     self._start(index, at)
                 else:
-                    poller.state = "idle"
+                    self._idle(index)
 
     def arrive(self, at: float, count: int) -> None:
         """`count` messages land in the queue at `at` (one producer call)."""
         for _ in range(count):
-            collecting = [i for i, p in enumerate(self.pollers) if p.state == "collecting"]
-            if not collecting:
+            if not self.collecting:
                 self.queue.append(at)
                 continue
-            index = self.rng.choice(collecting)
+            index = self.rng.choice(self.collecting)
             self.pollers[index].batch.append(at)
             if len(self.pollers[index].batch) >= self.batch_size:
+                self.collecting.remove(index)
                 self._start(index, at)
-        for index, poller in enumerate(self.pollers):
-            if not self.queue:
-                break
-            if poller.state == "idle":  # a long poll returns the moment messages are there
-                self._take(index)
-                self._start(index, at)
+        while self.queue and self.idle:  # a long poll returns the moment messages are there
+            index = self.idle.pop(0)
+            self._take(index)
+            self._start(index, at)
 
     def _schedule(self, at: float, kind: str, index: int) -> None:
         self.sequence += 1
         heapq.heappush(self.events, (at, self.sequence, kind, index))
+
+    def _idle(self, index: int) -> None:
+        self.pollers[index].state = "idle"
+        self.idle.append(index)
 
     def _take(self, index: int) -> None:
         batch = self.pollers[index].batch
@@ -130,11 +135,12 @@ class _Pipe:
         self._take(index)
         if self.window_s > 0 and len(poller.batch) < self.batch_size:
             poller.state, poller.deadline = "collecting", at + self.window_s
+            self.collecting.append(index)
             self._schedule(poller.deadline, "deadline", index)
         elif poller.batch:
             self._start(index, at)
         else:
-            poller.state = "idle"
+            self._idle(index)
 
 
 def simulate_fill(

@@ -588,7 +588,7 @@ def snapstart_lines(model: CostModel) -> list[str]:
     init_usd = model.extras(point, model.deployment).init_gb_seconds_per_month * model.prices.lambda_arm_per_gb_second
     return [
         f"SnapStart (Python, one published version per function): cache ${cache:,.2f} + restores ${restores:,.2f} a "
-        f"month ({inits:,.0f} restores) against ${init_usd:,.2f} of billed INIT at {inputs.POINT_FLAT}: it pays in "
+        f"month ({inits:,.0f} restores) against ${init_usd:,.3f} of billed INIT at {inputs.POINT_FLAT}: it pays in "
         "cold-start latency, not in dollars.",
     ]
 

@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +432,7 @@ def _provisioned(template: Template) -> float | None:
 HANDLERS_DIR = Path(__file__).resolve().parents[3] / "src" / "posting" / "handlers"
 
 
+@cache
 def custom_metrics() -> dict[str, int]:
     """The custom metrics the handlers emit, each with how many dimension values it takes: read from the
     handlers' source (add_metric / single_metric names); `Rejected` takes one per reason code."""
@@ -451,6 +453,7 @@ def custom_metrics() -> dict[str, int]:
     return names
 
 
+@cache
 def unlimited_lanes() -> int:
     """Lanes of the demo book's unlimited accounts (their balance_shards, or the default)."""
     from posting_cli.demo import Book
