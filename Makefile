@@ -19,7 +19,7 @@ FN_ID = $(if $(filter %Function,$(FN)),$(FN),$(shell printf %s '$(FN)' | sed 's/
 LOG_GROUPS = $(shell tools/sam.sh list stack-outputs --config-env $(ENV) --output json 2>/dev/null \
 	| python3 -c 'import json,sys; print(" ".join(o["OutputValue"] for o in json.load(sys.stdin) if o["OutputKey"] == "ResultsLogGroupName"))' 2>/dev/null)
 
-.PHONY: help venv engines test unit lint format demo soak bench build validate deploy invoke remote-invoke logs schema clean
+.PHONY: help venv engines test unit lint format demo soak bench cost build validate deploy invoke remote-invoke logs schema clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ soak: engines ## every fault injected (a killed process too) on demo-like traffi
 
 bench: engines ## measure throughput, latency, cold start, memory and cost; JSON + Markdown report with charts
 	$(BIN)/python -m posting_cli.bench
+
+cost: $(INSTALLED) ## the cost model alone, in seconds, no engines: $ per million by line at 20M/month and 1,111/s
+	@$(BIN)/python -m posting_cli.bench.cost
 
 schema: $(INSTALLED) ## regenerate the published JSON Schemas (and the template's schema registry) from the models
 	$(BIN)/posting schema --write schema/ --template template.yaml

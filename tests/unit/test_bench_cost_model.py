@@ -1,23 +1,42 @@
-"""The benchmark's cost model: DynamoDB item sizes and capacity units, billing rounding, the per-posting sum.
-
-Pure arithmetic, checked against the rules as AWS documents them; no engine, no timing.
+"""The benchmark's cost model: DynamoDB item sizes and capacity units, billing rounding, and every line
+of the per-posting sum (one test per corrected line). Pure arithmetic, checked against the rules as AWS
+documents them; no engine, no timing.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import io
+import re
+from contextlib import redirect_stdout
 
 import pytest
 
+from posting_cli.bench import cost_inputs as inputs
 from posting_cli.bench.cost_model import (
-    CostInputs,
+    GB,
+    BatchProfile,
+    Deployment,
+    ExtraInputs,
+    FunctionTiming,
+    Mix,
+    MonthlyCost,
+    OperatingPoint,
     Prices,
+    RequestShape,
     chunks_64kb,
-    cost_breakdown,
+    cloudtrail_events_per_posting,
+    cost_lines,
     lambda_gb_seconds,
-    mean_batch_fill,
+    lambda_init_gb_seconds_per_month,
+    provisioned_break_even_utilisation,
+    provisioned_usd_per_unit,
     read_units,
     sfn_express_gb_seconds,
+    shared_reads_per_batch,
+    snapstart_usd_per_month,
+    storage_per_month_kept,
     stored_bytes,
     total_usd,
     write_units,
@@ -25,6 +44,9 @@ from posting_cli.bench.cost_model import (
 )
 from posting_cli.bench.item_sizes import attribute_value_size, item_size, number_size
 from posting_cli.bench.section import percentile
+from posting_cli.local.template import Template
+
+MILLION = 1_000_000
 
 
 @pytest.mark.parametrize(
@@ -105,56 +127,6 @@ def test_lambda_duration_rounds_up_to_the_millisecond() -> None:
     assert lambda_gb_seconds(100.0, 1024) == pytest.approx(0.1)
 
 
-def test_cost_breakdown_for_a_batch_of_ten() -> None:
-    inputs = CostInputs(
-        batch_size=10,
-        message_bytes=400,
-        pipe_batch_bytes=10_000,
-        lambda_memory_mb=512,
-        lambda_ms={"Validate": 10, "Post": 100, "Emit": 50},
-        sfn_overhead_ms=30,  # 190 ms in all: billed as 200 ms at 64 MB
-        sfn_memory_mb=64,
-        write_item_bytes=[700, 230, 230, 260, 260],  # each under 1 KB: 2 WCU each in a transaction
-        read_item_bytes=[230, 230],
-        event_bytes=500,
-    )
-    lines = {line.component: line for line in cost_breakdown(inputs, Prices())}
-    million = 1_000_000
-
-    assert lines["SQS requests"].usage_per_posting == pytest.approx(0.3)  # send + receive + delete per 10
-    assert lines["SQS requests"].usd_per_million_postings == pytest.approx(0.3 * 0.40)
-    assert lines["EventBridge Pipes"].usd_per_million_postings == pytest.approx(0.1 * 0.40)
-    assert lines["Step Functions requests"].usd_per_million_postings == pytest.approx(0.1 * 1.00)
-    assert lines["Step Functions duration"].usd_per_million_postings == pytest.approx(
-        0.2 * (64 / 1024) / 10 * 0.00001667 * million
-    )
-    assert lines["Lambda requests"].usd_per_million_postings == pytest.approx(0.3 * 0.20)
-    assert lines["Lambda duration"].usd_per_million_postings == pytest.approx(0.160 * 0.5 / 10 * 0.0000133334 * million)
-    assert lines["DynamoDB writes"].usage_per_posting == 10
-    assert lines["DynamoDB writes"].usd_per_million_postings == pytest.approx(10 * 0.625)
-    assert lines["DynamoDB reads"].usd_per_million_postings == pytest.approx(2 * 0.125)
-    assert lines["EventBridge events"].usd_per_million_postings == pytest.approx(1.00)
-
-
-def test_large_batches_pay_per_64kb_chunk() -> None:
-    inputs = CostInputs(
-        batch_size=10,
-        message_bytes=8192,  # 80 KB per batch: two chunks for each send and receive
-        pipe_batch_bytes=90_000,
-        lambda_memory_mb=512,
-        lambda_ms={"Post": 1},
-        sfn_overhead_ms=0,
-        sfn_memory_mb=64,
-        write_item_bytes=[],
-        read_item_bytes=[],
-        event_bytes=70_000,
-    )
-    lines = {line.component: line for line in cost_breakdown(inputs, Prices())}
-    assert lines["SQS requests"].usage_per_posting == pytest.approx((2 * 2 + 1) / 10)
-    assert lines["EventBridge Pipes"].usage_per_posting == pytest.approx(2 / 10)
-    assert lines["EventBridge events"].usage_per_posting == 2
-
-
 def test_percentile_is_nearest_rank() -> None:
     values = list(range(1, 101))
     assert percentile(values, 0.50) == 50
@@ -165,122 +137,370 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([7], 0.99) == 7
 
 
-def test_batches_fill_with_what_arrives_while_pollers_are_busy_or_waiting() -> None:
-    # 20M postings a month is about 7.6/s; 5 pollers each busy 0.4 s per workflow, no window.
-    assert mean_batch_fill(7.6, pollers=5, cycle_seconds=0.4, window_seconds=0, batch_size=10) == pytest.approx(1.608)
-    # A trickle: every record travels alone.
-    assert mean_batch_fill(0.01, pollers=5, cycle_seconds=0.4, window_seconds=0, batch_size=10) == pytest.approx(1.0008)
-    # A batching window fills batches, up to the batch size.
-    assert mean_batch_fill(7.6, pollers=5, cycle_seconds=0.4, window_seconds=2, batch_size=10) == pytest.approx(4.648)
-    assert mean_batch_fill(500, pollers=5, cycle_seconds=0.4, window_seconds=0, batch_size=10) == 10
-
-
-def test_xray_default_sampling_is_one_per_second_then_five_percent() -> None:
-    assert xray_traced_fraction(0.5) == 1.0
-    assert xray_traced_fraction(1.0) == 1.0
-    assert xray_traced_fraction(5.0) == pytest.approx((1 + 0.05 * 4) / 5)
-    assert xray_traced_fraction(0) == 0.0
-
-
 def test_storage_adds_100_bytes_per_item() -> None:
     assert stored_bytes([700, 250, 250]) == 1500
 
 
-def test_lines_around_the_request_path_appear_only_when_modelled() -> None:
-    core = CostInputs(
-        batch_size=2,
-        message_bytes=400,
-        pipe_batch_bytes=2_000,
-        lambda_memory_mb=512,
-        lambda_ms={"validate": 5, "post": 40, "emit": 20},
-        sfn_overhead_ms=75,
-        sfn_memory_mb=64,
-        write_item_bytes=[700, 230, 230],
-        read_item_bytes=[230, 230],
-        event_bytes=460,
+# --- a small world to price: one shape, one profile, one deployment ---------------------------------
+TWO_LEG = RequestShape(
+    name="2-leg",
+    message_bytes=400,
+    event_envelope_bytes=800,
+    transaction_item_bytes=(500, 300, 300, 300, 300),  # decision, 2 accounts, 2 entries: 10 WCU
+    own_reads=2.0,
+    stored_item_bytes=(500, 300, 300),
+    table_calls=1,
+)
+PROFILE = BatchProfile(
+    functions={
+        "Validate": FunctionTiming(fixed_ms=2, per_record_ms=0.5),
+        "Post": FunctionTiming(fixed_ms=20, per_record_ms=10),
+        "Emit": FunctionTiming(fixed_ms=15, per_record_ms=1),
+    },
+    log_bytes_per_batch=2_000,
+    log_bytes_per_record=50,
+    sfn_overhead_ms_per_task=25,
+)
+BARE = Deployment(
+    platform_log_bytes_per_invocation=0,
+    log_retention_months=0,
+    archive_retention_months=0,
+    tracing=False,
+    trail_records_data_events=False,
+)
+
+
+def line(lines: list, component: str):
+    return next(item for item in lines if item.component == component)
+
+
+def priced(
+    mix: Mix | None = None, fill: float = 10, deployment: Deployment = BARE, **point: float
+) -> dict[str, object]:
+    at = OperatingPoint("p", point.pop("rate", 100.0), fill, **point)
+    lines = cost_lines(mix or Mix.of("two", [(1, TWO_LEG)]), PROFILE, at, deployment)
+    return {item.component: item for item in lines}
+
+
+def test_the_request_path_for_full_batches_of_ten() -> None:
+    lines = priced(fill=10)
+    assert lines["SQS requests"].usage_per_posting == pytest.approx(1 + 2 / 10)  # send alone; poll + delete per batch
+    assert lines["EventBridge Pipes"].usd_per_million_postings == pytest.approx(0.1 * 0.40)
+    assert lines["Step Functions requests"].usd_per_million_postings == pytest.approx(0.1 * 1.00)
+    # 2+5 + 20+100 + 15+10 = 152 ms of tasks + 75 ms overhead = 227 -> billed 300 ms at 64 MB
+    assert lines["Step Functions duration"].usage_per_posting == pytest.approx(0.3 * 64 / 1024 / 10)
+    assert lines["Lambda requests"].usd_per_million_postings == pytest.approx(0.3 * 0.20)
+    assert lines["DynamoDB writes"].usage_per_posting == 10
+    assert lines["DynamoDB writes"].usd_per_million_postings == pytest.approx(10 * 0.625)
+    assert lines["DynamoDB reads"].usd_per_million_postings == pytest.approx(2 * 0.125)
+    assert lines["EventBridge events"].usd_per_million_postings == pytest.approx(1.00)
+
+
+def test_durations_are_fixed_plus_per_record_at_the_fill_the_batches_have() -> None:
+    # The same profile at a fill of 1.3 pays each function's fixed time over 1.3 records, not over 10.
+    lines = priced(fill=1.3)
+    expected_ms = [2 + 0.5 * 1.3, 20 + 10 * 1.3, 15 + 1 * 1.3]
+    expected = sum(lambda_gb_seconds(ms, 512) for ms in expected_ms) / 1.3
+    assert lines["Lambda duration"].usage_per_posting == pytest.approx(expected)
+    assert lines["Lambda duration"].usage_per_posting > priced(fill=10)["Lambda duration"].usage_per_posting * 2
+
+
+def test_a_function_timing_is_the_line_through_two_fills() -> None:
+    timing = FunctionTiming.from_two_fills(1, 30.0, 10, 120.0)
+    assert timing == FunctionTiming(fixed_ms=20.0, per_record_ms=10.0)
+    assert timing.ms(1.3) == pytest.approx(33.0)
+    assert FunctionTiming.from_two_fills(1, 50.0, 10, 40.0).per_record_ms == 0  # never negative
+
+
+def test_lambda_logs_are_written_per_batch_and_per_record() -> None:
+    gb = GB
+    ten, one = priced(fill=10), priced(fill=1)
+    assert ten["CloudWatch Logs, Lambda (ingest)"].usage_per_posting == pytest.approx((2_000 / 10 + 50) / gb)
+    assert one["CloudWatch Logs, Lambda (ingest)"].usage_per_posting == pytest.approx((2_000 + 50) / gb)
+    # Lambda's own START/END/REPORT lines come once per invocation: three tasks per batch.
+    loud = priced(fill=2, deployment=dataclasses.replace(BARE, platform_log_bytes_per_invocation=400))
+    assert loud["CloudWatch Logs, Lambda (ingest)"].usage_per_posting == pytest.approx(
+        ((2_000 + 3 * 400) / 2 + 50) / gb
     )
-    assert len(cost_breakdown(core, Prices())) == 9
-    full = dataclasses.replace(
-        core,
-        lambda_log_bytes_per_posting=700,
-        platform_log_bytes_per_invocation=300,
-        log_retention_months=1,
-        audit_log_bytes_per_posting=750,
-        archive_bytes_per_posting=750,
-        archive_retention_months=3,
-        traced_fraction=0.5,
-        stored_bytes_per_posting=1_400,
-        init_gb_seconds_per_posting=1e-6,
+
+
+def test_log_bytes_per_batch_and_per_record_come_from_two_fills() -> None:
+    from posting_cli.bench.batch_costs import log_bytes_line
+
+    # bytes per request = 2,000 / fill + 50: 2,050 at fill 1 and 250 at fill 10.
+    per_batch, per_record = log_bytes_line(1, 2_050, 10, 250)
+    assert per_batch == pytest.approx(2_000)
+    assert per_record == pytest.approx(50)
+
+
+def test_cloudtrail_counts_every_call_it_records() -> None:
+    mix = Mix.of("two", [(1, TWO_LEG)])
+    on = dataclasses.replace(BARE, trail_records_data_events=True)
+    point = OperatingPoint("p", 100, 2.0)
+    # producer's send 1, per batch of 2: ReceiveMessage, DeleteMessageBatch, BatchGetItem; its own TransactWriteItems.
+    assert cloudtrail_events_per_posting(mix, point, on, tasks=3) == pytest.approx(1 + 3 / 2 + 1)
+    invokes = dataclasses.replace(on, trail_records_lambda_invokes=True)
+    assert cloudtrail_events_per_posting(mix, point, invokes, tasks=3) == pytest.approx(1 + 6 / 2 + 1)
+    # Leaving out the pipeline's own roles leaves the producers' sends (fewer with SendMessageBatch).
+    excluded = dataclasses.replace(invokes, trail_excludes_pipeline_roles=True)
+    assert cloudtrail_events_per_posting(mix, point, excluded, tasks=3) == 1
+    batched = OperatingPoint("p", 100, 2.0, producer_calls_per_posting=0.1)
+    assert cloudtrail_events_per_posting(mix, batched, excluded, tasks=3) == pytest.approx(0.1)
+    assert cloudtrail_events_per_posting(mix, point, BARE, tasks=3) == 0
+    lines = priced(fill=2, deployment=on)
+    assert lines["CloudTrail data events"].usd_per_million_postings == pytest.approx(3.5 * 1.00)  # $0.10 per 100,000
+
+
+def test_a_refusal_by_validation_reads_and_writes_nothing_and_is_not_recorded_by_the_trail() -> None:
+    refused = inputs.refused_by_validation("malformed", 120, "INVALID_REQUEST")
+    assert (refused.write_units, refused.own_reads, refused.table_calls, refused.stored_item_bytes) == (0, 0, 0, ())
+    mix = Mix.of("refusals", [(1, refused)])
+    on = dataclasses.replace(BARE, trail_records_data_events=True)
+    lines = priced(mix, fill=1, deployment=on)
+    assert lines["DynamoDB writes"].usage_per_posting == 0
+    assert lines["DynamoDB reads"].usage_per_posting == 0
+    assert lines["EventBridge events"].usage_per_posting == 1  # it is still answered
+    assert lines["CloudTrail data events"].usage_per_posting == pytest.approx(1 + 2)  # send, poll, delete: no read
+
+
+def test_a_duplicate_runs_the_transaction_and_pays_for_it_cancelled() -> None:
+    card = inputs.posted("card-payment", inputs.KIND_LEGS["card-payment"], 320)
+    duplicate = inputs.duplicate_of(card)
+    assert duplicate.transaction_cancelled and duplicate.write_units == card.write_units == 8
+    assert duplicate.stored_item_bytes == () and duplicate.lane_entries == 0  # nothing stays
+    assert duplicate.own_reads == card.own_reads and duplicate.shared_accounts == card.shared_accounts
+    reused = inputs.duplicate_of(card, reused_id=True)
+    assert reused.write_units == 8 and reused.event_envelope_bytes != card.event_envelope_bytes  # a rejection event
+    # A duplicate of a rejection: its decision Put fails the condition, 1 WCU for an item under 1 KB.
+    overdraft = inputs.rejected_by_ledger(
+        "overdraft", inputs.LEDGER_REJECTIONS["overdraft"][0], 320, reason="INSUFFICIENT_FUNDS"
     )
-    lines = {line.component: line for line in cost_breakdown(full, Prices())}
-    gb = 1024**3
-    # Lambda logs: 700 B per posting plus 3 invocations x 300 B per batch of 2.
-    assert lines["CloudWatch Logs, Lambda (ingest)"].usage_per_posting == pytest.approx((700 + 450) / gb)
-    assert lines["CloudWatch Logs, audit copy (ingest)"].usd_per_million_postings == pytest.approx(750 / gb * 0.5 * 1e6)
-    assert lines["Event archive storage (retention)"].usage_per_posting == pytest.approx(750 * 3 / gb)
-    assert lines["X-Ray traces"].usd_per_million_postings == pytest.approx(0.25 * 5.0)
-    assert lines["DynamoDB storage + PITR (each month kept)"].usd_per_million_postings == pytest.approx(
-        1_400 / gb * 0.45 * 1e6
-    )
-    assert total_usd(list(lines.values())) > total_usd(cost_breakdown(core, Prices()))
+    assert overdraft.write_units == 1 and inputs.duplicate_of(overdraft).write_units == 1
+    assert inputs.duplicate_of(overdraft).stored_item_bytes == ()
+    # A duplicate of a request refused by validation is refused again: nothing.
+    again = inputs.duplicate_of(inputs.refused_by_validation("unbalanced", 300, "UNBALANCED"))
+    assert not again.reaches_ledger and again.write_units == 0
 
 
-def test_contention_repeats_reads_and_writes_and_the_mix_replaces_them() -> None:
-    base = CostInputs(
-        batch_size=10,
-        message_bytes=400,
-        pipe_batch_bytes=7_000,
-        lambda_memory_mb=512,
-        lambda_ms={"post": 100},
-        sfn_overhead_ms=25,
-        sfn_memory_mb=64,
-        write_item_bytes=[700, 230, 230, 250, 250],
-        read_item_bytes=[230, 230],
-        event_bytes=460,
-    )
-    hot = dataclasses.replace(base, transaction_attempts=2.0)
-    mixed = dataclasses.replace(base, posted_fraction=0.75, not_posted_write_units=1, not_posted_read_units=2)
-
-    def units(inputs: CostInputs, component: str) -> float:
-        return next(line.usage_per_posting for line in cost_breakdown(inputs, Prices()) if line.component == component)
-
-    assert units(base, "DynamoDB writes") == 10
-    assert units(hot, "DynamoDB writes") == 20
-    assert units(hot, "DynamoDB reads") == 4
-    assert units(mixed, "DynamoDB writes") == pytest.approx(0.75 * 10 + 0.25 * 1)
-    assert units(mixed, "DynamoDB reads") == pytest.approx(0.75 * 2 + 0.25 * 2)
+@pytest.mark.parametrize(
+    ("kind", "items", "wcu", "own_reads", "shared"),
+    [
+        ("card-payment", 4, 8, 1, ("settlement-EUR",)),  # decision, customer update, 2 entries
+        ("payout", 5, 10, 1, ("fees-EUR", "settlement-EUR")),  # decision, merchant update, 3 entries
+        ("transfer", 5, 10, 2, ()),  # decision, 2 updates, 2 entries
+        ("fx", 7, 14, 2, ("fx-EUR", "fx-USD")),  # decision, 2 updates, 4 entries
+    ],
+)
+def test_each_posted_shape_writes_its_items_under_the_write_path(
+    kind: str, items: int, wcu: int, own_reads: int, shared: tuple[str, ...]
+) -> None:
+    shape = inputs.posted(kind, inputs.KIND_LEGS[kind], 330)
+    assert len(shape.transaction_item_bytes) == items
+    assert shape.write_units == wcu
+    assert shape.own_reads == own_reads
+    assert shape.shared_accounts == shared
+    assert shape.lane_entries == sum(not leg.limited for leg in inputs.KIND_LEGS[kind])  # one per unlimited leg
+    assert len(shape.stored_item_bytes) == 1 + len(inputs.KIND_LEGS[kind])  # decision + one entry per leg
 
 
-def test_the_remaining_gap_names_each_lever_with_what_it_saves() -> None:
-    from posting_cli.bench.cost import remaining_gap
-    from posting_cli.bench.cost_model import CostLine, Prices
+def test_the_demo_mix_follows_the_demo_generator() -> None:
+    counts, mean_bytes = inputs.classify_demo_traffic(samples=5_000)
+    total = sum(counts.values())
+    assert total == 5_000
+    kinds = {label.rsplit(":", 1)[-1] for label in counts}
+    assert {"card-payment", "payout", "transfer", "fx", "overdraft", "malformed", "unbalanced"} <= kinds
+    # Traffic.next weights: card payments 45 of 100, payouts 10, transfers 14, FX 6, client retries 6.
+    assert counts["card-payment"] / total == pytest.approx(0.45, abs=0.03)
+    assert counts["payout"] / total == pytest.approx(0.10, abs=0.02)
+    duplicates = sum(n for label, n in counts.items() if label.startswith("duplicate:"))
+    assert duplicates / total == pytest.approx(0.06, abs=0.015)
+    assert mean_bytes["fx"] > mean_bytes["card-payment"] > mean_bytes["malformed"]
 
-    demo = [
-        CostLine("DynamoDB writes", 7.5, "write units", 4.5),
-        CostLine("X-Ray traces", 0.15, "traces", 0.75),
-        CostLine("EventBridge events", 1, "events", 1.0),
-    ]
-    gap, lines = remaining_gap(
-        demo,
-        full_batches=4.0,
-        one_second_window=5.5,
-        posted_fraction=0.8,
-        entries=2,
-        batch_size=10,
-        prices=Prices(dynamodb_per_million_write_units=0.625),
-    )
-    assert gap == {
-        "full_batches_usd": 2.25,
-        "one_second_window_usd": 0.75,
-        "entries_outside_the_transaction_usd": 1.0,  # 0.8 x 2 entries x 1 WCU saved x $0.625
-        "tracing_passthrough_usd": 0.75,
+
+def test_the_demo_mix_is_priced_shape_by_shape() -> None:
+    mix = inputs.demo_mix(samples=5_000)
+    assert sum(share for share, _ in mix.shapes) == pytest.approx(1.0)
+    by_name = {shape.name: share for share, shape in mix.shapes}
+    assert by_name["fx"] > 0.04 and by_name["payout"] > 0.08
+    # Mean write units: between a refusal's 0 and FX's 14, and more than a card payment's 8 alone would
+    # give once payouts, transfers and FX are in.
+    assert 6 < mix.mean("write_units") < 10
+    # A shared account is read once per batch: more records per batch, fewer reads per request.
+    assert mix.reads_per_request(10) < mix.reads_per_request(1)
+
+
+def test_a_shared_account_is_read_once_per_batch_that_touches_it() -> None:
+    assert shared_reads_per_batch(1.0, 10) == 1
+    assert shared_reads_per_batch(0.5, 1) == 0.5
+    assert shared_reads_per_batch(0.5, 2) == pytest.approx(0.75)
+    hot = Mix.of("hot", [(1, inputs.posted("card-payment", inputs.KIND_LEGS["card-payment"], 320))])
+    assert hot.reads_per_request(10) == pytest.approx(1 + 1 / 10)
+
+
+def test_xray_samples_at_the_execution_rate_of_each_operating_point() -> None:
+    assert xray_traced_fraction(0.5) == 1.0
+    assert xray_traced_fraction(5.0) == pytest.approx((1 + 0.05 * 4) / 5)
+    assert xray_traced_fraction(0) == 0.0
+    assert xray_traced_fraction(100, reservoir_per_second=0, fixed_rate=0.01) == pytest.approx(0.01)
+    traced = dataclasses.replace(BARE, tracing=True)
+    # 1,111/s in full batches: 111 executions/s, so about 5.9% are traced, 0.0059 traces per posting.
+    full = priced(fill=10, rate=1111, deployment=traced)["X-Ray traces"]
+    assert full.usage_per_posting == pytest.approx((1 + 0.05 * 110.1) / 111.1 / 10)
+    # 7.6/s in batches of 1: 7.6 executions/s, 17.5% traced.
+    flat = priced(fill=1, rate=7.6, deployment=traced)["X-Ray traces"]
+    assert flat.usage_per_posting == pytest.approx((1 + 0.05 * 6.6) / 7.6)
+
+
+def test_storage_and_pitr_are_priced_per_month_kept() -> None:
+    lines = priced(fill=10)
+    first_month = lines["DynamoDB storage + PITR (first month)"]
+    assert first_month.usage_per_posting == pytest.approx(1_400 / GB)  # 3 items + 100 B each
+    per_month = storage_per_month_kept(Mix.of("two", [(1, TWO_LEG)]), Prices())
+    assert per_month == pytest.approx(1_400 / GB * (0.25 + 0.20) * MILLION)
+    assert first_month.usd_per_million_postings == pytest.approx(per_month)
+
+
+def test_fixed_monthly_costs_are_shared_out_over_the_month_s_postings() -> None:
+    extra = ExtraInputs(fixed_monthly=(MonthlyCost("alarms", 20, "alarms", 2.0), MonthlyCost("key", 1, "keys", 1.0)))
+    at = OperatingPoint("p", 20_000_000 / (30.44 * 86_400), 1.0)
+    lines = cost_lines(Mix.of("two", [(1, TWO_LEG)]), PROFILE, at, BARE, extra=extra)
+    assert line(lines, "Fixed monthly costs, shared out").usd_per_million_postings == pytest.approx(3.0 / 20)
+
+
+def test_fixed_costs_count_the_template_and_the_handlers() -> None:
+    template = Template.load()
+    costs = {
+        c.item: c for c in inputs.fixed_monthly_costs(template, inputs.deployment_from_template(template), Prices())
     }
-    assert lines[0].startswith("the gap to $5 is $1.25; DynamoDB writes alone are $4.50")
-    assert any("-$1.00" in line and "Streams" in line for line in lines)
+    alarms = sum(1 for name in template.resources_of_type("AWS::CloudWatch::Alarm") if template.is_created(name))
+    assert costs["alarms"].quantity == alarms > 10
+    assert costs["alarms"].usd_per_month == pytest.approx(alarms * 0.10)
+    assert costs["dashboards"].usd_per_month == pytest.approx(3.00)
+    assert costs["KMS key"].quantity == 1  # created by default (no KmsKeyArn)
+    metrics = inputs.custom_metrics()
+    from posting.domain.outcomes import Reason
+
+    assert metrics["Rejected"] == len(Reason)  # one metric per reason dimension value
+    assert {"Posted", "Duplicates", "RequestsReceived", "EventsPublished"} <= set(metrics)
+    assert costs["custom metrics"].usd_per_month == pytest.approx(sum(metrics.values()) * 0.30)
 
 
-def test_only_the_workflows_tasks_are_billed_per_batch() -> None:
-    from posting_cli.bench.cost import workflow_functions
-    from posting_cli.local.template import Template
+def test_lambda_init_is_billed_per_environment_replaced() -> None:
+    # One environment each, replaced every 2 hours: 365 INITs a month of 500 ms at 512 MB.
+    gb_s = lambda_init_gb_seconds_per_month({"Post": 500.0}, {"Post": 0.3}, 512, 2.0)
+    assert gb_s == pytest.approx(30.44 * 24 / 2 * 0.5 * 0.5)
+    assert lambda_init_gb_seconds_per_month({"Post": 500.0}, {"Post": 2.2}, 512, 2.0) == pytest.approx(3 * gb_s)
 
-    assert workflow_functions(Template.load()) == {"Validate", "Post", "Emit"}  # not the scheduled sweeper
+
+def test_provisioned_capacity_costs_by_the_hour_at_its_utilisation() -> None:
+    assert provisioned_usd_per_unit(0.00065, 1.0) * MILLION == pytest.approx(0.00065 / 3600 * MILLION)
+    assert provisioned_usd_per_unit(0.00065, 0.5) == pytest.approx(2 * provisioned_usd_per_unit(0.00065, 1.0))
+    assert provisioned_break_even_utilisation(Prices()) == pytest.approx(0.00065 / 3600 / 0.625e-6)
+    lines = priced(fill=10, deployment=dataclasses.replace(BARE, provisioned_utilisation=0.7))
+    provisioned = lines["DynamoDB writes (provisioned, 70% utilised)"]
+    assert provisioned.usd_per_million_postings == pytest.approx(10 * 0.00065 / 3600 / 0.7 * MILLION)
+    with pytest.raises(ValueError, match="utilisation"):
+        provisioned_usd_per_unit(0.00065, 0)
+
+
+def test_snapstart_charges_its_cache_and_each_restore() -> None:
+    cache, restores = snapstart_usd_per_month(3, 512, 1_000, Prices())
+    assert cache == pytest.approx(3 * 0.5 * 30.44 * 86_400 * 0.0000015046)
+    assert restores == pytest.approx(1_000 * 0.5 * 0.0001397998)
+
+
+def test_a_mix_s_shares_must_sum_to_one() -> None:
+    with pytest.raises(ValueError, match="sum"):
+        Mix("bad", ((0.5, TWO_LEG),))
+    assert Mix.of("weights", [(3, TWO_LEG), (1, TWO_LEG), (0, TWO_LEG)]).shapes[0][0] == pytest.approx(0.75)
+
+
+# --- the template's settings ------------------------------------------------------------------------
+def test_the_deployment_is_read_from_the_template() -> None:
+    template = Template.load()
+    deployment = inputs.deployment_from_template(template)
+    assert deployment.batch_size == int(template.parameters["PipeBatchSize"])
+    assert deployment.lambda_memory_mb == int(template.function_globals()["MemorySize"])
+    assert deployment.archive_retention_months == pytest.approx(90 / 30.44)
+    assert deployment.trail_records_data_events  # RecordDataEventsTrail defaults to "true"
+    assert inputs.workflow_functions(template) == set(inputs.FUNCTION_TIMINGS)  # not the scheduled sweeper
+
+
+def test_template_levers_change_the_deployment_read_from_it() -> None:
+    template = Template.load()
+    body = copy.deepcopy(template.body)
+    trail = next(r for r in body["Resources"].values() if r["Type"] == "AWS::CloudTrail::Trail")
+    for selector in trail["Properties"]["AdvancedEventSelectors"]:
+        selector["FieldSelectors"].append(
+            {"Field": "userIdentity.arn", "NotStartsWith": ["arn:aws:sts::1:assumed-role/x"]}
+        )
+    trail["Properties"]["AdvancedEventSelectors"].append(
+        {
+            "FieldSelectors": [
+                {"Field": "eventCategory", "Equals": ["Data"]},
+                {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]},
+                {"Field": "userIdentity.arn", "NotStartsWith": ["arn:aws:sts::1:assumed-role/x"]},
+            ]
+        }
+    )
+    body["Globals"]["Function"]["LoggingConfig"] = {"LogFormat": "JSON", "SystemLogLevel": "WARN"}
+    for resource in body["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"].setdefault("LoggingConfig", {}).update(LogFormat="JSON", SystemLogLevel="WARN")
+    body["Resources"]["ResultsLogGroup"]["Properties"]["LogGroupClass"] = "INFREQUENT_ACCESS"
+    body["Resources"]["Sampling"] = {
+        "Type": "AWS::XRay::SamplingRule",
+        "Properties": {"SamplingRule": {"ReservoirSize": 0, "FixedRate": 0.01}},
+    }
+    body["Resources"]["LedgerTable"]["Properties"]["BillingMode"] = "PROVISIONED"
+    changed = inputs.deployment_from_template(dataclasses.replace(template, body=body))
+    assert changed.trail_excludes_pipeline_roles and changed.trail_records_lambda_invokes
+    assert changed.platform_log_bytes_per_invocation == 0
+    assert changed.audit_log_infrequent_access
+    assert (changed.xray_reservoir_per_second, changed.xray_fixed_rate) == (0, 0.01)
+    assert changed.provisioned_utilisation == inputs.PROVISIONED_UTILISATION
+    default = inputs.deployment_from_template(template)
+    assert not default.trail_excludes_pipeline_roles and default.platform_log_bytes_per_invocation > 0
+
+
+def test_the_audit_copy_is_cheaper_in_the_infrequent_access_class() -> None:
+    standard = priced(fill=10)["CloudWatch Logs, audit copy (ingest)"]
+    ia = priced(fill=10, deployment=dataclasses.replace(BARE, audit_log_infrequent_access=True))
+    assert ia["CloudWatch Logs, audit copy (ingest)"].usd_per_million_postings == pytest.approx(
+        standard.usd_per_million_postings / 2
+    )
+
+
+# --- the report ----------------------------------------------------------------------------------------
+SUMMARY = re.compile(r"^cost (20M/month|1111/s) (spread|hot|demo): \$\d+\.\d\d per million$")
+
+
+def test_make_cost_prints_both_points_and_one_summary_line_per_point_and_shape() -> None:
+    from posting_cli.bench.cost import main
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main([]) == 0
+    printed = out.getvalue().splitlines()
+    summary = [text for text in printed if text.startswith("cost ")]
+    assert len(summary) == 6 and all(SUMMARY.match(text) for text in summary)
+    assert {text.split(":")[0] for text in summary} == {
+        f"cost {point} {shape}" for point in ("20M/month", "1111/s") for shape in ("spread", "hot", "demo")
+    }
+    assert any(text.startswith("SQS requests") for text in printed)  # the table by line
+    assert any("CloudTrail data events" in text for text in printed)
+
+
+def test_the_model_s_totals_are_the_sum_of_its_lines_at_both_points() -> None:
+    from posting_cli.bench.cost import build_model
+
+    model = build_model()
+    flat, full = model.points["20M/month"], model.points["1111/s"]
+    assert flat.postings_per_second == pytest.approx(20_000_000 / (30.44 * 86_400))
+    assert 1.0 <= flat.fill < 2.0  # batches of one or two at 7.6/s with no window
+    assert (full.postings_per_second, full.fill) == (1111, 10)
+    for point in ("20M/month", "1111/s"):
+        lines = model.lines("demo", point)
+        assert model.total("demo", point) == pytest.approx(total_usd(lines))
+    # Full batches pay every per-batch line a tenth as often.
+    assert model.total("demo", "1111/s") < model.total("demo", "20M/month")

@@ -14,11 +14,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def sections() -> dict[str, Section]:
     phase = {"in_flight": 10, "samples": {"latency_ms": [90, 120, 150, 400], "decided_at_s": [0.2, 0.9, 1.4, 2.5]}}
     line = {"component": "DynamoDB writes", "usd_per_million_postings": 6.25}
+    events = {"component": "EventBridge events", "usd_per_million_postings": 1.0}
+    cost = {
+        "breakdown": {"20M/month demo": [line, events], "1111/s demo": [line]},
+        "goals_usd_per_million": {"1111/s": 5.0, "20M/month": 8.0},
+    }
     return {
         "pipeline": Section("pipeline", "3. Pipeline", "m", {"phases": {"moderate": phase}}, ["p50 120 ms"]),
-        "cost": Section(
-            "cost", "6. Cost", "m", {"breakdown": {"spread": [line], "hot": [line]}, "goal_usd_per_million": 5}, []
-        ),
+        "cost": Section("cost", "6. Cost", "m", cost, []),
         "ledger": Section(
             "ledger",
             "2. Ledger",

@@ -1,299 +1,769 @@
-"""7. Cost per posting on AWS: the cost model fed with the sizes and durations measured above.
+"""8. Cost per posting on AWS, us-east-1: the cost model at two operating points, for three traffic shapes.
 
-Every line at 20M postings a month, for three traffic shapes (spread, hot, demo-like), with batches
-as full as that traffic really fills them. Inputs are measured in this run (item and event sizes,
-log bytes, handler and import times, conflict retries, the demo's outcome mix) or stated below.
+    .venv/bin/python -m posting_cli.bench.cost      (`make cost`: the committed inputs, no engines, seconds)
+
+`make bench` prints the same report from what its run measured (section 7 and the others). The
+points: 20M postings a month, flat (7.6/s), at the fill the pipe really gets (simulated from the
+pollers, the batching window and the measured workflow time); and the AWS guidance's 1,111/s,
+sustained, with full batches. The shapes: spread (2-leg transfers between customers), hot (2-leg
+card payments into one unlimited settlement account) and demo (the demo's traffic, shape by shape).
+The report ends with one line per point and shape, `cost <point> <shape>: $<usd> per million`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from dataclasses import asdict
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from posting_cli.bench import cost_inputs as inputs
+from posting_cli.bench.batch_fill import FillResult, simulate_fill
 from posting_cli.bench.cost_model import (
     GUIDANCE_REQUESTS_PER_MONTH,
     GUIDANCE_USD_PER_MONTH,
+    HOURS_PER_MONTH,
     PRICES_SOURCE,
     SECONDS_PER_MONTH,
-    CostInputs,
+    BatchProfile,
     CostLine,
+    Deployment,
+    ExtraInputs,
+    FunctionTiming,
+    Mix,
+    OperatingPoint,
     Prices,
-    cost_breakdown,
-    mean_batch_fill,
-    stored_bytes,
+    cloudtrail_events_per_posting,
+    cost_lines,
+    lambda_init_gb_seconds_per_month,
+    line_usd,
+    provisioned_break_even_utilisation,
+    snapstart_usd_per_month,
+    storage_per_month_kept,
     total_usd,
     xray_traced_fraction,
 )
 from posting_cli.bench.section import Section, fmt_table
-from posting_cli.bench.workload import posting_id, sqs_record, two_leg_body
 from posting_cli.local.template import Template
 
-POSTINGS_PER_MONTH = 20_000_000
-GOAL_USD_PER_MILLION = 5.0
-SFN_OVERHEAD_MS_PER_TASK = 25.0  # assumed: Step Functions -> Lambda invoke and state transition, per task
-SFN_MEMORY_MB = 64.0  # assumed: a ~10 KB state fits the smallest 64 MB chunk
-PIPE_POLLERS = 5  # assumed: as Lambda's SQS event source mapping starts (Pipes does not document its own)
-PLATFORM_LOG_BYTES_PER_INVOCATION = 350  # assumed: Lambda's START, END and REPORT lines (text format, X-Ray id)
-CLOUDWATCH_LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs bills 26 bytes per log event on top of its message
-ENVIRONMENT_LIFETIME_HOURS = 2.0  # assumed: how long Lambda keeps a busy execution environment
-ARCHIVE_RETENTION_MONTHS = 90 / 30.44  # PostingEventArchive RetentionDays: 90
-# A request that is not posted (rejected, duplicate) writes at most its decision item and reads it back.
-NOT_POSTED_WRITE_UNITS = 1.0
-NOT_POSTED_READ_UNITS = 1.0
+SHAPES = ("spread", "hot", "demo")
+POINTS = (inputs.POINT_FLAT, inputs.POINT_FULL)
+TARGETS_USD_PER_MILLION = {inputs.POINT_FULL: 5.00, inputs.POINT_FLAT: 8.00}
+LATENCY_P99_BUDGET_MS = 1_000  # enqueue -> result at the flat point, for any batching window default
+POLLER_UTILISATION = 0.7  # pollers busy this share of the time at 1,111/s: Pipes scales them out to keep up
 
 
+@dataclass(frozen=True)
+class Lever:
+    name: str
+    where: str  # template | producers | semantics
+    deployment: Deployment
+
+
+@dataclass
+class CostModel:
+    """Every figure of the report, computed from explicit inputs."""
+
+    template: Template
+    prices: Prices
+    profile: BatchProfile
+    deployment: Deployment
+    mixes: dict[str, Mix]
+    init_ms: Mapping[str, float]
+    points: dict[str, OperatingPoint]
+    fills: dict[str, FillResult]
+
+    def concurrency(self, point: OperatingPoint) -> dict[str, float]:
+        """Busy execution environments per function (Little's law: executions/s x duration)."""
+        return {
+            name: point.executions_per_second * timing.ms(point.fill) / 1000
+            for name, timing in self.profile.functions.items()
+        }
+
+    def extras(self, point: OperatingPoint, deployment: Deployment) -> ExtraInputs:
+        init = lambda_init_gb_seconds_per_month(
+            self.init_ms, self.concurrency(point), deployment.lambda_memory_mb, inputs.ENVIRONMENT_LIFETIME_HOURS
+        )
+        return ExtraInputs(init, inputs.fixed_monthly_costs(self.template, deployment, self.prices))
+
+    def lines(self, shape: str, point: str, deployment: Deployment | None = None) -> list[CostLine]:
+        deployment = deployment or self.deployment
+        at = self.points[point]
+        return cost_lines(
+            self.mixes[shape], self.profile, at, deployment, prices=self.prices, extra=self.extras(at, deployment)
+        )
+
+    def total(self, shape: str, point: str, deployment: Deployment | None = None) -> float:
+        return total_usd(self.lines(shape, point, deployment))
+
+    def with_point(self, point: str, **changes: Any) -> CostModel:
+        points = dict(self.points)
+        points[point] = dataclasses.replace(points[point], **changes)
+        return dataclasses.replace(self, points=points)
+
+
+def build_model(
+    *,
+    template: Template | None = None,
+    profile: BatchProfile | None = None,
+    init_ms: Mapping[str, float] | None = None,
+    hot_attempts: float = 1.0,
+    prices: Prices | None = None,
+) -> CostModel:
+    """The model from the committed inputs, or from a bench run's measurements where given."""
+    template = template or Template.load()
+    profile = profile or inputs.batch_profile()
+    deployment = inputs.deployment_from_template(template)
+    hot = inputs.hot_mix()
+    if hot_attempts != 1.0:
+        hot = Mix(
+            hot.name, tuple((s, dataclasses.replace(r, transaction_attempts=hot_attempts)) for s, r in hot.shapes)
+        )
+    mixes = {"spread": inputs.spread_mix(), "hot": hot, "demo": inputs.demo_mix()}
+    flat_rate = inputs.FLAT_POSTINGS_PER_MONTH / SECONDS_PER_MONTH
+    batch = deployment.batch_size
+    flat = simulate(
+        profile, flat_rate, pollers=inputs.PIPE_POLLERS, batch_size=batch, window_s=deployment.batching_window_s
+    )
+    full_pollers = pollers_for(profile, inputs.FULL_POSTINGS_PER_SECOND, batch)
+    full = simulate(profile, inputs.FULL_POSTINGS_PER_SECOND, pollers=full_pollers, batch_size=batch, window_s=1.0)
+    points = {
+        inputs.POINT_FLAT: OperatingPoint(inputs.POINT_FLAT, flat_rate, flat.mean_fill),
+        inputs.POINT_FULL: OperatingPoint(
+            inputs.POINT_FULL, inputs.FULL_POSTINGS_PER_SECOND, float(deployment.batch_size)
+        ),
+    }
+    return CostModel(
+        template=template,
+        prices=prices or Prices(),
+        profile=profile,
+        deployment=deployment,
+        mixes=mixes,
+        init_ms=dict(init_ms or inputs.INIT_MS),
+        points=points,
+        fills={inputs.POINT_FLAT: flat, inputs.POINT_FULL: full},
+    )
+
+
+def pollers_for(profile: BatchProfile, rate: float, batch_size: int) -> int:
+    """Pollers that keep up with `rate` in full batches, each busy POLLER_UTILISATION of the time
+    (Little's law: executions per second x seconds per execution)."""
+    busy = rate / batch_size * (inputs.SQS_HANDOVER_MS + profile.workflow_ms(batch_size)) / 1000
+    return max(1, math.ceil(busy / POLLER_UTILISATION))
+
+
+def simulate(
+    profile: BatchProfile,
+    rate: float,
+    *,
+    pollers: int,
+    batch_size: int,
+    window_s: float,
+    producer_flush_ms: float = 0.0,
+) -> FillResult:
+    return simulate_fill(
+        rate,
+        pollers=pollers,
+        batch_size=batch_size,
+        window_s=window_s,
+        workflow_ms=profile.workflow_ms,
+        handover_ms=inputs.SQS_HANDOVER_MS,
+        delivery_ms=inputs.RESULT_DELIVERY_MS,
+        producer_flush_ms=producer_flush_ms,
+    )
+
+
+# --- the levers -------------------------------------------------------------------------------------
+def template_levers(deployment: Deployment) -> list[Lever]:
+    """What the template could change, each alone, then together (Lambda Invoke events priced apart)."""
+    replace = dataclasses.replace
+    quiet = replace(
+        deployment,
+        trail_excludes_pipeline_roles=True,
+        xray_reservoir_per_second=0.0,
+        xray_fixed_rate=0.01,
+        platform_log_bytes_per_invocation=0.0,
+        audit_log_infrequent_access=True,
+    )
+    return [
+        Lever(
+            "CloudTrail: leave out the pipeline's own roles",
+            "template",
+            replace(deployment, trail_excludes_pipeline_roles=True),
+        ),
+        Lever(
+            "CloudTrail: add Lambda Invoke data events (security)",
+            "template",
+            replace(deployment, trail_records_lambda_invokes=True),
+        ),
+        Lever(
+            "CloudTrail: Lambda Invoke events, pipeline roles left out",
+            "template",
+            replace(deployment, trail_records_lambda_invokes=True, trail_excludes_pipeline_roles=True),
+        ),
+        Lever(
+            "X-Ray sampling rule: reservoir 0, 1% of executions",
+            "template",
+            replace(deployment, xray_reservoir_per_second=0.0, xray_fixed_rate=0.01),
+        ),
+        Lever(
+            "Lambda JSON logs, system log level WARN",
+            "template",
+            replace(deployment, platform_log_bytes_per_invocation=0.0),
+        ),
+        Lever(
+            "audit log group in the Infrequent Access class",
+            "template",
+            replace(deployment, audit_log_infrequent_access=True),
+        ),
+        Lever(
+            "Lambda memory 256 MB (same durations: the most it saves)",
+            "template",
+            replace(deployment, lambda_memory_mb=256),
+        ),
+        Lever("all of the above but memory and Invoke events", "template", quiet),
+        Lever(
+            f"provisioned capacity, auto scaling at {inputs.PROVISIONED_UTILISATION:.0%}",
+            "template",
+            replace(deployment, provisioned_utilisation=inputs.PROVISIONED_UTILISATION),
+        ),
+        Lever(
+            "all template levers, provisioned capacity",
+            "template",
+            replace(quiet, provisioned_utilisation=inputs.PROVISIONED_UTILISATION),
+        ),
+    ]
+
+
+def lever_rows(model: CostModel, shape: str = "demo") -> list[dict[str, Any]]:
+    rows = []
+    for lever in template_levers(model.deployment):
+        saves = {point: model.total(shape, point) - model.total(shape, point, lever.deployment) for point in POINTS}
+        rows.append({"lever": lever.name, "saves_usd_per_million": {p: round(v, 3) for p, v in saves.items()}})
+    return rows
+
+
+def producer_rows(model: CostModel) -> list[dict[str, Any]]:
+    """At the flat point: how producer batching and the pipe's window change fill, cost and latency."""
+    point = model.points[inputs.POINT_FLAT]
+    rows = []
+    cases = [
+        ("SendMessage, window 0 (template)", 0.0, 0.0, inputs.PIPE_POLLERS),
+        (f"SendMessage, window 0, {inputs.PIPE_POLLERS_LOW} pollers", 0.0, 0.0, inputs.PIPE_POLLERS_LOW),
+        ("SendMessage, window 1 s", 0.0, 1.0, inputs.PIPE_POLLERS),
+        ("SendMessageBatch, 100 ms flush, window 0", 100.0, 0.0, inputs.PIPE_POLLERS),
+        ("SendMessageBatch, 1 s flush, window 0", 1000.0, 0.0, inputs.PIPE_POLLERS),
+        ("SendMessageBatch, 1 s flush, window 1 s", 1000.0, 1.0, inputs.PIPE_POLLERS),
+    ]
+    for label, flush_ms, window_s, pollers in cases:
+        fill = simulate(
+            model.profile,
+            point.postings_per_second,
+            pollers=pollers,
+            batch_size=model.deployment.batch_size,
+            window_s=window_s,
+            producer_flush_ms=flush_ms,
+        )
+        varied = model.with_point(
+            inputs.POINT_FLAT, fill=fill.mean_fill, producer_calls_per_posting=fill.producer_calls_per_message
+        )
+        rows.append(
+            {
+                "producer and pipe": label,
+                "fill": round(fill.mean_fill, 2),
+                "demo_usd_per_million": round(varied.total("demo", inputs.POINT_FLAT), 2),
+                "latency_p50_ms": round(fill.latency_p50_ms),
+                "latency_p99_ms": round(fill.latency_p99_ms),
+                "producer_wait_p99_ms": round(fill.producer_wait_p99_ms),
+                "p99_within_budget": fill.latency_p99_ms + fill.producer_wait_p99_ms <= LATENCY_P99_BUDGET_MS,
+            }
+        )
+    return rows
+
+
+# --- the report -------------------------------------------------------------------------------------
+def report(model: CostModel) -> tuple[list[str], dict[str, Any]]:
+    """The printed lines and the JSON of the whole model."""
+    lines = [
+        f"prices: {PRICES_SOURCE}; no free tiers. Inputs measured {inputs.MEASURED_ON}, or stated as assumed.",
+        settings_line(model.deployment),
+        *point_lines(model),
+        *per_batch_lines(model),
+    ]
+    totals: dict[str, dict[str, float]] = {}
+    provisioned = dataclasses.replace(model.deployment, provisioned_utilisation=inputs.PROVISIONED_UTILISATION)
+    by_line: dict[str, list[str]] = {}
+    columns = [(point, shape) for point in POINTS for shape in SHAPES]
+    breakdown: dict[str, list[dict[str, Any]]] = {}
+    for point, shape in columns:
+        current = model.lines(shape, point)
+        breakdown[f"{point} {shape}"] = [asdict(line) for line in current]
+        totals.setdefault(point, {})[shape] = total_usd(current)
+        for line in current:
+            by_line.setdefault(line.component, []).append(f"{line.usd_per_million_postings:,.3f}")
+    provisioned_totals = {f"{p} {s}": model.total(s, p, provisioned) for p, s in columns}
+    header = ["$ per million postings", *(f"{p} {s}" for p, s in columns)]
+    rows = [[component, *values] for component, values in by_line.items()]
+    rows.append(
+        [
+            "total, on-demand" if model.deployment.provisioned_utilisation is None else "total",
+            *(f"{totals[p][s]:,.2f}" for p, s in columns),
+        ]
+    )
+    rows.append(
+        [
+            f"total, provisioned at {inputs.PROVISIONED_UTILISATION:.0%}",
+            *(f"{provisioned_totals[f'{p} {s}']:,.2f}" for p, s in columns),
+        ]
+    )
+    lines += fmt_table(header, rows)
+    lines += shape_lines(model)
+    lines += fixed_lines(model)
+    lines += capacity_lines(model, totals, provisioned_totals)
+    producers = producer_rows(model)
+    lines += producer_lines(producers)
+    levers = lever_rows(model)
+    lines += lever_lines(levers)
+    lines += snapstart_lines(model)
+    targets = target_rows(model, totals)
+    lines += target_lines(targets)
+    guidance = GUIDANCE_USD_PER_MONTH / GUIDANCE_REQUESTS_PER_MONTH * 1_000_000
+    lines.append(f"the AWS guidance's own estimate: ${guidance:,.1f} per million requests (about 20M a month).")
+    lines += summary_lines(totals)
+    data = {
+        "prices": asdict(model.prices),
+        "prices_source": PRICES_SOURCE,
+        "measured_on": inputs.MEASURED_ON,
+        "deployment": asdict(model.deployment),
+        "profile": {
+            "functions": {name: asdict(t) for name, t in model.profile.functions.items()},
+            "log_bytes_per_batch": model.profile.log_bytes_per_batch,
+            "log_bytes_per_record": model.profile.log_bytes_per_record,
+            "sfn_overhead_ms_per_task": model.profile.sfn_overhead_ms_per_task,
+        },
+        "points": {name: asdict(point) for name, point in model.points.items()},
+        "fills": {name: asdict(fill) for name, fill in model.fills.items()},
+        "totals_usd_per_million": {p: {s: round(v, 4) for s, v in t.items()} for p, t in totals.items()},
+        "provisioned_totals_usd_per_million": {k: round(v, 4) for k, v in provisioned_totals.items()},
+        "breakdown": breakdown,
+        "shapes": {name: [[share, asdict(shape)] for share, shape in mix.shapes] for name, mix in model.mixes.items()},
+        "fixed_monthly": {
+            p: [asdict(c) for c in model.extras(model.points[p], model.deployment).fixed_monthly] for p in POINTS
+        },
+        "producers": producers,
+        "levers": levers,
+        "targets": targets,
+        "goals_usd_per_million": TARGETS_USD_PER_MILLION,
+        "guidance_usd_per_million": round(guidance, 2),
+    }
+    return lines, data
+
+
+def settings_line(deployment: Deployment) -> str:
+    trail = "off"
+    if deployment.trail_records_data_events:
+        trail = "table and queue data events" + (", Lambda Invoke" if deployment.trail_records_lambda_invokes else "")
+        trail += ", pipeline roles left out" if deployment.trail_excludes_pipeline_roles else ", every principal"
+    capacity = (
+        "on-demand"
+        if deployment.provisioned_utilisation is None
+        else f"provisioned at {deployment.provisioned_utilisation:.0%}"
+    )
+    platform = "on" if deployment.platform_log_bytes_per_invocation else "off"
+    audit = "Infrequent Access" if deployment.audit_log_infrequent_access else "Standard"
+    return (
+        f"template: Lambda arm64 {deployment.lambda_memory_mb} MB; PipeBatchSize {deployment.batch_size}, window "
+        f"{deployment.batching_window_s:g} s; trail: {trail}; X-Ray {deployment.xray_reservoir_per_second:g}/s + "
+        f"{deployment.xray_fixed_rate:.0%}; Lambda platform logs {platform}; audit log class {audit}; ledger "
+        f"{capacity}; "
+        f"logs kept {deployment.log_retention_months * 30.44:.0f} days, archive "
+        f"{deployment.archive_retention_months * 30.44:.0f} days"
+    )
+
+
+def point_lines(model: CostModel) -> list[str]:
+    flat, full = model.fills[inputs.POINT_FLAT], model.fills[inputs.POINT_FULL]
+    low = simulate(
+        model.profile,
+        model.points[inputs.POINT_FLAT].postings_per_second,
+        pollers=inputs.PIPE_POLLERS_LOW,
+        batch_size=model.deployment.batch_size,
+        window_s=model.deployment.batching_window_s,
+    )
+    full_pollers = pollers_for(model.profile, inputs.FULL_POSTINGS_PER_SECOND, model.deployment.batch_size)
+    unwindowed = simulate(
+        model.profile,
+        inputs.FULL_POSTINGS_PER_SECOND,
+        pollers=full_pollers,
+        batch_size=model.deployment.batch_size,
+        window_s=0.0,
+    )
+    partial = model.with_point(inputs.POINT_FULL, fill=unwindowed.mean_fill).total("demo", inputs.POINT_FULL)
+    return [
+        f"{inputs.POINT_FLAT}: {model.points[inputs.POINT_FLAT].postings_per_second:.1f}/s all month; the pipe's fill "
+        f"{flat.mean_fill:.2f} (batch-fill simulation: {inputs.PIPE_POLLERS} pollers, window "
+        f"{model.deployment.batching_window_s:g} s, one SendMessage per request, workflow "
+        f"{model.profile.workflow_ms(1):.0f} ms at 1 record; {inputs.PIPE_POLLERS_LOW} pollers: {low.mean_fill:.2f}); "
+        f"{flat.executions_per_second:.1f} executions/s; enqueue -> result p50 {flat.latency_p50_ms:,.0f} ms, "
+        f"p99 {flat.latency_p99_ms:,.0f} ms",
+        f"{inputs.POINT_FULL}: sustained, full batches of {model.deployment.batch_size} (a 1 s window fills them: "
+        f"simulated fill {full.mean_fill:.2f} with {full_pollers} pollers, p99 {full.latency_p99_ms:,.0f} ms); "
+        f"{model.points[inputs.POINT_FULL].executions_per_second:.0f} executions/s; with no window the same pollers "
+        f"fill {unwindowed.mean_fill:.2f} per execution and the demo mix costs ${partial:,.2f}",
+    ]
+
+
+def per_batch_lines(model: CostModel) -> list[str]:
+    """What a batch costs and what a record adds, and the per-batch lines at each point."""
+    profile = model.profile
+    functions = ", ".join(
+        f"{name} {t.fixed_ms:.1f} + {t.per_record_ms:.2f}/record" for name, t in profile.functions.items()
+    )
+    out = [
+        f"per execution (measured at fills 1 and 10, section 7): {functions} ms; Step Functions "
+        f"{profile.sfn_overhead_ms_per_task:.0f} ms per task (assumed); Lambda logs "
+        f"{profile.log_bytes_per_batch:,.0f} B per batch + {profile.log_bytes_per_record:,.0f} B per record at "
+        "INFO, plus "
+        f"{model.deployment.platform_log_bytes_per_invocation:,.0f} B of platform lines per invocation",
+    ]
+    halved = dataclasses.replace(
+        profile,
+        functions={name: FunctionTiming(t.fixed_ms / 2, t.per_record_ms / 2) for name, t in profile.functions.items()},
+    )
+    quicker = dataclasses.replace(model, profile=halved)
+    out.append(
+        "the durations are the local stack's (an upper bound): at half of them the demo mix costs "
+        + ", ".join(f"${model.total('demo', p) - quicker.total('demo', p):,.2f} less at {p}" for p in POINTS)
+    )
+    tasks = len(profile.functions)
+    demo = model.mixes["demo"]
+    for name, point in model.points.items():
+        trail = cloudtrail_events_per_posting(demo, point, model.deployment, tasks)
+        invokes = dataclasses.replace(model.deployment, trail_records_lambda_invokes=True)
+        traced = xray_traced_fraction(
+            point.executions_per_second, model.deployment.xray_reservoir_per_second, model.deployment.xray_fixed_rate
+        )
+        out.append(
+            f"{name}: workflow {profile.workflow_ms(point.fill):,.0f} ms per execution of {point.fill:.2f}; CloudTrail "
+            f"{trail:.2f} data events per request (send {point.producer_calls_per_posting:g}, poll + delete + batch "
+            f"read per batch, {demo.mean('table_calls'):.2f} own table calls), "
+            f"{cloudtrail_events_per_posting(demo, point, invokes, tasks):.2f} with Lambda Invoke events; X-Ray traces "
+            f"{traced:.1%} of {point.executions_per_second:,.1f} executions/s"
+        )
+    return out
+
+
+def shape_lines(model: CostModel) -> list[str]:
+    demo = model.mixes["demo"]
+    grouped: dict[str, list[Any]] = {}
+    for share, shape in demo.shapes:
+        family = shape.name.split(" of ")[0] if " of " in shape.name else shape.name
+        key = family if family in ("duplicate", "reused id") else shape.name
+        entry = grouped.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, shape])
+        entry[0] += share
+        entry[1] += share * len(shape.transaction_item_bytes + shape.plain_write_item_bytes)
+        entry[2] += share * shape.write_units
+        entry[3] += share * shape.own_reads
+        entry[4] += share * shape.table_calls
+    rows = []
+    for key, (share, items, wcu, rcu, _, shape) in grouped.items():
+        rows.append(
+            [
+                key,
+                f"{share:.1%}",
+                f"{items / share:.2g}",
+                f"{wcu / share:.3g}",
+                f"{rcu / share:.3g}",
+                ", ".join(shape.shared_accounts) if key not in ("duplicate", "reused id") else "as the original",
+                "cancelled"
+                if shape.transaction_cancelled or key in ("duplicate", "reused id")
+                else (
+                    "none"
+                    if not shape.reaches_ledger
+                    else ("committed" if shape.transaction_item_bytes else "plain Put")
+                ),
+            ]
+        )
+    flat_fill = model.points[inputs.POINT_FLAT].fill
+    return [
+        "the demo's traffic under the ledger's write path (posting_cli.demo.Traffic, seed 7, 10,000 requests drawn); "
+        "items written, write units, own reads per request; shared (unlimited) accounts are read once per batch:",
+        *fmt_table(["kind", "share", "items", "WCU", "own RCU", "shared reads", "transaction"], rows),
+        f"demo mean: {demo.mean('write_units'):.2f} WCU and {demo.reads_per_request(flat_fill):.2f} RCU per request at "
+        f"fill {flat_fill:.2f}, {demo.reads_per_request(10):.2f} RCU at 10; spread "
+        f"{model.mixes['spread'].mean('write_units'):.0f} WCU, hot {model.mixes['hot'].mean('write_units'):.0f} "
+        "WCU. A cancelled transaction pays its write units (DynamoDB "
+        "Developer Guide, read/write operations); a failed conditional Put pays 1 WCU per KB of the item (minimum 1).",
+    ]
+
+
+def fixed_lines(model: CostModel) -> list[str]:
+    costs = model.extras(model.points[inputs.POINT_FLAT], model.deployment).fixed_monthly
+    rows = [
+        [c.item, f"{c.quantity:,.{0 if c.quantity >= 10 else 2}f} {c.unit}", f"${c.usd_per_month:,.2f}"] for c in costs
+    ]
+    monthly = sum(c.usd_per_month for c in costs)
+    per_point = ", ".join(f"{p} ${monthly / model.points[p].postings_per_month * 1e6:,.3f}/M" for p in POINTS)
+    return [
+        "fixed monthly costs (alarms, dashboards and keys counted in template.yaml; metrics in the handlers):",
+        *fmt_table(["item", "quantity", "$ per month"], rows),
+        f"fixed: ${monthly:,.2f} a month -> {per_point}",
+    ]
+
+
+def capacity_lines(model: CostModel, totals: dict[str, dict[str, float]], provisioned: dict[str, float]) -> list[str]:
+    break_even = provisioned_break_even_utilisation(model.prices)
+    demo = model.mixes["demo"]
+    per_month = storage_per_month_kept(demo, model.prices)
+    trail = model.lines("demo", inputs.POINT_FLAT)
+    trail_month = line_usd(trail, "CloudTrail log files")
+    return [
+        f"capacity: a provisioned write unit costs ${model.prices.dynamodb_wcu_hour / 3600 * 1e6:.4f} per million "
+        f"used at 100% use, on-demand ${model.prices.dynamodb_per_million_write_units:.3f}: provisioned is "
+        "cheaper while auto scaling keeps "
+        f"it above {break_even:.0%} utilised on average (flat or slowly changing traffic; it scales in minutes, so "
+        f"bursts above the provisioned rate are throttled). On-demand is cheaper for spiky traffic (peaks over "
+        f"{1 / break_even:.1f}x the mean) and needs no capacity planning. Demo at 20M/month: on-demand "
+        f"${totals[inputs.POINT_FLAT]['demo']:,.2f}, provisioned ${provisioned[f'{inputs.POINT_FLAT} demo']:,.2f}; "
+        f"at 1111/s ${totals[inputs.POINT_FULL]['demo']:,.2f} vs ${provisioned[f'{inputs.POINT_FULL} demo']:,.2f}.",
+        f"retention: the totals count the month a posting is made. Each further month its rows stay costs "
+        f"${per_month:,.3f}/M (storage + PITR, demo mix) and its trail records ${trail_month:,.3f}/M; a ledger keeps "
+        f"rows for years: 7 years would add ${per_month * 83:,.2f}/M in the table and ${trail_month * 83:,.2f}/M "
+        f"in the trail's bucket ({inputs.CLOUDTRAIL_LOG_RETENTION_MONTHS} months by its lifecycle rule). Logs are "
+        "kept their retention (raw bytes: an upper bound, CloudWatch stores them compressed), the archive 90 days.",
+    ]
+
+
+def producer_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    table = [
+        [
+            row["producer and pipe"],
+            row["fill"],
+            f"${row['demo_usd_per_million']:,.2f}",
+            f"{row['latency_p50_ms']:,}",
+            f"{row['latency_p99_ms']:,}",
+            f"{row['producer_wait_p99_ms']:,}",
+            "yes" if row["p99_within_budget"] else "NO",
+        ]
+        for row in rows
+    ]
+    check = "; ".join(
+        f"{producer}: {run['measured']} measured, {run['simulated']} simulated"
+        for producer, run in inputs.LOCAL_FILL_CHECK.items()
+    )
+    return [
+        f"the simulation against the local stack at 7.6/s, 4 pollers, window 0 (section 7): {check}.",
+        f"producers and the batching window at {inputs.POINT_FLAT} (simulated; AWS adds that with a window a quiet "
+        "queue may wait up to 20 s before invoking, which no row includes):",
+        *fmt_table(
+            ["producer, pipe", "fill", "demo $/M", "p50 ms", "p99 ms", "producer wait p99", "p99 <= 1 s"], table
+        ),
+        "enqueue -> result = handover + workflow + result delivery (assumed "
+        f"{inputs.SQS_HANDOVER_MS:.0f} + measured + {inputs.RESULT_DELIVERY_MS:.0f} ms); a producer's flush interval "
+        "adds its own wait before the enqueue. The window stays 0 by default: at this rate a 1 s window misses the "
+        "1 s p99 budget; SendMessageBatch saves requests without it.",
+    ]
+
+
+def lever_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    table = [[row["lever"], *(f"{-value:+,.3f}" for value in row["saves_usd_per_million"].values())] for row in rows]
+    return [
+        "levers in the template (demo mix, $/M change; negative saves):",
+        *fmt_table(["lever", *(f"{p}" for p in POINTS)], table),
+    ]
+
+
+def snapstart_lines(model: CostModel) -> list[str]:
+    point = model.points[inputs.POINT_FLAT]
+    concurrency = model.concurrency(point)
+    inits = sum(
+        max(1, math.ceil(concurrency.get(name, 0.0))) * HOURS_PER_MONTH / inputs.ENVIRONMENT_LIFETIME_HOURS
+        for name in model.init_ms
+    )
+    cache, restores = snapstart_usd_per_month(
+        len(model.init_ms), model.deployment.lambda_memory_mb, inits, model.prices
+    )
+    init_usd = model.extras(point, model.deployment).init_gb_seconds_per_month * model.prices.lambda_arm_per_gb_second
+    return [
+        f"SnapStart (Python, one published version per function): cache ${cache:,.2f} + restores ${restores:,.2f} a "
+        f"month ({inits:,.0f} restores) against ${init_usd:,.3f} of billed INIT at {inputs.POINT_FLAT}: it pays in "
+        "cold-start latency, not in dollars.",
+    ]
+
+
+def target_rows(model: CostModel, totals: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    levers = {lever.name: lever.deployment for lever in template_levers(model.deployment)}
+    quiet = levers["all of the above but memory and Invoke events"]
+    best = levers["all template levers, provisioned capacity"]
+    rows = []
+    for point, goal in TARGETS_USD_PER_MILLION.items():
+        batched = producers_batching(model, point)
+        steps = {
+            "as the template is": totals[point]["demo"],
+            "template levers (on-demand)": model.total("demo", point, quiet),
+            "template levers, provisioned": model.total("demo", point, best),
+            "and producers' SendMessageBatch": batched.total("demo", point, best),
+        }
+        remainder = steps["and producers' SendMessageBatch"] - goal
+        lines = batched.lines("demo", point, best)
+        biggest = sorted(lines, key=lambda line: line.usd_per_million_postings, reverse=True)[:4]
+        rows.append(
+            {
+                "point": point,
+                "goal": goal,
+                "steps": {k: round(v, 3) for k, v in steps.items()},
+                "remainder": round(remainder, 3),
+                "largest_lines": {line.component: round(line.usd_per_million_postings, 3) for line in biggest},
+                "semantic_levers": semantic_levers(batched, point, best),
+            }
+        )
+    return rows
+
+
+def producers_batching(model: CostModel, point: str) -> CostModel:
+    """The model with producers sending SendMessageBatch as the latency budget allows: at 1,111/s ten
+    requests arrive within 10 ms, so every call is full; at the flat point a 100 ms flush (simulated)."""
+    if point == inputs.POINT_FULL:
+        return model.with_point(point, producer_calls_per_posting=0.1)
+    at = model.points[point]
+    fill = simulate(
+        model.profile,
+        at.postings_per_second,
+        pollers=inputs.PIPE_POLLERS,
+        batch_size=model.deployment.batch_size,
+        window_s=0.0,
+        producer_flush_ms=100.0,
+    )
+    return model.with_point(point, fill=fill.mean_fill, producer_calls_per_posting=fill.producer_calls_per_message)
+
+
+def semantic_levers(model: CostModel, point: str, deployment: Deployment) -> dict[str, float]:
+    """What the remaining levers would save at `point`, each at a cost in semantics."""
+    demo = model.mixes["demo"]
+    price = (
+        model.prices.dynamodb_per_million_write_units
+        if deployment.provisioned_utilisation is None
+        else model.prices.dynamodb_wcu_hour / 3600 / deployment.provisioned_utilisation * 1e6
+    )
+    entries = sum(
+        share * (len(shape.stored_item_bytes) - 1)
+        for share, shape in demo.shapes
+        if shape.transaction_item_bytes and not shape.transaction_cancelled
+    )
+    at = model.points[point]
+    current = model.lines("demo", point, deployment)
+    levers = {
+        "entries written by a Streams consumer (1 WCU each, not 2)": entries * price,
+        "one result event per batch instead of one per request": model.prices.eventbridge_per_million_events
+        * (1 - 1 / at.fill),
+        "no event archive and no audit log copy": line_usd(current, "Event archive")
+        + line_usd(current, "CloudWatch Logs, audit"),
+        "one Rejected metric instead of one per reason": (inputs.custom_metrics().get("Rejected", 1) - 1)
+        * model.prices.cloudwatch_metric_per_month
+        / at.postings_per_month
+        * 1e6,
+    }
+    if point == inputs.POINT_FLAT:
+        window = simulate(
+            model.profile,
+            at.postings_per_second,
+            pollers=inputs.PIPE_POLLERS,
+            batch_size=model.deployment.batch_size,
+            window_s=1.0,
+            producer_flush_ms=100.0,
+        )
+        windowed = model.with_point(point, fill=window.mean_fill)
+        levers[f"a 1 s batching window (p99 {window.latency_p99_ms + window.producer_wait_p99_ms:,.0f} ms)"] = (
+            total_usd(current) - windowed.total("demo", point, deployment)
+        )
+    return {name: round(value, 3) for name, value in levers.items()}
+
+
+def target_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    out = ["targets (demo mix, all lines):"]
+    for row in rows:
+        steps = "; ".join(f"{k} ${v:,.2f}" for k, v in row["steps"].items())
+        verdict = "met" if row["remainder"] <= 0 else f"MISSED by ${row['remainder']:,.2f}"
+        out.append(f"  {row['point']} <= ${row['goal']:.2f}: {steps} -> {verdict}")
+        if row["remainder"] > 0:
+            largest = ", ".join(f"{k} ${v:,.2f}" for k, v in row["largest_lines"].items())
+            out.append(f"    largest lines left: {largest}")
+            levers = "; ".join(f"{k}: -${v:,.2f}" for k, v in row["semantic_levers"].items())
+            out.append(f"    closing it costs semantics: {levers}")
+    return out
+
+
+def summary_lines(totals: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """One line per point and shape, in the form scripts read: `cost 1111/s demo: $4.87 per million`."""
+    return [f"cost {point} {shape}: ${totals[point][shape]:.2f} per million" for point in POINTS for shape in SHAPES]
+
+
+# --- make bench ---------------------------------------------------------------------------------------
 def bench_cost(
     sizes: dict[str, Any],
+    *,
     pipeline: dict[str, Any],
     ledger: dict[str, Any],
     cold_start: dict[str, Any],
     hot_accounts: dict[str, Any] | None = None,
+    batch_costs: dict[str, Any] | None = None,
 ) -> Section:
-    template = Template.load()
-    batch_size = int(template.parameters["PipeBatchSize"])
-    window_s = float(template.parameters["PipeBatchingWindowSeconds"])
-    memory_mb = int(template.function_globals()["MemorySize"])
-    retention_months = int(template.parameters["LogRetentionDays"]) / 30.44
-    prices = Prices()
-    two = sizes["2-leg"]
-    record_bytes = len(json.dumps(sqs_record(two_leg_body(posting_id(), "acc-00000001", "acc-00000002"))).encode())
-    moderate = pipeline["phases"]["moderate"]
-    saturation = pipeline["phases"]["saturation"]
-
-    # Handler time per invocation: the moderate phase's (batches of a few records, less GIL contention
-    # than at saturation; in-process wall time, so it errs high for Lambda's dedicated vCPU).
-    # Only the workflow's tasks run per batch; the sweeper runs on its schedule (once a minute on AWS).
-    tasks = workflow_functions(template)
-    lambda_ms = {name: h["ms_per_invocation"] or 0.0 for name, h in moderate["handlers"].items() if name in tasks}
-    workflow_ms = sum(lambda_ms.values()) + SFN_OVERHEAD_MS_PER_TASK * len(lambda_ms)
-    rate = POSTINGS_PER_MONTH / SECONDS_PER_MONTH
-
-    def fill_with(window: float) -> float:
-        return mean_batch_fill(
-            rate, pollers=PIPE_POLLERS, cycle_seconds=workflow_ms / 1000, window_seconds=window, batch_size=batch_size
+    """Section 8 from this run's measurements: the batch profile (7), INIT (2), conflicts (4)."""
+    profile = None
+    if batch_costs:
+        measured = batch_costs["profile"]
+        profile = inputs.batch_profile(
+            {
+                name: FunctionTiming(**timing)
+                for name, timing in measured["functions"].items()
+                if name in inputs.FUNCTION_TIMINGS
+            },
+            measured["log_bytes_per_batch"],
+            measured["log_bytes_per_record"],
         )
-
-    fill = fill_with(window_s)
-    executions_per_s = rate / fill
-    # INIT: every function's environments (Little's law: executions/s x duration, at least one) are
-    # replaced every ENVIRONMENT_LIFETIME_HOURS; each INIT bills its import plus first clients.
-    init_gb_s = 0.0
-    for module, result in cold_start["results"].items():
-        if not module.startswith("posting.handlers."):
-            continue
-        function = module.rsplit(".", 1)[1].capitalize()
-        environments = max(1, math.ceil(executions_per_s * lambda_ms.get(function, 0) / 1000))
-        inits = environments * (SECONDS_PER_MONTH / 3600 / ENVIRONMENT_LIFETIME_HOURS)
-        init_ms = result["import_ms"] + (result.get("first_clients_ms") or 0)
-        init_gb_s += inits * init_ms / 1000 * memory_mb / 1024
-    requests = sum(saturation["statuses"].values())
-    posted_fraction = saturation["statuses"].get("POSTED", 0) / requests if requests else 1.0
-    unsharded = next(s for s in ledger["scenarios"] if s["scenario"] == "one hot account")
-    attempts_unsharded = unsharded["transaction_attempts_per_posted"] or 1.0
-    # Through an account with balance_shards (section 4): a conflict is a retried transaction.
-    conflicts_sharded = ((hot_accounts or {}).get("hot") or {}).get("conflicts_per_posting") or 0.0
-
-    def inputs_for(size: dict[str, Any], batch: float) -> CostInputs:
-        return CostInputs(
-            batch_size=batch,
-            message_bytes=size["message_bytes"],
-            pipe_batch_bytes=math.ceil(batch * record_bytes),
-            lambda_memory_mb=memory_mb,
-            lambda_ms=lambda_ms,
-            sfn_overhead_ms=SFN_OVERHEAD_MS_PER_TASK * len(lambda_ms),
-            sfn_memory_mb=SFN_MEMORY_MB,
-            write_item_bytes=[size["posting_item_bytes"], *size["account_item_bytes"], *size["entry_item_bytes"]],
-            read_item_bytes=size["read_item_bytes"],
-            event_bytes=size["event_bytes"],
-            lambda_log_bytes_per_posting=saturation["lambda_log_bytes_per_request"],
-            platform_log_bytes_per_invocation=PLATFORM_LOG_BYTES_PER_INVOCATION,
-            log_retention_months=retention_months,
-            audit_log_bytes_per_posting=size["event_envelope_bytes"] + CLOUDWATCH_LOG_EVENT_OVERHEAD_BYTES,
-            archive_bytes_per_posting=size["event_envelope_bytes"],
-            archive_retention_months=ARCHIVE_RETENTION_MONTHS,
-            traced_fraction=xray_traced_fraction(rate / batch),
-            stored_bytes_per_posting=stored_bytes(size["stored_item_bytes"]),
-            init_gb_seconds_per_posting=init_gb_s / POSTINGS_PER_MONTH,
+    init_ms = dict(inputs.INIT_MS)
+    for module, result in cold_start.get("results", {}).items():
+        if module.startswith("posting.handlers."):
+            init_ms[module.rsplit(".", 1)[1].capitalize()] = result["import_ms"] + (result.get("first_clients_ms") or 0)
+    conflicts = ((hot_accounts or {}).get("hot") or {}).get("conflicts_per_posting") or 0.0
+    model = build_model(profile=profile, init_ms=init_ms, hot_attempts=1.0 + conflicts)
+    lines, data = report(model)
+    two = sizes.get("card payment (2-leg)") or sizes.get("2-leg")
+    if two:
+        lines.insert(
+            2,
+            f"item sizes this run: decision {two['posting_item_bytes']} B, entries {two['entry_item_bytes']} B, event "
+            f"{two['event_envelope_bytes']} B with its envelope (committed inputs: decision "
+            f"{inputs.DECISION_BYTES['card-payment']} B, entry {inputs.ENTRY_BYTES} B); every item under 1 KB.",
         )
-
-    spread = inputs_for(two, fill)
-    shapes = {
-        "spread (2-leg, distinct accounts)": spread,
-        # The hot account takes an ADD on one of its shards with no read: only the other account is read.
-        "hot (2-leg, one sharded account)": dataclasses.replace(
-            spread, transaction_attempts=1.0 + conflicts_sharded, read_item_bytes=two["read_item_bytes"][:1]
-        ),
-        "hot, unsharded (no balance_shards)": dataclasses.replace(spread, transaction_attempts=attempts_unsharded),
-        "demo-like (demo's mix of outcomes)": dataclasses.replace(
-            spread,
-            posted_fraction=posted_fraction,
-            not_posted_write_units=NOT_POSTED_WRITE_UNITS,
-            not_posted_read_units=NOT_POSTED_READ_UNITS,
-        ),
-    }
-    breakdowns = {name: cost_breakdown(inputs, prices) for name, inputs in shapes.items()}
-    totals = {name: total_usd(lines) for name, lines in breakdowns.items()}
-    demo_name = "demo-like (demo's mix of outcomes)"
-    demo = breakdowns[demo_name]
-    demo_total = totals[demo_name]
-    full_batches = total_usd(cost_breakdown(dataclasses.replace(shapes[demo_name], batch_size=batch_size), prices))
-    one_second_window = total_usd(
-        cost_breakdown(dataclasses.replace(shapes[demo_name], batch_size=fill_with(1.0)), prices)
-    )
-    four_leg = sizes.get("4-leg realistic")
-    guidance = GUIDANCE_USD_PER_MONTH / GUIDANCE_REQUESTS_PER_MONTH * 1_000_000
-
-    def rows(lines: list[CostLine]) -> list[list[str]]:
-        total = total_usd(lines)
-        return [
-            [
-                line.component,
-                f"{line.usage_per_posting:.4g} {line.unit}",
-                f"${line.usd_per_million_postings:,.3f}",
-                f"{line.usd_per_million_postings / total:.1%}",
-            ]
-            for line in lines
-        ] + [["total", "", f"${total:,.2f}", ""]]
-
-    lines = [
-        f"{POSTINGS_PER_MONTH / 1e6:.0f}M postings a month = {rate:.1f}/s on average; Lambda arm64 {memory_mb} MB; "
-        f"prices: {PRICES_SOURCE}",
-        f"batch fill: PipeBatchingWindowSeconds {window_s:g}, {PIPE_POLLERS} pollers (assumed), workflow "
-        f"{workflow_ms:,.0f} ms -> {fill:.2f} records per execution (mean_batch_fill), not {batch_size}: per-batch "
-        f"costs are {batch_size / fill:.1f}x what full batches pay. The demo's moderate phase averaged "
-        f"{moderate['pipe']['mean_batch_size']}.",
-        "Pipes billing unit assumed: one request per 64 KB chunk of each batch the pipe hands to its target (the "
-        "pricing page bills 'requests' in 64 KB chunks after filtering); billed per event instead, Pipes would "
-        f"cost ${prices.pipes_per_million_requests:.2f} per million, "
-        f"${prices.pipes_per_million_requests * (1 - 1 / fill):.2f} more at this fill.",
-        *fmt_table(
-            ["shape", "$ per million postings", f"<= ${GOAL_USD_PER_MILLION:g} goal"],
-            [
-                [name, f"${total:,.2f}", "yes" if total <= GOAL_USD_PER_MILLION else "no"]
-                for name, total in totals.items()
-            ],
-        ),
-        f"breakdown, {demo_name} (posted {posted_fraction:.0%}, the rest at {NOT_POSTED_WRITE_UNITS:g} WCU + "
-        f"{NOT_POSTED_READ_UNITS:g} RCU):",
-        *fmt_table(["component", "usage per posting", "$ per million postings", "share"], rows(demo)),
-        f"same mix with full batches of {batch_size} (saturating traffic): ${full_batches:,.2f}; with a 1 s batching "
-        f"window at 20M/month (fill {fill_with(1.0):.2f}, +up to 1 s latency): ${one_second_window:,.2f}",
-        f"hot account with balance_shards: {1 + conflicts_sharded:.3f} transactions tried per posting (section 4), "
-        f"the hot account not read; without shards: {attempts_unsharded:.2f} (section 3), reads and writes "
-        "repeated (a cancelled transaction is assumed billed).",
-        f"2-leg items: decision {two['posting_item_bytes']} B, accounts {two['account_item_bytes']} B, entries "
-        f"{two['entry_item_bytes']} B = {two['transaction_write_units']} WCU; event {two['event_bytes']} B "
-        f"({two['event_envelope_bytes']} B with its envelope, as the audit log and the archive keep it)",
-    ]
-    if four_leg:
-        lines.append(
-            f"a typical 4-leg posting with realistic ids, description and metadata: decision item "
-            f"{four_leg['posting_item_bytes']} B ({'over' if four_leg['posting_item_over_1kb'] else 'under'} 1 KB), "
-            f"{four_leg['transaction_write_units']} WCU in all; the 2-leg demo request's is "
-            f"{two['posting_item_bytes']} B."
-        )
-    gap, gap_lines = remaining_gap(
-        demo,
-        full_batches=full_batches,
-        one_second_window=one_second_window,
-        posted_fraction=posted_fraction,
-        entries=len(two["entry_item_bytes"]),
-        batch_size=batch_size,
-        prices=prices,
-    )
-    lines += [
-        *gap_lines,
-        f"AWS guidance estimate: ${guidance:,.1f} per million; this model: ${demo_total:,.2f} for the demo's mix.",
-        "assumed, not measured: Step Functions overhead per task, pollers, platform log bytes, environment lifetime;",
-        "CloudWatch Logs storage charged on raw bytes (it compresses: an upper bound); no free tiers.",
-    ]
+    data["item_sizes"] = sizes
+    data["pipeline_statuses"] = (pipeline.get("phases", {}).get("saturation") or {}).get("statuses")
     return Section(
         key="cost",
-        title="7. Cost per posting on AWS, us-east-1, at 20M postings a month (a model, not a bill)",
+        title="8. Cost per million postings on AWS, us-east-1, at 20M/month and at 1,111/s (a model, not a bill)",
         method=(
-            "pure arithmetic (cost_model, unit-tested): item sizes by DynamoDB's documented rules from the items "
-            "real postings wrote to DynamoDB Local; handler ms and log bytes from the pipeline phases; import times "
-            "from section 2; conflict retries from section 3; batch fill from mean_batch_fill at the template's "
-            "batching window; X-Ray default sampling (1/s + 5%); archive and log storage over their retention."
+            "pure arithmetic (cost_model, unit-tested), fed with this run's batch profile (7), INIT (2) and "
+            "hot-account conflicts (4); request shapes under the ledger's write path (cost_inputs); the flat "
+            "point's fill from the "
+            "batch-fill simulation; fixed costs counted in template.yaml and the handlers. `make cost` prints the same "
+            "model from the committed inputs."
         ),
-        data={
-            "prices": asdict(prices),
-            "prices_source": PRICES_SOURCE,
-            "postings_per_month": POSTINGS_PER_MONTH,
-            "batch_fill": round(fill, 3),
-            "workflow_ms": round(workflow_ms, 1),
-            "assumptions": {
-                "sfn_overhead_ms_per_task": SFN_OVERHEAD_MS_PER_TASK,
-                "sfn_memory_mb": SFN_MEMORY_MB,
-                "pipe_pollers": PIPE_POLLERS,
-                "platform_log_bytes_per_invocation": PLATFORM_LOG_BYTES_PER_INVOCATION,
-                "environment_lifetime_hours": ENVIRONMENT_LIFETIME_HOURS,
-                "not_posted_write_units": NOT_POSTED_WRITE_UNITS,
-                "not_posted_read_units": NOT_POSTED_READ_UNITS,
-                "pipes_billing_unit": "one request per 64 KB chunk of each batch handed to the target",
-                "cancelled_transactions_billed": True,
-            },
-            "inputs": {name: asdict(inputs) for name, inputs in shapes.items()},
-            "breakdown": {name: [asdict(line) for line in lines] for name, lines in breakdowns.items()},
-            "totals_usd_per_million": {name: round(total, 4) for name, total in totals.items()},
-            "demo_like_full_batches_usd_per_million": round(full_batches, 4),
-            "demo_like_one_second_window_usd_per_million": round(one_second_window, 4),
-            "gap_levers_usd_per_million": gap,
-            "goal_usd_per_million": GOAL_USD_PER_MILLION,
-            "item_sizes": sizes,
-            "guidance_usd_per_million": round(guidance, 2),
-        },
+        data=data,
         lines=lines,
     )
 
 
-def remaining_gap(
-    demo: list[CostLine],
-    *,
-    full_batches: float,
-    one_second_window: float,
-    posted_fraction: float,
-    entries: int,
-    batch_size: int,
-    prices: Prices,
-) -> tuple[dict[str, float], list[str]]:
-    """What is left between the demo mix's total and the goal, and what each lever would cost in semantics."""
-    demo_total = total_usd(demo)
-    writes = next(line.usd_per_million_postings for line in demo if line.component == "DynamoDB writes")
-    xray_usd = next(line.usd_per_million_postings for line in demo if line.component == "X-Ray traces")
-    gap = {
-        "full_batches_usd": round(demo_total - full_batches, 3),
-        "one_second_window_usd": round(demo_total - one_second_window, 3),
-        "entries_outside_the_transaction_usd": round(
-            posted_fraction * entries * prices.dynamodb_per_million_write_units, 3
-        ),
-        "tracing_passthrough_usd": round(xray_usd, 3),
-    }
-    lines = [
-        f"the gap to ${GOAL_USD_PER_MILLION:g} is ${max(0.0, demo_total - GOAL_USD_PER_MILLION):,.2f}; DynamoDB writes"
-        f" alone are ${writes:,.2f} (2 WCU per item in a transaction: decision, 2 accounts, 2 entries, each under"
-        " 1 KB, so no smaller layout helps). What each lever left would save, and cost in semantics:",
-        f"  full batches of {batch_size} (a long batching window): -${gap['full_batches_usd']:,.2f}; a 1 s window:"
-        f" -${gap['one_second_window_usd']:,.2f}, for up to 1 s more latency on every posting (not near real time);",
-        f"  entries written outside the transaction by a DynamoDB Streams consumer (1 WCU each, not 2): "
-        f"-${gap['entries_outside_the_transaction_usd']:,.2f}, for statements that lag the balances and a second "
-        "writer to operate;",
-        f"  X-Ray off (Tracing: PassThrough): -${gap['tracing_passthrough_usd']:,.2f}, for no traces across Pipes,"
-        " Step Functions and Lambda;",
-        "  fewer items per posting (entries folded into the decision item): statements by account would need a"
-        " scan or an index per leg, which costs as much to write as the entries.",
-    ]
-    return gap, lines
+def main(argv: Sequence[str] | None = None) -> int:
+    del argv
+    model = build_model()
+    lines, _ = report(model)
+    print("Cost per million postings on AWS, us-east-1: a model, not a bill (`make bench` re-measures its inputs)")
+    for line in lines:
+        print(line)
+    return 0
 
 
-def workflow_functions(template: Template) -> set[str]:
-    """The functions the state machine invokes per batch, by the names the pipeline section reports
-    (logical id without "Function"): those its DefinitionSubstitutions reference with GetAtt."""
-    (state_machine,) = template.resources_of_type("AWS::Serverless::StateMachine").values()
-    substitutions = state_machine["Properties"]["DefinitionSubstitutions"].values()
-    targets = [value["Fn::GetAtt"] for value in substitutions if isinstance(value, dict) and "Fn::GetAtt" in value]
-    # !GetAtt X.Arn loads as "X.Arn" or ["X", "Arn"], depending on the loader.
-    return {(t if isinstance(t, list) else t.split("."))[0].removesuffix("Function") for t in targets}
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,6 +63,36 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     return sum(len(name.encode()) + attribute_value_size(value) for name, value in item.items())
 
 
+def demo_bodies(counter: int = 123) -> dict[str, str]:
+    """One request of each posted shape of the demo's traffic (posting_cli.demo.Traffic), with its ids."""
+
+    def body(label: str, legs: list[dict[str, Any]]) -> str:
+        text = json.loads(request_body(f"demo-{label}-{counter:06d}", legs))
+        text["description"] = label.replace("-", " ")
+        text["metadata"] = {"channel": "batch"}
+        return json.dumps(text)
+
+    fx_usd = {"account_id": "fx-USD", "side": "debit", "amount": 8_640, "currency": "USD"}
+    customer_usd = {"account_id": "cust-0100", "side": "credit", "amount": 8_640, "currency": "USD"}
+    return {
+        "card payment (2-leg)": body(
+            "card-payment", [leg("cust-0041", "debit", 4_210), leg("settlement-EUR", "credit", 4_210)]
+        ),
+        "payout (3-leg)": body(
+            "payout",
+            [
+                leg("settlement-EUR", "debit", 12_300),
+                leg("merchant-007", "credit", 12_177),
+                leg("fees-EUR", "credit", 123),
+            ],
+        ),
+        "transfer (2-leg)": body("transfer", [leg("cust-0041", "debit", 15_000), leg("cust-0042", "credit", 15_000)]),
+        "FX (4-leg, 2 currencies)": body(
+            "fx", [leg("cust-0041", "debit", 8_000), leg("fx-EUR", "credit", 8_000), fx_usd, customer_usd]
+        ),
+    }
+
+
 def realistic_four_leg_body(accounts: Sequence[str]) -> str:
     """A card settlement as a bank would send it: uuid ids, a full description, five metadata keys."""
     legs = [
@@ -100,12 +130,17 @@ def measure_stored_sizes(ledger: Any, client: Any, table: str) -> dict[str, Any]
     """
     accounts = [f"acc-size-{n:04d}" for n in range(10)]
     realistic = [f"acc-{uuid.uuid4()}" for _ in range(4)]
+    demo = demo_bodies()
+    demo_accounts = sorted({leg["account_id"] for body in demo.values() for leg in json.loads(body)["legs"]})
     open_unlimited_accounts(ledger, [*accounts, *realistic])
+    open_unlimited_accounts(ledger, [a for a in demo_accounts if not a.endswith("USD") and a != "cust-0100"])
+    open_unlimited_accounts(ledger, ["fx-USD", "cust-0100"], currency="USD")
     sizes: dict[str, Any] = {}
     for case, body in (
         ("2-leg", two_leg_body(posting_id(), accounts[0], accounts[1])),
         ("4-leg realistic", realistic_four_leg_body(realistic)),
         ("10-leg", ten_leg_body(posting_id(), accounts)),
+        *demo.items(),
     ):
         before = table_items(client, table)
         item = post_item(validate_record(sqs_record(body)), ledger)

@@ -192,23 +192,33 @@ def pipeline_charts(plt: Any, pipeline: Section, save: Any) -> None:
 
 
 def cost_chart(plt: Any, cost: Section, save: Any) -> None:
+    """Stacked bars per operating point and shape; the largest lines in distinct colours, the rest in greys."""
     breakdown = cost.data["breakdown"]
-    shapes = list(breakdown)
-    components = [line["component"] for line in breakdown[shapes[0]]]
-    figure, axis = plt.subplots(figsize=(10.5, 4.2))
-    left = [0.0] * len(shapes)
-    colours = plt.get_cmap("tab20")
-    for index, component in enumerate(components):
-        values = [
-            next((line["usd_per_million_postings"] for line in breakdown[s] if line["component"] == component), 0)
-            for s in shapes
-        ]
-        axis.barh(shapes, values, left=left, label=component, color=colours(index % 20))
+    bars = list(breakdown)
+    components = list(dict.fromkeys(line["component"] for lines in breakdown.values() for line in lines))
+
+    def usd(bar: str, component: str) -> float:
+        return next((line["usd_per_million_postings"] for line in breakdown[bar] if line["component"] == component), 0)
+
+    ranked = sorted(components, key=lambda component: -sum(usd(bar, component) for bar in bars))
+    palette = plt.get_cmap("tab10")
+    greys = plt.get_cmap("Greys")
+    colours = {component: palette(index) for index, component in enumerate(ranked[:10])}
+    rest = ranked[10:]
+    colours |= {component: greys(0.25 + 0.5 * index / max(1, len(rest))) for index, component in enumerate(rest)}
+    figure, axis = plt.subplots(figsize=(11, 4.6))
+    left = [0.0] * len(bars)
+    for component in ranked:
+        values = [usd(bar, component) for bar in bars]
+        axis.barh(bars, values, left=left, label=component, color=colours[component])
         left = [a + b for a, b in zip(left, values, strict=True)]
-    axis.axvline(cost.data["goal_usd_per_million"], color="black", linestyle="--", linewidth=1, label="goal")
-    axis.set_xlabel("$ per million postings (20M a month)")
+    goals = cost.data.get("goals_usd_per_million") or {"goal": cost.data.get("goal_usd_per_million", 5)}
+    for style, (point, goal) in zip(("--", ":"), goals.items(), strict=False):
+        axis.axvline(goal, color="black", linestyle=style, linewidth=1, label=f"{point} goal ${goal:g}")
+    axis.invert_yaxis()
+    axis.set_xlabel("$ per million postings")
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    axis.set_title("Cost breakdown per million postings")
+    axis.set_title("Cost per million postings, by line (template as deployed, on-demand)")
     save("cost", figure)
 
 

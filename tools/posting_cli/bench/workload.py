@@ -73,8 +73,8 @@ def create_ledger_table(client: Any) -> str:
     return name
 
 
-def open_unlimited_accounts(ledger: Any, account_ids: Sequence[str]) -> None:
+def open_unlimited_accounts(ledger: Any, account_ids: Sequence[str], currency: str = "EUR") -> None:
     """Accounts with no overdraft limit, so that no funding is needed before posting."""
     for account_id in account_ids:
-        account = Account(account_id=account_id, currency="EUR", normal_balance=Side.CREDIT, overdraft_limit=None)
+        account = Account(account_id=account_id, currency=currency, normal_balance=Side.CREDIT, overdraft_limit=None)
         ledger.open_account(account, "2026-11-27T09:00:00.000Z")
