@@ -37,14 +37,16 @@ venv: $(INSTALLED) ## create .venv with the pinned dependencies
 engines: $(INSTALLED) ## install the local engines (DynamoDB Local) into the cache
 	@$(BIN)/posting local install
 
-lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, and checkov on the SAM-translated template
+lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, checkov and parliament on the SAM-translated template and deploy/
 	$(BIN)/ruff check src tools tests
 	$(BIN)/ruff format --check src tools tests
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml deploy/bootstrap.yaml
 	$(BIN)/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
 	PYTHON=$(PYTHON) tools/checkov.sh translate --output build/translated-template.json
-	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json
+	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json --file deploy/bootstrap.yaml
+	PYTHON=$(PYTHON) tools/checkov.sh parliament --translated build/translated-template.json \
+	  --template deploy/bootstrap.yaml --policy deploy/scp.json
 
 format: $(INSTALLED) ## format and fix what ruff can
 	$(BIN)/ruff format src tools tests

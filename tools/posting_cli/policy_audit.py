@@ -1,0 +1,247 @@
+"""parliament on every IAM policy document the project deploys, each remaining finding justified inline.
+
+The documents: every role's trust and inline policies, every managed policy and every resource policy
+(key, queues, table, functions, bus, bucket, topic, log group) of the SAM-translated template and of
+deploy/bootstrap.yaml, and the service control policy deploy/scp.json. Intrinsic functions are
+resolved with every optional principal set, so each conditional statement is checked as it is when
+its condition holds, with ARNs of the right shape for each resource type.
+
+A finding is accepted only where the resource that holds the document says why, in its Metadata:
+
+    Metadata:
+      parliament:
+        ignore:
+          - issue: UNKNOWN_ACTION
+            detail: lambda:PutResourcePolicy      # a substring of the finding's detail
+            reason: ...
+
+A justification that matches no finding fails too, so none outlives its reason.
+
+    python -m posting_cli.policy_audit --translated build/translated-template.json \
+        --template deploy/bootstrap.yaml --policy deploy/scp.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posting_cli.local.template import ACCOUNT_ID, REGION, Resolver, Template
+
+STACK_NAME = "posting-pipeline-dev"
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+# Every optional principal set, so every conditional statement is present and checked.
+STACK_OVERRIDES = {
+    "ProducerPrincipalArns": "arn:aws:iam::210987654321:role/payments-gateway",
+    "OperatorPrincipalArns": f"arn:aws:iam::{ACCOUNT_ID}:role/posting-operator",
+    "DeploymentRoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-cloudformation",
+    "KeyAdministratorArns": f"arn:aws:iam::{ACCOUNT_ID}:role/key-administrator",
+    "TrailReaderPrincipalArns": f"arn:aws:iam::{ACCOUNT_ID}:role/security-audit",
+    "SmokeTestPrincipalArn": f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-smoke-test",
+    "PermissionsBoundaryArn": f"arn:aws:iam::{ACCOUNT_ID}:policy/posting-deploy/posting-pipeline-boundary",
+    "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:on-call",
+    "AlarmSubscriptionEndpoint": "payments-oncall@example.com",
+    "TrailToCloudWatchLogs": "true",
+}
+BOOTSTRAP_OVERRIDES = {
+    "GitHubRepository": "example/posting-pipeline",
+    "GitHubOidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com",
+}
+
+
+# A trust policy names no Resource (the role it is attached to is the resource): parliament reads
+# every document as an identity policy and reports that, which says nothing about the trust policy.
+TRUST_POLICY_GRAMMAR = ("MALFORMED", "Statement contains neither Resource nor NotResource")
+
+
+@dataclass(frozen=True)
+class Document:
+    where: str  # file: logical id / what
+    logical_id: str | None
+    policy: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    where: str
+    logical_id: str | None
+    issue: str
+    detail: str
+
+
+def arns_for(template: Template, resolver: Resolver) -> None:
+    """Ref and GetAtt of every resource, shaped like what CloudFormation returns for its type."""
+    prefix = f"{REGION}:{ACCOUNT_ID}"
+    for logical_id, resource in template.resources.items():
+        name = f"{template.stack_name}-{logical_id}"
+        properties = resource.get("Properties", {})
+        kind = resource["Type"]
+        if kind == "AWS::IAM::Role":
+            role = properties.get("RoleName")
+            role_name = resolver.resolve(role) if role is not None else name
+            path = properties.get("Path", "/")
+            resolver.provide(logical_id, role_name, Arn=f"arn:aws:iam::{ACCOUNT_ID}:role{path}{role_name}")
+        elif kind == "AWS::IAM::ManagedPolicy":
+            policy_name = properties.get("ManagedPolicyName", name)
+            path = properties.get("Path", "/")
+            resolver.provide(logical_id, f"arn:aws:iam::{ACCOUNT_ID}:policy{path}{policy_name}")
+        elif kind == "AWS::Lambda::Function":
+            function = properties.get("FunctionName")
+            function_name = resolver.resolve(function) if function is not None else name
+            resolver.provide(logical_id, function_name, Arn=f"arn:aws:lambda:{prefix}:function:{function_name}")
+        elif kind == "AWS::SQS::Queue":
+            queue = properties.get("QueueName")
+            queue_name = resolver.resolve(queue) if queue is not None else name
+            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue_name}"
+            resolver.provide(logical_id, url, Arn=f"arn:aws:sqs:{prefix}:{queue_name}", QueueName=queue_name)
+        elif kind == "AWS::DynamoDB::Table":
+            resolver.provide(logical_id, name, Arn=f"arn:aws:dynamodb:{prefix}:table/{name}")
+        elif kind == "AWS::Logs::LogGroup":
+            group = resolver.resolve(properties.get("LogGroupName", name))
+            resolver.provide(logical_id, group, Arn=f"arn:aws:logs:{prefix}:log-group:{group}:*")
+        elif kind == "AWS::KMS::Key":
+            resolver.provide(logical_id, KEY_ID, Arn=f"arn:aws:kms:{prefix}:key/{KEY_ID}")
+        elif kind == "AWS::Events::EventBus":
+            bus = resolver.resolve(properties["Name"])
+            resolver.provide(logical_id, bus, Arn=f"arn:aws:events:{prefix}:event-bus/{bus}", Name=bus)
+        elif kind == "AWS::StepFunctions::StateMachine":
+            machine = resolver.resolve(properties.get("StateMachineName", name))
+            arn = f"arn:aws:states:{prefix}:stateMachine:{machine}"
+            resolver.provide(logical_id, arn, Arn=arn, Name=machine)
+        elif kind == "AWS::S3::Bucket":
+            bucket = f"{name.lower()}-1a2b3c"
+            resolver.provide(logical_id, bucket, Arn=f"arn:aws:s3:::{bucket}")
+        elif kind == "AWS::SNS::Topic":
+            topic = resolver.resolve(properties.get("TopicName", name))
+            resolver.provide(logical_id, f"arn:aws:sns:{prefix}:{topic}", TopicName=topic)
+        else:
+            service = kind.split("::")[1].lower()
+            resolver.provide(logical_id, name, Arn=f"arn:aws:{service}:{prefix}:{name}")
+    for logical_id, attribute in _get_atts(template.body):
+        resolver.attributes.setdefault((logical_id, attribute), f"{logical_id}-{attribute}")
+
+
+def _get_atts(node: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Fn::GetAtt":
+                logical_id, attribute = value if isinstance(value, list) else value.split(".", 1)
+                yield logical_id, attribute
+            else:
+                yield from _get_atts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _get_atts(value)
+
+
+def documents_of(template: Template, label: str) -> Iterator[Document]:
+    """Every policy document of every resource the template creates with these parameters."""
+    resolver = Resolver(template)
+    arns_for(template, resolver)
+    for logical_id, resource in template.resources.items():
+        if not template.is_created(logical_id):
+            continue
+        properties = resolver.resolve(resource.get("Properties", {}))
+        where = f"{label}: {logical_id}"
+        found: list[tuple[str, Any]] = []
+        if resource["Type"] == "AWS::IAM::Role":
+            found.append(("trust policy", properties["AssumeRolePolicyDocument"]))
+            found += [(f"policy {p['PolicyName']}", p["PolicyDocument"]) for p in properties.get("Policies", [])]
+        elif resource["Type"] == "AWS::Events::EventBusPolicy":
+            found.append(("policy", {"Version": "2012-10-17", "Statement": [properties["Statement"]]}))
+        elif resource["Type"] == "AWS::DynamoDB::Table" and "ResourcePolicy" in properties:
+            found.append(("resource policy", properties["ResourcePolicy"]["PolicyDocument"]))
+        else:
+            for key in ("PolicyDocument", "KeyPolicy"):
+                if key in properties:
+                    document = properties[key]
+                    found.append((key, json.loads(document) if isinstance(document, str) else document))
+        for what, document in found:
+            yield Document(f"{where} ({what})", logical_id, document)
+
+
+def audit(document: Document) -> list[Finding]:
+    # parliament imports pkg_resources, which warns on import.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from parliament import analyze_policy_string
+
+    policy = analyze_policy_string(
+        json.dumps(document.policy), ignore_private_auditors=True, include_community_auditors=False
+    )
+    return [
+        Finding(document.where, document.logical_id, f.issue, str(f.detail))
+        for f in policy.findings
+        if not (document.where.endswith("(trust policy)") and (f.issue, str(f.detail)) == TRUST_POLICY_GRAMMAR)
+    ]
+
+
+def justifications(template: Template) -> dict[str, list[dict[str, str]]]:
+    """logical id -> its Metadata.parliament.ignore entries."""
+    found = {}
+    for logical_id, resource in template.resources.items():
+        entries = resource.get("Metadata", {}).get("parliament", {}).get("ignore", [])
+        for entry in entries:
+            if not str(entry.get("reason", "")).strip() or not entry.get("issue"):
+                raise SystemExit(f"{logical_id}: every parliament ignore needs an issue and a reason: {entry}")
+        if entries:
+            found[logical_id] = entries
+    return found
+
+
+def matches(entry: dict[str, str], finding: Finding) -> bool:
+    return entry["issue"] == finding.issue and entry.get("detail", "") in finding.detail
+
+
+def run(translated: Path, templates: list[Path], policies: list[Path]) -> list[str]:
+    """Unjustified findings and unused justifications, as lines; empty when everything is accounted for."""
+    problems: list[str] = []
+    loaded = [
+        (Template.load(translated, stack_name=STACK_NAME, overrides=STACK_OVERRIDES), translated.name),
+        *((Template.load(path, stack_name="posting-deploy", overrides=BOOTSTRAP_OVERRIDES), path.name) for path in templates),
+    ]
+    for template, label in loaded:
+        reasons = justifications(template)
+        used: set[tuple[str, int]] = set()
+        for document in documents_of(template, label):
+            for finding in audit(document):
+                entries = reasons.get(finding.logical_id or "", [])
+                hit = next((i for i, entry in enumerate(entries) if matches(entry, finding)), None)
+                if hit is None:
+                    problems.append(f"{finding.where}: {finding.issue}: {finding.detail}")
+                else:
+                    used.add((finding.logical_id or "", hit))
+        for logical_id, entries in reasons.items():
+            for i, entry in enumerate(entries):
+                if (logical_id, i) not in used:
+                    problems.append(f"{label}: {logical_id}: justification matches no finding: {entry}")
+    for path in policies:
+        document = Document(f"{path.name}", None, json.loads(path.read_text()))
+        problems += [f"{f.where}: {f.issue}: {f.detail}" for f in audit(document)]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--translated", type=Path, required=True, help="the SAM-translated template (JSON)")
+    parser.add_argument("--template", type=Path, action="append", default=[], help="another CloudFormation template")
+    parser.add_argument("--policy", type=Path, action="append", default=[], help="a bare policy document (JSON)")
+    args = parser.parse_args(argv)
+    problems = run(args.translated, args.template, args.policy)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        print(f"parliament: {len(problems)} finding(s) without a justification (Metadata: parliament: ignore)", file=sys.stderr)
+        return 1
+    print("parliament: every finding is justified")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
