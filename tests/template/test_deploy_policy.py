@@ -65,7 +65,7 @@ NOT_NEEDED = {
         "s3:ListBucket": "import from S3 only",
     },
     "AWS::IAM::Role": {
-        "iam:AttachRolePolicy": "the template attaches no managed policy (and a managed policy could lift a role to administrator)",
+        "iam:AttachRolePolicy": "no managed policy is attached (one could lift a role to administrator)",
         "iam:DetachRolePolicy": "the template attaches no managed policy",
         "iam:DeleteRolePermissionsBoundary": "no role of a stack ever loses its boundary",
     },
@@ -97,7 +97,7 @@ NOT_NEEDED = {
         "iam:CreateServiceLinkedRole": "no service-linked role",
     },
     "AWS::Events::EventBus": {
-        "kms:ReEncrypt": "no IAM action of that name: re-encryption is kms:ReEncryptFrom and kms:ReEncryptTo, both granted",
+        "kms:ReEncrypt": "no such IAM action: re-encrypting takes kms:ReEncryptFrom and kms:ReEncryptTo, both granted",
     },
     "AWS::Events::Rule": {"iam:PassRole": "the audit rule's target is a log group, which takes no role"},
     "AWS::SNS::Topic": {
@@ -216,7 +216,9 @@ def statements_of_role(resources: dict[str, dict[str, Any]], role: str) -> list[
     properties = resources[role]
     found = [s for p in properties.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
     for arn in properties.get("ManagedPolicyArns", []):
-        (policy,) = [p for p in resources.values() if p.get("ManagedPolicyName") and arn.endswith(p["ManagedPolicyName"])]
+        (policy,) = [
+            p for p in resources.values() if p.get("ManagedPolicyName") and arn.endswith(p["ManagedPolicyName"])
+        ]
         found += policy["PolicyDocument"]["Statement"]
     return found
 
@@ -351,9 +353,13 @@ def test_the_github_role_only_hands_change_sets_to_cloudformations_role(bootstra
     assert pass_role["Resource"] == cfn_role
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
     on_stacks = [
-        s for s in statements if "cloudformation:CreateChangeSet" in as_list(s["Action"]) and ":stack/" in str(s["Resource"])
+        s
+        for s in statements
+        if "cloudformation:CreateChangeSet" in as_list(s["Action"]) and ":stack/" in str(s["Resource"])
     ]
-    assert on_stacks and all(s["Condition"] == {"StringEquals": {"cloudformation:RoleArn": cfn_role}} for s in on_stacks)
+    assert on_stacks and all(
+        s["Condition"] == {"StringEquals": {"cloudformation:RoleArn": cfn_role}} for s in on_stacks
+    )
 
 
 def test_the_smoke_test_sends_and_reads_but_administers_nothing(bootstrap: Template) -> None:
@@ -395,7 +401,9 @@ def test_the_managed_policies_fit(bootstrap: Template) -> None:
 # The boundary ---------------------------------------------------------------------------------
 
 
-def test_the_boundary_leaves_every_role_of_the_stack_its_actions(bootstrap: Template, translated: dict[str, Any]) -> None:
+def test_the_boundary_leaves_every_role_of_the_stack_its_actions(
+    bootstrap: Template, translated: dict[str, Any]
+) -> None:
     boundary = resolved(bootstrap)["PermissionsBoundary"]["PolicyDocument"]["Statement"]
     checked = 0
     for logical_id, role in translated["Resources"].items():
@@ -424,7 +432,9 @@ def test_the_scp_fits_and_names_the_stacks_resources(translated: dict[str, Any])
         role = f"arn:aws:iam::{ACCOUNT_ID}:role/{stack}-us-east-1-"
         workflow = statements["OnlyThePipeStartsThePostingWorkflow"]
         machine = resolver.resolve(template.properties("PostingStateMachine")["Name"])
-        assert fnmatch.fnmatchcase(f"arn:aws:states:us-east-1:{ACCOUNT_ID}:stateMachine:{machine}", workflow["Resource"])
+        assert fnmatch.fnmatchcase(
+            f"arn:aws:states:us-east-1:{ACCOUNT_ID}:stateMachine:{machine}", workflow["Resource"]
+        )
         assert fnmatch.fnmatchcase(role + "pipe", workflow["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
         assert not fnmatch.fnmatchcase(role + "post", workflow["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
         invoke = statements["OnlyTheWorkflowAndTheScheduleInvokeThePipelinesFunctions"]

@@ -312,7 +312,9 @@ DEPLOYER = f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-cloudf
 SMOKE = f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-smoke-test"
 
 
-def test_only_the_deployment_role_and_operators_reconfigure_the_table_and_the_smoke_test_writes_its_own_accounts() -> None:
+def test_only_the_deployment_role_and_operators_reconfigure_the_table_and_the_smoke_test_writes_its_own_accounts() -> (
+    None
+):
     template = Template.load(
         ROOT / "template.yaml",
         overrides={"DeploymentRoleArn": DEPLOYER, "SmokeTestPrincipalArn": SMOKE, "OperatorPrincipalArns": OPERATOR},
@@ -327,7 +329,9 @@ def test_only_the_deployment_role_and_operators_reconfigure_the_table_and_the_sm
     } <= set(admin["Action"])
     assert set(admin["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {DEPLOYER, OPERATOR}
     assert DEPLOYER in statements["OnlyOperatorsReadTheWholeTable"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    assert SMOKE in statements["OnlyThePostRoleOperatorsAndSmokeTestWrite"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert (
+        SMOKE in statements["OnlyThePostRoleOperatorsAndSmokeTestWrite"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    )
     own = statements["TheSmokeTestWritesOnlyItsOwnAccounts"]
     assert own["Condition"] == {
         "ArnEquals": {"aws:PrincipalArn": SMOKE},
@@ -365,9 +369,18 @@ def test_data_events_trail_records_the_table_queues_and_function_invocations_beh
         for arn in field["Equals"]
     ]
     assert sorted(a["Fn::GetAtt"][0] for a in arns) == sorted(
-        ["LedgerTable", "PostingDLQ", "PostingQueue", "ResultsDLQ", *template.resources_of_type("AWS::Serverless::Function")]
+        [
+            "LedgerTable",
+            "PostingDLQ",
+            "PostingQueue",
+            "ResultsDLQ",
+            *template.resources_of_type("AWS::Serverless::Function"),
+        ]
     )
-    selectors = {s["Name"]: {f["Field"]: f["Equals"] for f in s["FieldSelectors"]} for s in trail["Properties"]["AdvancedEventSelectors"]}
+    selectors = {
+        s["Name"]: {f["Field"]: f["Equals"] for f in s["FieldSelectors"]}
+        for s in trail["Properties"]["AdvancedEventSelectors"]
+    }
     assert selectors["function invocations"]["resources.type"] == ["AWS::Lambda::Function"]
     assert all(fields["eventCategory"] == ["Data"] for fields in selectors.values())
     assert trail["Properties"]["EnableLogFileValidation"] is True

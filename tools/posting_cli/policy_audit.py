@@ -75,54 +75,57 @@ class Finding:
     detail: str
 
 
+def _shape(kind: str, name: str, properties: dict[str, Any], resolve: Any) -> tuple[str, dict[str, str]]:
+    """(Ref, GetAtt attributes) of one resource, as CloudFormation returns them for its type."""
+    prefix = f"{REGION}:{ACCOUNT_ID}"
+
+    def named(key: str) -> str:
+        return str(resolve(properties[key])) if key in properties else name
+
+    path = properties.get("Path", "/")
+    shapes: dict[str, Any] = {
+        "AWS::IAM::Role": lambda: (
+            named("RoleName"),
+            {"Arn": f"arn:aws:iam::{ACCOUNT_ID}:role{path}{named('RoleName')}"},
+        ),
+        "AWS::IAM::ManagedPolicy": lambda: (f"arn:aws:iam::{ACCOUNT_ID}:policy{path}{named('ManagedPolicyName')}", {}),
+        "AWS::Lambda::Function": lambda: (
+            named("FunctionName"),
+            {"Arn": f"arn:aws:lambda:{prefix}:function:{named('FunctionName')}"},
+        ),
+        "AWS::SQS::Queue": lambda: (
+            f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{named('QueueName')}",
+            {"Arn": f"arn:aws:sqs:{prefix}:{named('QueueName')}", "QueueName": named("QueueName")},
+        ),
+        "AWS::Logs::LogGroup": lambda: (
+            named("LogGroupName"),
+            {"Arn": f"arn:aws:logs:{prefix}:log-group:{named('LogGroupName')}:*"},
+        ),
+        "AWS::Events::EventBus": lambda: (
+            named("Name"),
+            {"Arn": f"arn:aws:events:{prefix}:event-bus/{named('Name')}", "Name": named("Name")},
+        ),
+        "AWS::StepFunctions::StateMachine": lambda: (
+            f"arn:aws:states:{prefix}:stateMachine:{named('StateMachineName')}",
+            {"Arn": f"arn:aws:states:{prefix}:stateMachine:{named('StateMachineName')}"},
+        ),
+        "AWS::SNS::Topic": lambda: (f"arn:aws:sns:{prefix}:{named('TopicName')}", {}),
+        "AWS::DynamoDB::Table": lambda: (name, {"Arn": f"arn:aws:dynamodb:{prefix}:table/{name}"}),
+        "AWS::KMS::Key": lambda: (KEY_ID, {"Arn": f"arn:aws:kms:{prefix}:key/{KEY_ID}"}),
+        "AWS::S3::Bucket": lambda: (f"{name.lower()}-1a2b3c", {"Arn": f"arn:aws:s3:::{name.lower()}-1a2b3c"}),
+    }
+    service = kind.split("::")[1].lower()
+    shape = shapes.get(kind, lambda: (name, {"Arn": f"arn:aws:{service}:{prefix}:{name}"}))
+    ref, attributes = shape()
+    return str(ref), attributes
+
+
 def arns_for(template: Template, resolver: Resolver) -> None:
     """Ref and GetAtt of every resource, shaped like what CloudFormation returns for its type."""
-    prefix = f"{REGION}:{ACCOUNT_ID}"
     for logical_id, resource in template.resources.items():
         name = f"{template.stack_name}-{logical_id}"
-        properties = resource.get("Properties", {})
-        kind = resource["Type"]
-        if kind == "AWS::IAM::Role":
-            role = properties.get("RoleName")
-            role_name = resolver.resolve(role) if role is not None else name
-            path = properties.get("Path", "/")
-            resolver.provide(logical_id, role_name, Arn=f"arn:aws:iam::{ACCOUNT_ID}:role{path}{role_name}")
-        elif kind == "AWS::IAM::ManagedPolicy":
-            policy_name = properties.get("ManagedPolicyName", name)
-            path = properties.get("Path", "/")
-            resolver.provide(logical_id, f"arn:aws:iam::{ACCOUNT_ID}:policy{path}{policy_name}")
-        elif kind == "AWS::Lambda::Function":
-            function = properties.get("FunctionName")
-            function_name = resolver.resolve(function) if function is not None else name
-            resolver.provide(logical_id, function_name, Arn=f"arn:aws:lambda:{prefix}:function:{function_name}")
-        elif kind == "AWS::SQS::Queue":
-            queue = properties.get("QueueName")
-            queue_name = resolver.resolve(queue) if queue is not None else name
-            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue_name}"
-            resolver.provide(logical_id, url, Arn=f"arn:aws:sqs:{prefix}:{queue_name}", QueueName=queue_name)
-        elif kind == "AWS::DynamoDB::Table":
-            resolver.provide(logical_id, name, Arn=f"arn:aws:dynamodb:{prefix}:table/{name}")
-        elif kind == "AWS::Logs::LogGroup":
-            group = resolver.resolve(properties.get("LogGroupName", name))
-            resolver.provide(logical_id, group, Arn=f"arn:aws:logs:{prefix}:log-group:{group}:*")
-        elif kind == "AWS::KMS::Key":
-            resolver.provide(logical_id, KEY_ID, Arn=f"arn:aws:kms:{prefix}:key/{KEY_ID}")
-        elif kind == "AWS::Events::EventBus":
-            bus = resolver.resolve(properties["Name"])
-            resolver.provide(logical_id, bus, Arn=f"arn:aws:events:{prefix}:event-bus/{bus}", Name=bus)
-        elif kind == "AWS::StepFunctions::StateMachine":
-            machine = resolver.resolve(properties.get("StateMachineName", name))
-            arn = f"arn:aws:states:{prefix}:stateMachine:{machine}"
-            resolver.provide(logical_id, arn, Arn=arn, Name=machine)
-        elif kind == "AWS::S3::Bucket":
-            bucket = f"{name.lower()}-1a2b3c"
-            resolver.provide(logical_id, bucket, Arn=f"arn:aws:s3:::{bucket}")
-        elif kind == "AWS::SNS::Topic":
-            topic = resolver.resolve(properties.get("TopicName", name))
-            resolver.provide(logical_id, f"arn:aws:sns:{prefix}:{topic}", TopicName=topic)
-        else:
-            service = kind.split("::")[1].lower()
-            resolver.provide(logical_id, name, Arn=f"arn:aws:{service}:{prefix}:{name}")
+        ref, attributes = _shape(resource["Type"], name, resource.get("Properties", {}), resolver.resolve)
+        resolver.provide(logical_id, ref, **attributes)
     for logical_id, attribute in _get_atts(template.body):
         resolver.attributes.setdefault((logical_id, attribute), f"{logical_id}-{attribute}")
 
@@ -204,7 +207,10 @@ def run(translated: Path, templates: list[Path], policies: list[Path]) -> list[s
     problems: list[str] = []
     loaded = [
         (Template.load(translated, stack_name=STACK_NAME, overrides=STACK_OVERRIDES), translated.name),
-        *((Template.load(path, stack_name="posting-deploy", overrides=BOOTSTRAP_OVERRIDES), path.name) for path in templates),
+        *(
+            (Template.load(path, stack_name="posting-deploy", overrides=BOOTSTRAP_OVERRIDES), path.name)
+            for path in templates
+        ),
     ]
     for template, label in loaded:
         reasons = justifications(template)
@@ -237,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
-        print(f"parliament: {len(problems)} finding(s) without a justification (Metadata: parliament: ignore)", file=sys.stderr)
+        print(
+            f"parliament: {len(problems)} finding(s) without a justification (Metadata: parliament: ignore)",
+            file=sys.stderr,
+        )
         return 1
     print("parliament: every finding is justified")
     return 0
