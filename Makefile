@@ -24,11 +24,14 @@ LOG_GROUPS = $(shell tools/sam.sh list stack-outputs --config-env $(ENV) --outpu
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(INSTALLED): requirements-dev.txt layer/requirements.txt pyproject.toml
-	@echo "==> creating $(VENV) with $(PYTHON) and installing pinned dependencies"
+# requirements-dev.lock pins every package, transitive ones included, with the hashes of its files:
+# pip refuses anything else. Regenerate it after changing requirements-dev.txt or layer/requirements.txt:
+#   pip-compile --generate-hashes --allow-unsafe --no-strip-extras --no-emit-index-url \
+#     --no-emit-find-links --output-file requirements-dev.lock requirements-dev.txt
+$(INSTALLED): requirements-dev.lock requirements-dev.txt layer/requirements.txt pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON) and installing hash-checked dependencies"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
