@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from posting_cli.local.template import ACCOUNT_ID, REGION, Resolver, Template
+from posting_cli.local.template import ACCOUNT_ID, REGION, Resolver, Template, load_template
 
 STACK_NAME = "posting-pipeline-dev"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -202,15 +202,18 @@ def matches(entry: dict[str, str], finding: Finding) -> bool:
     return entry["issue"] == finding.issue and entry.get("detail", "") in finding.detail
 
 
+def load(path: Path, stack_name: str, overrides: dict[str, str]) -> Template:
+    """The template with those of the overrides it declares as parameters."""
+    declared = load_template(path).get("Parameters", {})
+    return Template.load(path, stack_name=stack_name, overrides={k: v for k, v in overrides.items() if k in declared})
+
+
 def run(translated: Path, templates: list[Path], policies: list[Path]) -> list[str]:
     """Unjustified findings and unused justifications, as lines; empty when everything is accounted for."""
     problems: list[str] = []
     loaded = [
-        (Template.load(translated, stack_name=STACK_NAME, overrides=STACK_OVERRIDES), translated.name),
-        *(
-            (Template.load(path, stack_name="posting-deploy", overrides=BOOTSTRAP_OVERRIDES), path.name)
-            for path in templates
-        ),
+        (load(translated, STACK_NAME, STACK_OVERRIDES), translated.name),
+        *((load(path, "posting-deploy", BOOTSTRAP_OVERRIDES), path.name) for path in templates),
     ]
     for template, label in loaded:
         reasons = justifications(template)
