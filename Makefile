@@ -80,9 +80,10 @@ build: ## sam build (arm64, python3.13), offline
 validate: ## sam validate --lint
 	tools/sam.sh validate --lint
 
-deploy: build $(INSTALLED) ## sam deploy with samconfig.toml (ENV=default|prod; prod needs ALARM_TOPIC_ARN or one in samconfig)
-	@overrides="$$($(BIN)/python -m posting_cli.deploy_check --config-env $(ENV) $(if $(ALARM_TOPIC_ARN),--override AlarmTopicArn=$(ALARM_TOPIC_ARN)))" && \
-	  tools/sam.sh deploy --config-env $(ENV) --parameter-overrides "$$overrides"
+deploy: build $(INSTALLED) ## sam deploy with samconfig.toml (ENV=default|prod; CFN_ROLE_ARN= deploys through CloudFormation's role)
+	@overrides="$$($(BIN)/python -m posting_cli.deploy_check --config-env $(ENV) $(if $(ALARM_TOPIC_ARN),--override AlarmTopicArn=$(ALARM_TOPIC_ARN)) \
+	    $(if $(CFN_ROLE_ARN),--override DeploymentRoleArn=$(CFN_ROLE_ARN)))" && \
+	  tools/sam.sh deploy --config-env $(ENV) $(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN)) --parameter-overrides "$$overrides"
 
 invoke: $(INSTALLED) ## run one handler on one event file, like `sam local invoke` (FN=validate|post|emit EVENT=...)
 	$(BIN)/posting local invoke $(FN) --event $(EVENT)

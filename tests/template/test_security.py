@@ -824,3 +824,29 @@ def test_every_log_group_masks_payment_data(template: Template) -> None:
         identifiers = {i["Fn::Sub"].rsplit("/", 1)[1] for s in policy["Statement"] for i in s["DataIdentifier"]}
         assert "CreditCardNumber" in identifiers, logical_id
         assert any("Deidentify" in s["Operation"] for s in policy["Statement"]), logical_id
+
+
+def test_the_trails_files_are_locked_in_compliance_mode_by_default(template: Template) -> None:
+    rule = template.properties("TrailBucket")["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert rule["Mode"] == {"Ref": "TrailObjectLockMode"}
+    assert template.parameters["TrailObjectLockMode"] == "COMPLIANCE"
+    assert rule["Days"] >= 365
+
+
+def test_the_trail_reaches_cloudwatch_logs_and_an_access_denied_alarm_when_asked() -> None:
+    off = Template.load(ROOT / "template.yaml")
+    on = Template.load(ROOT / "template.yaml", overrides={"TrailToCloudWatchLogs": "true"})
+    for logical_id in ("TrailLogGroup", "TrailLogsRole", "AccessDeniedMetricFilter", "AccessDeniedAlarm"):
+        assert not off.is_created(logical_id) and on.is_created(logical_id), logical_id
+    trail = resolver(on).resolve(on.properties("PostingDataTrail"))
+    assert trail["CloudWatchLogsLogGroupArn"] == "arn:aws:test:::TrailLogGroup"
+    assert trail["CloudWatchLogsRoleArn"] == "arn:aws:test:::TrailLogsRole"
+    pattern = on.properties("AccessDeniedMetricFilter")["FilterPattern"]
+    assert '$.errorCode = "AccessDenied*"' in pattern
+
+
+def test_the_pipe_decrypts_the_queue_only_through_sqs(template: Template) -> None:
+    policies = {p["PolicyName"]: p["PolicyDocument"] for p in template.properties("PipeRole")["Policies"]}
+    (statement,) = resolver(template).resolve(policies["decrypt-posting-queue"])["Statement"]
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}}
