@@ -24,11 +24,14 @@ LOG_GROUPS = $(shell tools/sam.sh list stack-outputs --config-env $(ENV) --outpu
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(INSTALLED): requirements-dev.txt layer/requirements.txt pyproject.toml
-	@echo "==> creating $(VENV) with $(PYTHON) and installing pinned dependencies"
+# requirements-dev.lock pins every package, transitive ones included, with the hashes of its files:
+# pip refuses anything else. Regenerate it after changing requirements-dev.txt or layer/requirements.txt:
+#   pip-compile --generate-hashes --allow-unsafe --no-strip-extras --no-emit-index-url \
+#     --no-emit-find-links --output-file requirements-dev.lock requirements-dev.txt
+$(INSTALLED): requirements-dev.lock requirements-dev.txt layer/requirements.txt pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON) and installing hash-checked dependencies"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -37,14 +40,16 @@ venv: $(INSTALLED) ## create .venv with the pinned dependencies
 engines: $(INSTALLED) ## install the local engines (DynamoDB Local) into the cache
 	@$(BIN)/posting local install
 
-lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, and checkov on the SAM-translated template
+lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, checkov and parliament on the SAM-translated template and deploy/
 	$(BIN)/ruff check src tools tests
 	$(BIN)/ruff format --check src tools tests
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml deploy/bootstrap.yaml
 	$(BIN)/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
 	PYTHON=$(PYTHON) tools/checkov.sh translate --output build/translated-template.json
-	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json
+	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json --file deploy/bootstrap.yaml
+	PYTHON=$(PYTHON) tools/checkov.sh parliament --translated build/translated-template.json \
+	  --template deploy/bootstrap.yaml --policy deploy/scp.json
 
 format: $(INSTALLED) ## format and fix what ruff can
 	$(BIN)/ruff format src tools tests
@@ -78,9 +83,10 @@ build: ## sam build (arm64, python3.13), offline
 validate: ## sam validate --lint
 	tools/sam.sh validate --lint
 
-deploy: build $(INSTALLED) ## sam deploy with samconfig.toml (ENV=default|prod; prod needs ALARM_TOPIC_ARN or one in samconfig)
-	@overrides="$$($(BIN)/python -m posting_cli.deploy_check --config-env $(ENV) $(if $(ALARM_TOPIC_ARN),--override AlarmTopicArn=$(ALARM_TOPIC_ARN)))" && \
-	  tools/sam.sh deploy --config-env $(ENV) --parameter-overrides "$$overrides"
+deploy: build $(INSTALLED) ## sam deploy with samconfig.toml (ENV=default|prod; CFN_ROLE_ARN= deploys through CloudFormation's role)
+	@overrides="$$($(BIN)/python -m posting_cli.deploy_check --config-env $(ENV) $(if $(ALARM_TOPIC_ARN),--override AlarmTopicArn=$(ALARM_TOPIC_ARN)) \
+	    $(if $(CFN_ROLE_ARN),--override DeploymentRoleArn=$(CFN_ROLE_ARN)))" && \
+	  tools/sam.sh deploy --config-env $(ENV) $(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN)) --parameter-overrides "$$overrides"
 
 invoke: $(INSTALLED) ## run one handler on one event file, like `sam local invoke` (FN=validate|post|emit EVENT=...)
 	$(BIN)/posting local invoke $(FN) --event $(EVENT)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The template security tools (pinned in requirements-checkov.txt), from their own venv:
 #   tools/checkov.sh translate [--output FILE]   the SAM template as CloudFormation (aws-sam-translator, offline)
+#   tools/checkov.sh parliament <args...>         parliament on every policy document (posting_cli.policy_audit)
 #   tools/checkov.sh <checkov args...>            checkov on CloudFormation
 # checkov pins boto3==1.35.49 and aws-sam-translator pins pydantic~=2.13.3, which would fight the
 # project's pins, so both live in .venv-checkov/, reinstalled only when requirements-checkov.txt
@@ -35,5 +36,9 @@ export AWS_EC2_METADATA_DISABLED=true
 if [[ "${1:-}" == translate ]]; then
   shift
   PYTHONPATH="$root/tools" exec "$venv/bin/python" -m posting_cli.sam_translate "$@"
+fi
+if [[ "${1:-}" == parliament ]]; then
+  shift
+  PYTHONPATH="$root/tools" exec "$venv/bin/python" -m posting_cli.policy_audit "$@"
 fi
 exec "$venv/bin/checkov" --framework cloudformation --quiet --compact --skip-download "$@"

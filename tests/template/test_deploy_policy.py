@@ -1,28 +1,161 @@
-"""The GitHub deploy role's policies (deploy/): valid, no wildcard actions, scoped to this project's stacks.
+"""The deploy identities (deploy/bootstrap.yaml) and the service control policy (deploy/scp.json).
 
-The role is what a leaked workflow token could use, so every statement is checked here rather than
-trusted: actions are named one by one, and resources name the stacks' own prefix except for the
-few actions AWS only grants on "*".
+The GitHub deploy role is what a leaked workflow token could use: it may only hand change sets to
+CloudFormation's own role. That role is tested against what CloudFormation really needs: for every
+resource type of the SAM-translated template, the permissions its resource handler lists (the
+registry schemas cfn-lint ships), less the few a documented reason leaves out. Every role a stack
+creates carries the boundary, and the boundary leaves every role its actions.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from posting_cli.local.template import Template
+from posting_cli.local.template import ACCOUNT_ID, Resolver, Template
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_POLICY = ROOT / "deploy" / "github-deploy-policy.json"
-TRUST_POLICY = ROOT / "deploy" / "github-oidc-trust-policy.json"
+BOOTSTRAP = ROOT / "deploy" / "bootstrap.yaml"
+SCP = ROOT / "deploy" / "scp.json"
+SCP_SIZE_LIMIT = 5_120  # characters, Organizations' limit for a service control policy
+MANAGED_POLICY_LIMIT = 6_144  # characters, without white space
 
-# Outside facts: actions that do not support resource-level permissions (IAM service authorization
-# reference), and the inline-policy size limit of a role (managed policies stop at 6,144).
+# Handler permissions CloudFormation's role is not given, by resource type, and why. A handler lists
+# every permission any property of its type may need; these serve properties the template never sets.
+NOT_NEEDED = {
+    "AWS::CloudTrail::Trail": {
+        "iam:CreateServiceLinkedRole": "organization trails only",
+        "organizations:DescribeOrganization": "organization trails only",
+        "organizations:ListAWSServiceAccessForOrganization": "organization trails only",
+        "CloudTrail:PutInsightSelectors": "no CloudTrail Insights",
+        "CloudTrail:PutEventConfiguration": "no event configuration (aggregations, context keys)",
+    },
+    "AWS::DynamoDB::Table": {
+        "dynamodb:AssociateTableReplica": "no global table",
+        "dynamodb:CreateTableReplica": "no global table",
+        "dynamodb:ImportTable": "no import from S3",
+        "dynamodb:DescribeImport": "no import from S3",
+        "dynamodb:EnableKinesisStreamingDestination": "no Kinesis stream",
+        "dynamodb:DisableKinesisStreamingDestination": "no Kinesis stream",
+        "dynamodb:UpdateKinesisStreamingDestination": "no Kinesis stream",
+        "dynamodb:UpdateContributorInsights": "no Contributor Insights",
+        "kinesis:DescribeStream": "no Kinesis stream",
+        "kinesis:PutRecords": "no Kinesis stream",
+        "iam:CreateServiceLinkedRole": "replicas and Contributor Insights only",
+        "dynamodb:BatchWriteItem": "items are the pipeline's (import only), never CloudFormation's",
+        "dynamodb:DeleteItem": "items are the pipeline's",
+        "dynamodb:GetItem": "items are the pipeline's",
+        "dynamodb:PutItem": "items are the pipeline's",
+        "dynamodb:Query": "items are the pipeline's",
+        "dynamodb:Scan": "items are the pipeline's",
+        "dynamodb:UpdateItem": "items are the pipeline's",
+        "logs:CreateLogGroup": "import logs only",
+        "logs:CreateLogStream": "import logs only",
+        "logs:DescribeLogGroups": "import logs only",
+        "logs:DescribeLogStreams": "import logs only",
+        "logs:PutLogEvents": "import logs only",
+        "logs:PutRetentionPolicy": "import logs only",
+        "s3:GetObject": "import from S3 only",
+        "s3:GetObjectMetadata": "import from S3 only",
+        "s3:ListBucket": "import from S3 only",
+    },
+    "AWS::IAM::Role": {
+        "iam:AttachRolePolicy": "no managed policy is attached (one could lift a role to administrator)",
+        "iam:DetachRolePolicy": "the template attaches no managed policy",
+        "iam:DeleteRolePermissionsBoundary": "no role of a stack ever loses its boundary",
+    },
+    "AWS::KMS::Key": {
+        "kms:ScheduleKeyDeletion": "the key is retained; only its administrators may delete it",
+        "kms:DisableKey": "only the key's administrators may disable it",
+        "kms:DisableKeyRotation": "rotation stays on",
+    },
+    "AWS::Lambda::Function": {
+        "ec2:DescribeNetworkInterfaces": "no VPC",
+        "ec2:DescribeSecurityGroups": "no VPC",
+        "ec2:DescribeSubnets": "no VPC",
+        "ec2:DescribeVpcs": "no VPC",
+        "elasticfilesystem:DescribeMountTargets": "no file system",
+        "s3files:ListMountTargets": "no file system",
+        "lambda:PassCapacityProvider": "no capacity provider",
+        "lambda:AssociateRuntimeAlias": "no runtime alias",
+        "lambda:PutFunctionCodeSigningConfig": "no code signing configuration",
+        "lambda:DeleteFunctionCodeSigningConfig": "no code signing configuration",
+    },
+    "AWS::Logs::LogGroup": {
+        "firehose:TagDeliveryStream": "no Firehose delivery",
+        "s3:REST.PUT.OBJECT": "no S3 delivery",
+    },
+    "AWS::Pipes::Pipe": {
+        "firehose:TagDeliveryStream": "the pipe logs to CloudWatch Logs only",
+        "s3:GetBucketPolicy": "the pipe logs to CloudWatch Logs only",
+        "s3:PutBucketPolicy": "the pipe logs to CloudWatch Logs only",
+        "iam:CreateServiceLinkedRole": "no service-linked role",
+    },
+    "AWS::Events::EventBus": {
+        "kms:ReEncrypt": "no such IAM action: re-encrypting takes kms:ReEncryptFrom and kms:ReEncryptTo, both granted",
+    },
+    "AWS::Events::Rule": {"iam:PassRole": "the audit rule's target is a log group, which takes no role"},
+    "AWS::SNS::Topic": {
+        "iam:GetRole": "no delivery-status logging role",
+        "iam:PassRole": "no delivery-status logging role",
+    },
+    "AWS::SNS::Subscription": {
+        "iam:GetRole": "no Firehose subscription role",
+        "iam:PassRole": "no Firehose subscription role",
+    },
+    "AWS::S3::Bucket": {
+        "iam:PassRole": "no replication",
+        "s3tables:CreateNamespace": "no metadata tables",
+        "s3tables:CreateTable": "no metadata tables",
+        "s3tables:CreateTableBucket": "no metadata tables",
+        "s3tables:GetTable": "no metadata tables",
+        "s3tables:GetTableMetadataLocation": "no metadata tables",
+        "s3tables:PutTableBucketPolicy": "no metadata tables",
+        "s3tables:PutTableEncryption": "no metadata tables",
+        "s3tables:PutTablePolicy": "no metadata tables",
+        "s3tables:UpdateTableMetadataLocation": "no metadata tables",
+        "s3:CreateBucketMetadataTableConfiguration": "no metadata tables",
+        "s3:DeleteBucketMetadataTableConfiguration": "no metadata tables",
+        "s3:GetBucketMetadataTableConfiguration": "no metadata tables",
+        "s3:UpdateBucketMetadataAnnotationTableConfiguration": "no metadata tables",
+        "s3:UpdateBucketMetadataInventoryTableConfiguration": "no metadata tables",
+        "s3:UpdateBucketMetadataJournalTableConfiguration": "no metadata tables",
+        "s3:DeleteBucketAnalyticsConfiguration": "no analytics configuration",
+        "s3:PutAnalyticsConfiguration": "no analytics configuration",
+        "s3:DeleteBucketCors": "no CORS",
+        "s3:PutBucketCORS": "no CORS",
+        "s3:DeleteBucketEncryption": "encryption is never removed",
+        "s3:DeleteBucketLifecycle": "the lifecycle is never removed",
+        "s3:DeleteBucketMetricsConfiguration": "no request metrics",
+        "s3:PutMetricsConfiguration": "no request metrics",
+        "s3:DeleteBucketReplication": "no replication",
+        "s3:PutReplicationConfiguration": "no replication",
+        "s3:PutBucketReplication": "no replication",
+        "s3:DeleteBucketWebsite": "no website",
+        "s3:PutBucketWebsite": "no website",
+        "s3:DeleteObject": "the trail's log files are CloudTrail's, under object lock",
+        "s3:PutObjectAcl": "object ownership is enforced (no ACLs)",
+        "s3:PutBucketAcl": "object ownership is enforced (no ACLs)",
+        "s3:PutAccelerateConfiguration": "no transfer acceleration",
+        "s3:PutBucketLogging": "no server access logging (see the bucket's checkov skip)",
+        "s3:PutBucketNotification": "no notifications",
+        "s3:PutIntelligentTieringConfiguration": "no Intelligent-Tiering configuration",
+        "s3:PutInventoryConfiguration": "no inventory",
+        "s3:PutObjectLockConfiguration": "object lock is set with the bucket (PutBucketObjectLockConfiguration)",
+        "s3:GetBucketAbac": "no attribute-based access control",
+        "s3:PutBucketAbac": "no attribute-based access control",
+        "s3:ListTagsForResource": "tags are read with GetBucketTagging",
+        "s3:TagResource": "tags are written with PutBucketTagging",
+        "s3:UntagResource": "tags are written with PutBucketTagging",
+    },
+    "AWS::StepFunctions::StateMachine": {},
+}
+# Actions that take no resource in IAM (service authorization reference): granted on "*".
 ACTIONS_ONLY_ON_STAR = {
     "cloudformation:ValidateTemplate",
     "logs:PutResourcePolicy",
@@ -35,117 +168,279 @@ ACTIONS_ONLY_ON_STAR = {
     "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries",
     "kms:CreateKey",
+    "kms:ListAliases",
+    "sns:Unsubscribe",
+    "sns:GetSubscriptionAttributes",
+    "sns:SetSubscriptionAttributes",
+    "events:PutPermission",
+    "events:RemovePermission",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
 }
-# KMS names keys by a random id: statements on keys are scoped by the stack-name tag CloudFormation
-# puts on every key it creates instead of by ARN.
-KEY_ARN = "arn:aws:kms:*:ACCOUNT_ID:key/*"
-STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
-INLINE_POLICY_LIMIT = 10_240
-# The IAM service each resource type of the template is created through.
-SERVICE_OF_TYPE = {
-    "AWS::DynamoDB::": "dynamodb",
-    "AWS::SQS::": "sqs",
-    "AWS::Serverless::Function": "lambda",
-    "AWS::Serverless::LayerVersion": "lambda",
-    "AWS::Lambda::": "lambda",
-    "AWS::Serverless::StateMachine": "states",
-    "AWS::StepFunctions::": "states",
-    "AWS::Pipes::": "pipes",
-    "AWS::Events::": "events",
-    "AWS::EventSchemas::": "schemas",
-    "AWS::Logs::": "logs",
-    "AWS::CloudWatch::": "cloudwatch",
-    "AWS::IAM::": "iam",
-    "AWS::KMS::": "kms",
-    "AWS::S3::": "s3",
-    "AWS::CloudTrail::": "cloudtrail",
-}
+KEY_ARN_PATTERN = "arn:aws:kms:*:123456789012:key/*"
 
 
-def statements(path: Path) -> list[dict[str, Any]]:
-    document = json.loads(path.read_text())
-    assert document["Version"] == "2012-10-17"
-    return document["Statement"]
-
-
-def as_list(value: Any) -> list[str]:
+def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def stack_prefix() -> str:
-    """What every stack name in samconfig.toml starts with (posting-pipeline-dev, -prod...)."""
+@pytest.fixture(scope="module")
+def bootstrap() -> Template:
+    return Template.load(
+        BOOTSTRAP,
+        stack_name="posting-deploy",
+        overrides={
+            "GitHubRepository": "example/posting-pipeline",
+            "GitHubOidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com",
+        },
+    )
+
+
+def resolved(bootstrap: Template) -> dict[str, dict[str, Any]]:
+    """Every resource's properties, with ARNs for the roles and policies."""
+    resolver = Resolver(bootstrap)
+    for logical_id, resource in bootstrap.resources.items():
+        properties = resource["Properties"]
+        if resource["Type"] == "AWS::IAM::Role":
+            arn = f"arn:aws:iam::{ACCOUNT_ID}:role{properties['Path']}{properties['RoleName']}"
+            resolver.provide(logical_id, properties["RoleName"], Arn=arn)
+        else:
+            arn = f"arn:aws:iam::{ACCOUNT_ID}:policy{properties['Path']}{properties['ManagedPolicyName']}"
+            resolver.provide(logical_id, arn)
+    return {logical_id: resolver.resolve(r["Properties"]) for logical_id, r in bootstrap.resources.items()}
+
+
+def statements_of_role(resources: dict[str, dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    properties = resources[role]
+    found = [s for p in properties.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+    for arn in properties.get("ManagedPolicyArns", []):
+        (policy,) = [
+            p for p in resources.values() if p.get("ManagedPolicyName") and arn.endswith(p["ManagedPolicyName"])
+        ]
+        found += policy["PolicyDocument"]["Statement"]
+    return found
+
+
+def allowed(statements: list[dict[str, Any]], action: str) -> bool:
+    """Some Allow statement names the action (IAM action names are case-insensitive)."""
+    return any(
+        fnmatch.fnmatch(action.lower(), pattern.lower())
+        for s in statements
+        if s["Effect"] == "Allow"
+        for pattern in as_list(s["Action"])
+    )
+
+
+def handler_permissions(resource_type: str) -> set[str]:
+    from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
+
+    handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema["handlers"]
+    return {p for name in ("create", "read", "update", "delete") for p in handlers.get(name, {}).get("permissions", [])}
+
+
+# CloudFormation's role ------------------------------------------------------------------------
+
+
+def test_cloudformations_role_may_do_what_each_translated_resource_type_needs(
+    bootstrap: Template, translated: dict[str, Any]
+) -> None:
+    statements = statements_of_role(resolved(bootstrap), "CloudFormationDeploymentRole")
+    types = {r["Type"] for r in translated["Resources"].values()}
+    assert {"AWS::Scheduler::Schedule", "AWS::Lambda::ResourcePolicy", "AWS::SNS::Topic"} <= types
+    missing = []
+    for resource_type in sorted(types):
+        needed = handler_permissions(resource_type) - set(NOT_NEEDED.get(resource_type, {}))
+        missing += [f"{resource_type}: {action}" for action in sorted(needed) if not allowed(statements, action)]
+    assert missing == []
+
+
+def test_every_left_out_permission_is_one_a_handler_lists(translated: dict[str, Any]) -> None:
+    for resource_type, reasons in NOT_NEEDED.items():
+        assert set(reasons) <= handler_permissions(resource_type), resource_type
+        assert all(reason.strip() for reason in reasons.values())
+
+
+def test_cloudformations_role_passes_roles_to_every_service_the_stacks_roles_trust(
+    bootstrap: Template, translated: dict[str, Any]
+) -> None:
+    statements = statements_of_role(resolved(bootstrap), "CloudFormationDeploymentRole")
+    (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"])]
+    services = set(pass_role["Condition"]["StringEquals"]["iam:PassedToService"])
+    trusted = {
+        service
+        for role in translated["Resources"].values()
+        if role["Type"] == "AWS::IAM::Role"
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        for service in as_list(statement["Principal"]["Service"])
+    }
+    assert "scheduler.amazonaws.com" in trusted
+    assert trusted == services
+
+
+def test_roles_are_created_only_with_the_boundary_and_never_given_managed_policies(bootstrap: Template) -> None:
+    resources = resolved(bootstrap)
+    statements = statements_of_role(resources, "CloudFormationDeploymentRole")
+    boundary_arn = f"arn:aws:iam::{ACCOUNT_ID}:policy/posting-deploy/posting-pipeline-boundary"
+    for statement in statements:
+        actions = set(as_list(statement["Action"]))
+        if statement["Effect"] == "Allow" and actions & {"iam:CreateRole", "iam:PutRolePolicy"}:
+            assert statement["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": boundary_arn}}
+        if statement["Effect"] == "Allow":
+            assert "iam:AttachRolePolicy" not in actions
+    denied = {a for s in statements if s["Effect"] == "Deny" for a in as_list(s["Action"])}
+    assert {"iam:AttachRolePolicy", "iam:DeleteRolePermissionsBoundary"} <= denied
+
+
+def test_the_deploy_identities_are_out_of_the_stacks_reach(bootstrap: Template) -> None:
+    """CloudFormation's role manages roles named after the stacks; the deploy roles live elsewhere."""
+    resources = resolved(bootstrap)
+    statements = statements_of_role(resources, "CloudFormationDeploymentRole")
+    iam_resources = [r for s in statements if s["Effect"] == "Allow" for r in as_list(s["Resource"]) if ":iam::" in r]
+    for logical_id, properties in resources.items():
+        name = properties.get("RoleName") or properties["ManagedPolicyName"]
+        kind = "role" if "RoleName" in properties else "policy"
+        arn = f"arn:aws:iam::{ACCOUNT_ID}:{kind}{properties['Path']}{name}"
+        assert not any(fnmatch.fnmatchcase(arn, pattern) for pattern in iam_resources), logical_id
+
+
+def test_resources_are_scoped_to_the_stacks_prefix_or_take_only_star(bootstrap: Template) -> None:
+    prefix = "posting-pipeline-"
+    resources = resolved(bootstrap)
+    for role in ("CloudFormationDeploymentRole", "GitHubDeployRole", "SmokeTestRole"):
+        for statement in statements_of_role(resources, role):
+            if statement["Effect"] != "Allow":
+                continue
+            for resource in as_list(statement["Resource"]):
+                if resource == "*":
+                    assert set(as_list(statement["Action"])) <= ACTIONS_ONLY_ON_STAR, statement["Sid"]
+                elif resource == KEY_ARN_PATTERN:
+                    condition = statement["Condition"]["StringLike"]
+                    assert (
+                        condition.get("aws:ResourceTag/aws:cloudformation:stack-name") == f"{prefix}*"
+                        or "kms:ViaService" in condition
+                    ), statement["Sid"]
+                else:
+                    assert (
+                        prefix in resource
+                        or "aws-sam-cli-managed-default" in resource
+                        or ":aws:transform/Serverless-2016-10-31" in resource
+                        or ":changeSet/samcli-deploy" in resource
+                        or ":layer:DependenciesLayer" in resource
+                        or resource.endswith("role/posting-deploy/posting-deploy-cloudformation")
+                    ), f"{role} {statement['Sid']}: {resource}"
+
+
+def test_the_stack_names_share_the_bootstrap_prefix(bootstrap: Template) -> None:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     names = [env["global"]["parameters"]["stack_name"] for env in config.values() if isinstance(env, dict)]
-    prefix = os.path.commonprefix(names)  # noqa: RUF071 - stack names, compared as strings on purpose
-    assert len(prefix) >= 8, names
-    return prefix
+    assert all(name.startswith(bootstrap.parameters["StackNamePrefix"]) for name in names)
+    assert all(len(name) <= 40 for name in names)  # role names <stack>-<region>-<purpose> stop at 64
 
 
-def test_the_policies_are_valid_and_small_enough_to_be_inline():
-    for path in (DEPLOY_POLICY, TRUST_POLICY):
-        assert all(s["Effect"] == "Allow" for s in statements(path))
-    compact = json.dumps(json.loads(DEPLOY_POLICY.read_text()), separators=(",", ":"))
-    assert len(compact) <= INLINE_POLICY_LIMIT
+# The GitHub deploy role and the smoke test ----------------------------------------------------
 
 
-def test_no_wildcard_actions():
-    for statement in statements(DEPLOY_POLICY):
-        for action in as_list(statement["Action"]):
-            service, _, name = action.partition(":")
-            assert service and name and "*" not in action, action
-
-
-def test_resources_are_scoped_to_the_stacks_prefix_or_are_the_few_that_only_take_star(template: Template):
-    prefix = stack_prefix()
-    # Resources CloudFormation names after their logical id rather than the stack (no Name property).
-    generated = {f"{logical_id}-*" for logical_id in template.resources}
-    # SAM names a layer after its logical id when it has no LayerName.
-    generated |= {
-        f":layer:{logical_id}{version}"
-        for logical_id in template.resources_of_type("AWS::Serverless::LayerVersion")
-        for version in ("", ":*")
-    }
-    sam_managed = (
-        "aws-sam-cli-managed-default",  # the artifact bucket sam deploy --resolve-s3 manages
-        ":changeSet/samcli-deploy",  # the change sets sam deploy names
-        ":aws:transform/Serverless-2016-10-31",
+def test_the_github_role_only_hands_change_sets_to_cloudformations_role(bootstrap: Template) -> None:
+    resources = resolved(bootstrap)
+    statements = statements_of_role(resources, "GitHubDeployRole")
+    cfn_role = f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-cloudformation"
+    services = {a.split(":")[0] for s in statements for a in as_list(s["Action"])}
+    assert services == {"cloudformation", "s3", "iam"}
+    assert {a for s in statements for a in as_list(s["Action"]) if a.startswith("iam:")} == {"iam:PassRole"}
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"] == cfn_role
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+    on_stacks = [
+        s
+        for s in statements
+        if "cloudformation:CreateChangeSet" in as_list(s["Action"]) and ":stack/" in str(s["Resource"])
+    ]
+    assert on_stacks and all(
+        s["Condition"] == {"StringEquals": {"cloudformation:RoleArn": cfn_role}} for s in on_stacks
     )
-    for statement in statements(DEPLOY_POLICY):
-        for resource in as_list(statement["Resource"]):
-            if resource == "*":
-                assert set(as_list(statement["Action"])) <= ACTIONS_ONLY_ON_STAR, statement["Sid"]
-                continue
-            assert resource.startswith("arn:aws:"), resource
-            if resource == KEY_ARN:
-                assert statement["Condition"]["StringLike"][STACK_TAG] == f"{prefix}*", statement["Sid"]
-                continue
-            assert (
-                f"/{prefix}*" in resource
-                or f":{prefix}*" in resource
-                or any(resource.endswith(pattern) for pattern in generated)
-                or any(part in resource for part in sam_managed)
-            ), f"{statement['Sid']}: {resource} is not scoped to {prefix}*"
 
 
-def test_roles_are_passed_only_to_the_services_that_run_the_stack():
-    [pass_role] = [s for s in statements(DEPLOY_POLICY) if "iam:PassRole" in as_list(s["Action"])]
-    assert pass_role["Condition"]["StringEquals"]["iam:PassedToService"]
+def test_the_smoke_test_sends_and_reads_but_administers_nothing(bootstrap: Template) -> None:
+    statements = statements_of_role(resolved(bootstrap), "SmokeTestRole")
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert "sqs:SendMessage" in actions and "logs:FilterLogEvents" in actions
+    assert not {a for a in actions if a.split(":")[1].startswith(("Create", "Delete", "Scan", "Put", "Update"))} - {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
 
 
-def test_every_service_the_template_uses_has_deploy_permissions(template: Template):
-    granted = {action.split(":")[0] for s in statements(DEPLOY_POLICY) for action in as_list(s["Action"])}
-    for logical_id, resource in template.resources.items():
-        services = [service for prefix, service in SERVICE_OF_TYPE.items() if resource["Type"].startswith(prefix)]
-        assert services, f"{logical_id}: {resource['Type']} is new here: add its deploy permissions to {DEPLOY_POLICY}"
-        assert services[0] in granted, f"{logical_id}: the deploy policy grants nothing on {services[0]}"
-
-
-@pytest.mark.parametrize("key", ["token.actions.githubusercontent.com:aud", "token.actions.githubusercontent.com:sub"])
-def test_only_this_repositorys_deploy_environment_may_assume_the_role(key):
-    [statement] = statements(TRUST_POLICY)
+@pytest.mark.parametrize("role", ["GitHubDeployRole", "SmokeTestRole"])
+def test_only_this_repositorys_deploy_environments_may_assume_the_roles(bootstrap: Template, role: str) -> None:
+    (statement,) = resolved(bootstrap)[role]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
-    value = statement["Condition"]["StringEquals"][key]
-    assert "*" not in value
-    if key.endswith(":sub"):
-        assert value.startswith("repo:") and value.endswith(":environment:dev")
+    condition = statement["Condition"]["StringEquals"]
+    assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    assert condition["token.actions.githubusercontent.com:sub"] == [
+        "repo:example/posting-pipeline:environment:dev",
+        "repo:example/posting-pipeline:environment:prod",
+    ]
+
+
+def test_cloudformations_role_is_trusted_by_cloudformation_for_the_stacks_only(bootstrap: Template) -> None:
+    (statement,) = resolved(bootstrap)["CloudFormationDeploymentRole"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "cloudformation.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT_ID}
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"].endswith(":stack/posting-pipeline-*/*")
+
+
+def test_the_managed_policies_fit(bootstrap: Template) -> None:
+    for properties in resolved(bootstrap).values():
+        if "ManagedPolicyName" in properties:
+            compact = json.dumps(properties["PolicyDocument"], separators=(",", ":"))
+            assert len(compact) <= MANAGED_POLICY_LIMIT, properties["ManagedPolicyName"]
+
+
+# The boundary ---------------------------------------------------------------------------------
+
+
+def test_the_boundary_leaves_every_role_of_the_stack_its_actions(
+    bootstrap: Template, translated: dict[str, Any]
+) -> None:
+    boundary = resolved(bootstrap)["PermissionsBoundary"]["PolicyDocument"]["Statement"]
+    checked = 0
+    for logical_id, role in translated["Resources"].items():
+        if role["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in role["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                for action in as_list(statement["Action"]):
+                    assert allowed(boundary, action), f"{logical_id}: the boundary takes away {action}"
+                    checked += 1
+    assert checked >= 20
+
+
+# The service control policy -------------------------------------------------------------------
+
+
+def test_the_scp_fits_and_names_the_stacks_resources(translated: dict[str, Any]) -> None:
+    text = SCP.read_text()
+    assert len(json.dumps(json.loads(text), separators=(",", ":"))) <= SCP_SIZE_LIMIT
+    statements = {s["Sid"]: s for s in json.loads(text)["Statement"]}
+    assert all(s["Effect"] == "Deny" for s in statements.values())
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    for stack in {env["global"]["parameters"]["stack_name"] for env in config.values() if isinstance(env, dict)}:
+        template = Template.load(ROOT / "template.yaml", stack_name=stack)
+        resolver = Resolver(template)
+        role = f"arn:aws:iam::{ACCOUNT_ID}:role/{stack}-us-east-1-"
+        workflow = statements["OnlyThePipeStartsThePostingWorkflow"]
+        machine = resolver.resolve(template.properties("PostingStateMachine")["Name"])
+        assert fnmatch.fnmatchcase(
+            f"arn:aws:states:us-east-1:{ACCOUNT_ID}:stateMachine:{machine}", workflow["Resource"]
+        )
+        assert fnmatch.fnmatchcase(role + "pipe", workflow["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
+        assert not fnmatch.fnmatchcase(role + "post", workflow["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
+        invoke = statements["OnlyTheWorkflowAndTheScheduleInvokeThePipelinesFunctions"]
+        callers = invoke["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+        assert any(fnmatch.fnmatchcase(role + "workflow", c) for c in callers)
+        assert any(fnmatch.fnmatchcase(role + "schedule", c) for c in callers)
+        assert not any(fnmatch.fnmatchcase(role + "pipe", c) for c in callers)
+        function = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{stack}-PostFunction-AbC123"
+        assert fnmatch.fnmatchcase(function, invoke["Resource"])

@@ -1,4 +1,4 @@
-"""Security and operations rules (issue 8), read from the template and from its SAM translation.
+"""Security and operations rules, read from the template and from its SAM translation.
 
 IAM is checked on the translated template (aws-sam-translator, offline): that is what the account
 gets, including whatever the transform adds. Resource policies are also resolved with the local
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import json
-import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ RESOURCE_STAR_REASONS = {
     "logs:DescribeResourcePolicies": "Step Functions log delivery",
     "logs:DescribeLogGroups": "Step Functions log delivery",
 }
+# Wildcard actions AWS's own key-policy guides give service principals: CloudTrail's ("Configure AWS
+# KMS key policies for CloudTrail") and SNS's for encrypted topics that AWS services publish to.
+AWS_DOCUMENTED_WILDCARDS = {"kms:GenerateDataKey*"}
 # Lambda documents no aws:SourceArn on the AssumeRole of an execution role: requiring it would
 # stop every function. Its trust policies carry aws:SourceAccount.
 SERVICES_WITHOUT_SOURCE_ARN_ON_ASSUME_ROLE = {"lambda.amazonaws.com"}
@@ -54,22 +57,6 @@ KEYED_PROPERTIES = {  # resource type -> where it names its KMS key
 
 PRODUCER = "arn:aws:iam::210987654321:role/payments-gateway"
 OPERATOR = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_oncall_*"
-
-
-@pytest.fixture(scope="module")
-def translated() -> dict[str, Any]:
-    # aws-sam-translator lives with checkov in .venv-checkov (its pins fight the project's).
-    result = subprocess.run(
-        [str(ROOT / "tools" / "checkov.sh"), "translate", "--template", str(ROOT / "template.yaml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    translated: dict[str, Any] = json.loads(result.stdout)
-    return translated
 
 
 def resources_of(body: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -166,6 +153,8 @@ def test_no_allow_grants_a_wildcard_action_or_uses_not_elements(translated: dict
         assert not {"NotAction", "NotResource", "NotPrincipal"} & set(statement), (logical_id, statement)
         if statement["Effect"] == "Allow":
             for action in as_list(statement["Action"]):
+                if action in AWS_DOCUMENTED_WILDCARDS and "Service" in statement["Principal"]:
+                    continue
                 assert "*" not in action, (logical_id, statement)
 
 
@@ -311,33 +300,81 @@ def test_ledger_writes_are_denied_to_all_but_the_post_role_and_operators(
     producers: list[str], operators: list[str]
 ) -> None:
     template = with_principals(producers, operators)
-    policy = resolved_statements(template, "LedgerTable")
-    writes, puts, checkpoints_only = (
-        policy["OnlyThePostRoleAndOperatorsWrite"],
-        policy["OnlyThePostAndSweepRolesAndOperatorsPut"],
-        policy["TheSweepRolePutsCheckpointsOnly"],
-    )
-    assert all((s["Effect"], s["Principal"]) == ("Deny", "*") for s in policy.values())
+    statements = resolved_statements(template, "LedgerTable")
+    writes = statements["OnlyThePostRoleOperatorsAndSmokeTestWrite"]
+    puts = statements["OnlyThePostAndSweepRolesOperatorsAndSmokeTestPut"]
+    checkpoints_only = statements["TheSweepRolePutsCheckpointsOnly"]
+    assert all((s["Effect"], s["Principal"]) == ("Deny", "*") for s in (writes, puts, checkpoints_only))
     assert {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(writes["Action"])
     assert puts["Action"] == checkpoints_only["Action"] == "dynamodb:PutItem"
     post_role_name = resolver(template).resolve(template.properties("PostRole")["RoleName"])
     post_role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{post_role_name}"
     sweep_role_name = resolver(template).resolve(template.properties("SweepRole")["RoleName"])
     sweep_role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{sweep_role_name}"
-    assert writes["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [post_role_arn, *operators]
-    assert puts["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [post_role_arn, sweep_role_arn, *operators]
+    assert set(writes["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {post_role_arn, *operators}
+    assert set(puts["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {post_role_arn, sweep_role_arn, *operators}
     # The sweeper puts checkpoints: derived sums, never a line, a balance or a decision.
     assert checkpoints_only["Condition"]["ArnLike"]["aws:PrincipalArn"] == sweep_role_arn
     attributes = set(checkpoints_only["Condition"]["ForAnyValue:StringNotEquals"]["dynamodb:Attributes"])
     assert "through" in attributes and not attributes & {"amount", "side", "balance", "status", "request_hash"}
     assert template.properties("PostFunction")["Role"] == {"Fn::GetAtt": ["PostRole", "Arn"]}
     assert len(post_role_name) <= 64
+    readers = statements["OnlyOperatorsReadTheWholeTable"]
+    assert {"dynamodb:Scan", "dynamodb:PartiQLSelect", "dynamodb:ExportTableToPointInTime"} <= set(readers["Action"])
+    assert set(readers["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {post_role_arn, *operators}
+    assert "OnlyTheDeploymentRoleAndOperatorsReconfigure" not in statements  # no deployment role named
+
+
+DEPLOYER = f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-cloudformation"
+SMOKE = f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-smoke-test"
+
+
+def test_only_the_deployment_role_and_operators_reconfigure_the_table_and_the_smoke_test_writes_its_own_accounts() -> (
+    None
+):
+    template = Template.load(
+        ROOT / "template.yaml",
+        overrides={"DeploymentRoleArn": DEPLOYER, "SmokeTestPrincipalArn": SMOKE, "OperatorPrincipalArns": OPERATOR},
+    )
+    statements = resolved_statements(template, "LedgerTable")
+    admin = statements["OnlyTheDeploymentRoleAndOperatorsReconfigure"]
+    assert {
+        "dynamodb:UpdateTable",
+        "dynamodb:UpdateContinuousBackups",
+        "dynamodb:PutResourcePolicy",
+        "dynamodb:DeleteResourcePolicy",
+    } <= set(admin["Action"])
+    assert set(admin["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {DEPLOYER, OPERATOR}
+    assert DEPLOYER in statements["OnlyOperatorsReadTheWholeTable"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert (
+        SMOKE in statements["OnlyThePostRoleOperatorsAndSmokeTestWrite"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    )
+    own = statements["TheSmokeTestWritesOnlyItsOwnAccounts"]
+    assert own["Condition"] == {
+        "ArnEquals": {"aws:PrincipalArn": SMOKE},
+        "ForAnyValue:StringNotLike": {"dynamodb:LeadingKeys": ["ACCOUNT#smoke-*"]},
+    }
+    from posting.adapters.ledger_keys import account_key
+    from posting_cli.smoke import accounts_for
+
+    for account in accounts_for("smoke-20260101T000000-abcdef"):
+        assert fnmatch.fnmatchcase(account_key(account.account_id)["PK"]["S"], "ACCOUNT#smoke-*")
+
+
+def test_with_a_deployment_role_nobody_else_rewrites_a_queues_attributes() -> None:
+    template = Template.load(ROOT / "template.yaml", overrides={"DeploymentRoleArn": DEPLOYER})
+    for policy_id in template.resources_of_type("AWS::SQS::QueuePolicy"):
+        statement = resolved_statements(template, policy_id)["OnlyTheDeploymentRoleReconfigures"]
+        assert "sqs:SetQueueAttributes" in statement["Action"]
+        assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": DEPLOYER}}
 
 
 # Audit trail ------------------------------------------------------------------------------------
 
 
-def test_data_events_trail_records_the_table_and_both_queues_behind_a_parameter(template: Template) -> None:
+def test_data_events_trail_records_the_table_queues_and_function_invocations_behind_a_parameter(
+    template: Template,
+) -> None:
     (trail_id,) = template.resources_of_type("AWS::CloudTrail::Trail")
     trail = template.resources[trail_id]
     assert trail["Condition"] == "RecordDataEvents"
@@ -348,7 +385,21 @@ def test_data_events_trail_records_the_table_and_both_queues_behind_a_parameter(
         if field["Field"] == "resources.ARN"
         for arn in field["Equals"]
     ]
-    assert sorted(a["Fn::GetAtt"][0] for a in arns) == ["LedgerTable", "PostingDLQ", "PostingQueue"]
+    assert sorted(a["Fn::GetAtt"][0] for a in arns) == sorted(
+        [
+            "LedgerTable",
+            "PostingDLQ",
+            "PostingQueue",
+            "ResultsDLQ",
+            *template.resources_of_type("AWS::Serverless::Function"),
+        ]
+    )
+    selectors = {
+        s["Name"]: {f["Field"]: f["Equals"] for f in s["FieldSelectors"]}
+        for s in trail["Properties"]["AdvancedEventSelectors"]
+    }
+    assert selectors["function invocations"]["resources.type"] == ["AWS::Lambda::Function"]
+    assert all(fields["eventCategory"] == ["Data"] for fields in selectors.values())
     assert trail["Properties"]["EnableLogFileValidation"] is True
     off = Template.load(ROOT / "template.yaml", overrides={"RecordDataEventsTrail": "false"})
     assert not off.is_created(trail_id)
@@ -483,9 +534,9 @@ def test_every_alarm_notifies_the_alarm_topic(template: Template) -> None:
     found = alarms(template)
     assert len(found) >= 17
     for logical_id, properties in found.items():
-        assert properties["AlarmActions"] == {
-            "Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
-        }, logical_id
+        both = {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}], [{"Ref": "AlarmTopic"}]]}
+        assert properties["AlarmActions"] == both, logical_id
+        assert properties["OKActions"] == both, logical_id
         assert properties["AlarmDescription"].strip(), logical_id
 
 
@@ -553,6 +604,8 @@ def test_prod_deploys_refuse_to_run_without_an_alarm_topic() -> None:
     check_config_env(config, "prod", extra_overrides=[f"AlarmTopicArn={topic}"])
     config["prod"]["deploy"]["parameters"]["parameter_overrides"] = "LogLevel=WARNING"
     check_config_env(config, "prod", extra_overrides=[f"AlarmTopicArn={topic}"])
+    # A subscriber on the stack's own topic is enough.
+    check_config_env(config, "prod", extra_overrides=["AlarmSubscriptionEndpoint=payments-oncall@example.com"])
 
 
 # The local stack keeps working with the template's new resource types ---------------------------
@@ -568,3 +621,248 @@ def test_the_local_stack_skips_what_it_cannot_create_and_resolves_the_rest(templ
         resolver(template).resolve(template.properties(logical_id))  # raises on an unsupported function
     outputs = {k: resolver(template).resolve(o["Value"]) for k, o in template.body["Outputs"].items()}
     assert outputs["KeyArn"] == "arn:aws:test:::PostingKey"
+
+
+# Direct invocation ------------------------------------------------------------------------------
+
+
+def test_each_function_answers_only_its_one_caller(translated: dict[str, Any]) -> None:
+    """After the transform: a Deny on lambda:InvokeFunction for every principal but the legitimate caller."""
+    functions = resources_of(translated, "AWS::Lambda::Function")
+    policies = resources_of(translated, "AWS::Lambda::ResourcePolicy")
+    assert not resources_of(translated, "AWS::Lambda::Permission")  # it would be overwritten by the policies
+    callers = {}
+    for logical_id, policy in policies.items():
+        (function,) = [f for f in functions if policy["Properties"]["ResourceArn"] == {"Fn::GetAtt": [f, "Arn"]}]
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        (invoke,) = [s for s in statements if isinstance(s, dict) and s.get("Action") == "lambda:InvokeFunction"]
+        assert (invoke["Effect"], invoke["Principal"]) == ("Deny", "*"), logical_id
+        assert invoke["Resource"] == {"Fn::GetAtt": [function, "Arn"]}
+        callers[function] = invoke["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::GetAtt"][0]
+    assert callers == {
+        "ValidateFunction": "StateMachineRole",
+        "PostFunction": "StateMachineRole",
+        "EmitFunction": "StateMachineRole",
+        "SweepFunction": "SweepScheduleRole",
+    }
+    # The callers really are the workflow's and the schedule's roles.
+    (machine,) = resources_of(translated, "AWS::StepFunctions::StateMachine").values()
+    assert machine["Properties"]["RoleArn"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
+    (schedule,) = resources_of(translated, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["Target"]["RoleArn"] == {"Fn::GetAtt": ["SweepScheduleRole", "Arn"]}
+    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["SweepFunction", "Arn"]}
+
+
+def test_with_a_deployment_role_nobody_else_changes_a_function() -> None:
+    template = Template.load(ROOT / "template.yaml", overrides={"DeploymentRoleArn": DEPLOYER})
+    for policy_id in template.resources_of_type("AWS::Lambda::ResourcePolicy"):
+        document = resolver(template).resolve(template.properties(policy_id)["PolicyDocument"])
+        (change,) = [s for s in document["Statement"] if s["Sid"] == "OnlyTheDeploymentRoleChangesIt"]
+        assert {"lambda:UpdateFunctionCode", "lambda:PutResourcePolicy", "lambda:PublishVersion"} <= set(
+            change["Action"]
+        )
+        assert change["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": DEPLOYER}}
+
+
+def test_the_schedule_may_invoke_exactly_the_sweeper(template: Template) -> None:
+    resolve = resolver(template).resolve
+    (policy,) = template.properties("SweepScheduleRole")["Policies"]
+    (statement,) = resolve(policy["PolicyDocument"])["Statement"]
+    name = resolve(template.properties("SweepFunction")["FunctionName"])
+    assert statement["Resource"] == f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+    assert "*" not in statement["Resource"]
+
+
+# Roles: bounded, named ----------------------------------------------------------------------------
+
+
+def test_every_role_the_stack_creates_carries_the_boundary(translated: dict[str, Any]) -> None:
+    roles = resources_of(translated, "AWS::IAM::Role")
+    assert len(roles) >= 8
+    boundary = {"Fn::If": ["HasBoundary", {"Ref": "PermissionsBoundaryArn"}, {"Ref": "AWS::NoValue"}]}
+    for logical_id, role in roles.items():
+        assert role["Properties"]["PermissionsBoundary"] == boundary, logical_id
+        assert role["Properties"]["RoleName"]["Fn::Sub"].startswith("${AWS::StackName}-${AWS::Region}-"), logical_id
+
+
+# The key ----------------------------------------------------------------------------------------
+
+
+def key_statements(overrides: dict[str, str]) -> dict[str, dict[str, Any]]:
+    template = Template.load(ROOT / "template.yaml", overrides=overrides)
+    policy = resolver(template).resolve(template.properties("PostingKey")["KeyPolicy"])
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+def test_the_key_policy_holds_every_statement_cloudtrails_guide_requires() -> None:
+    """AWS's "Configure AWS KMS key policies for CloudTrail", statement by statement, for this trail."""
+    statements = key_statements({})
+    trail = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/posting-local-data-events"
+    cloudtrail = {"Service": "cloudtrail.amazonaws.com"}
+    encrypt = statements["CloudTrailEncryptsThisTrailsLogs"]
+    assert (encrypt["Principal"], encrypt["Action"]) == (cloudtrail, "kms:GenerateDataKey*")
+    assert encrypt["Condition"] == {
+        "StringEquals": {"aws:SourceArn": trail},
+        "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{ACCOUNT_ID}:trail/*"},
+    }
+    # DescribeKey requests carry no encryption context: a context condition would refuse them.
+    describe = statements["CloudTrailDescribesTheKey"]
+    assert (describe["Principal"], describe["Action"]) == (cloudtrail, "kms:DescribeKey")
+    assert describe["Condition"] == {"StringEquals": {"aws:SourceArn": trail}}
+    # The bucket uses an S3 Bucket Key: creating or updating the trail needs kms:Decrypt.
+    decrypt = statements["CloudTrailDecryptsForTheBucketKey"]
+    assert (decrypt["Principal"], decrypt["Action"]) == (cloudtrail, "kms:Decrypt")
+    assert decrypt["Condition"] == {"StringEquals": {"aws:SourceArn": trail}}
+    template = Template.load(ROOT / "template.yaml")
+    rule = template.properties("TrailBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["BucketKeyEnabled"] is True
+    trail_name = resolver(template).resolve(template.properties("PostingDataTrail")["TrailName"])
+    assert trail.endswith(f":trail/{trail_name}")
+    # Log readers decrypt with the trail's encryption context only.
+    readers = key_statements({"TrailReaderPrincipalArns": "arn:aws:iam::123456789012:role/security-audit"})
+    reader = readers["TrailReadersDecryptLogFiles"]
+    assert reader["Action"] == "kms:Decrypt"
+    assert reader["Condition"]["Null"] == {"kms:EncryptionContext:aws:cloudtrail:arn": "false"}
+    assert reader["Condition"]["ArnLike"] == {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/security-audit"]}
+    assert "TrailReadersDecryptLogFiles" not in statements
+
+
+def test_key_users_are_named_and_key_administrators_alone_take_the_key_away() -> None:
+    admin = "arn:aws:iam::123456789012:role/key-administrator"
+    statements = key_statements({"KeyAdministratorArns": admin, "DeploymentRoleArn": DEPLOYER})
+    users = set(statements["UseThroughThePipelinesServices"]["Condition"]["ArnLike"]["aws:PrincipalArn"])
+    roles = {
+        f"arn:aws:iam::{ACCOUNT_ID}:role/posting-local-{REGION}-{n}"
+        for n in ("validate", "post", "emit", "workflow", "pipe", "sweep")
+    }
+    assert users == roles  # no operators, producers or smoke test named: the stack's roles only
+    away = statements["OnlyKeyAdministratorsDisableOrDeleteTheKey"]
+    assert (away["Effect"], away["Principal"]) == ("Deny", "*")
+    assert {"kms:ScheduleKeyDeletion", "kms:DisableKey"} <= set(away["Action"])
+    assert away["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [admin]}}
+    rewrite = statements["OnlyKeyAdministratorsAndTheDeploymentRoleRewriteThePolicy"]
+    assert rewrite["Action"] == "kms:PutKeyPolicy"
+    assert rewrite["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [admin, DEPLOYER]}}
+    # The administering statement grants no use of the key.
+    assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"} & set(statements["AdministerThroughIam"]["Action"])
+    # Every role the key-use statement names is a role of the stack, by the name the stack gives it.
+    template = Template.load(ROOT / "template.yaml")
+    names = {
+        resolver(template).resolve(template.properties(r)["RoleName"])
+        for r in template.resources_of_type("AWS::IAM::Role")
+    }
+    assert {arn.rsplit("/", 1)[1] for arn in roles} <= names
+
+
+# Alarms reach someone ---------------------------------------------------------------------------
+
+
+def test_the_alarm_topic_is_encrypted_subscribed_and_published_to_by_this_stacks_alarms(template: Template) -> None:
+    topic = template.properties("AlarmTopic")
+    assert topic["KmsMasterKeyId"] == {
+        "Fn::If": ["CreateKey", {"Fn::GetAtt": ["PostingKey", "Arn"]}, {"Ref": "KmsKeyArn"}]
+    }
+    subscription = template.resources["AlarmSubscription"]
+    assert subscription["Condition"] == "SubscribeToAlarms"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmSubscriptionEndpoint"}
+    assert set(template.body["Parameters"]["AlarmSubscriptionProtocol"]["AllowedValues"]) == {"email", "https"}
+    statements = resolved_statements(template, "AlarmTopicPolicy")
+    publish = statements["CloudWatchPublishesThisStacksAlarms"]
+    assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert (
+        publish["Condition"]["ArnLike"]["aws:SourceArn"]
+        == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:posting-local-*"
+    )
+    key = key_statements({})["CloudWatchPublishesThisStacksAlarms"]
+    assert key["Condition"] == publish["Condition"]
+
+
+def test_prod_refuses_to_deploy_without_a_subscriber_a_boundary_or_a_deployment_role(template: Template) -> None:
+    rules = template.body["Rules"]
+    prod = {"Fn::Equals": [{"Ref": "Environment"}, "prod"]}
+    alarms = rules["ProdAlarmsReachSomeone"]
+    assert alarms["RuleCondition"] == prod
+    (assertion,) = alarms["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::Or": [
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmSubscriptionEndpoint"}, ""]}]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]},
+        ]
+    }
+    bounded = [a["Assert"] for a in rules["ProdIsDeployedThroughABoundedServiceRole"]["Assertions"]]
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "PermissionsBoundaryArn"}, ""]}]} in bounded
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "DeploymentRoleArn"}, ""]}]} in bounded
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert "Environment=prod" in config["prod"]["deploy"]["parameters"]["parameter_overrides"]
+
+
+def test_the_new_alarms_watch_what_the_runbook_names(template: Template) -> None:
+    metrics = watched(template)
+    for metric in ("ExecutionFailed", "TargetStageFailed", "ExecutionThrottled"):
+        assert ("AWS/EventBridge/Pipes", metric, "PostingPipe") in metrics
+    assert ("AWS/States", "ExecutionThrottled", "PostingStateMachine") in metrics
+    sweeper = template.properties("SweeperNotRunningAlarm")
+    assert (sweeper["MetricName"], sweeper["ComparisonOperator"], sweeper["Threshold"]) == (
+        "Invocations",
+        "LessThanThreshold",
+        1,
+    )
+    assert sweeper["TreatMissingData"] == "breaching"
+    system_errors = template.properties("LedgerSystemErrorsAlarm")["Metrics"]
+    operations = {m["MetricStat"]["Metric"]["Dimensions"][1]["Value"] for m in system_errors if "MetricStat" in m}
+    assert {"TransactWriteItems", "GetItem", "BatchGetItem", "Query"} <= operations
+    conflicts = template.properties("LedgerTransactionConflictAlarm")["Metrics"]
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in conflicts if "MetricStat" in m} == {
+        "TransactionConflict",
+        "SuccessfulRequestLatency",
+    }
+    drop = template.properties("TrafficDropAlarm")
+    assert drop["ComparisonOperator"] == "LessThanLowerThreshold"
+    (band,) = [m for m in drop["Metrics"] if m["Id"] == drop["ThresholdMetricId"]]
+    assert band["Expression"].startswith("ANOMALY_DETECTION_BAND(")
+
+
+def test_post_has_reserved_concurrency_as_a_parameter(template: Template) -> None:
+    assert template.properties("PostFunction")["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservePostConcurrency", {"Ref": "PostReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert not Template.load(ROOT / "template.yaml").condition("ReservePostConcurrency")
+    assert Template.load(ROOT / "template.yaml", overrides={"PostReservedConcurrency": "20"}).condition(
+        "ReservePostConcurrency"
+    )
+
+
+def test_every_log_group_masks_payment_data(template: Template) -> None:
+    groups = template.resources_of_type("AWS::Logs::LogGroup")
+    assert len(groups) >= 8
+    for logical_id in groups:
+        policy = template.properties(logical_id)["DataProtectionPolicy"]
+        identifiers = {i["Fn::Sub"].rsplit("/", 1)[1] for s in policy["Statement"] for i in s["DataIdentifier"]}
+        assert "CreditCardNumber" in identifiers, logical_id
+        assert any("Deidentify" in s["Operation"] for s in policy["Statement"]), logical_id
+
+
+def test_the_trails_files_are_locked_in_compliance_mode_by_default(template: Template) -> None:
+    rule = template.properties("TrailBucket")["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert rule["Mode"] == {"Ref": "TrailObjectLockMode"}
+    assert template.parameters["TrailObjectLockMode"] == "COMPLIANCE"
+    assert rule["Days"] >= 365
+
+
+def test_the_trail_reaches_cloudwatch_logs_and_an_access_denied_alarm_when_asked() -> None:
+    off = Template.load(ROOT / "template.yaml")
+    on = Template.load(ROOT / "template.yaml", overrides={"TrailToCloudWatchLogs": "true"})
+    for logical_id in ("TrailLogGroup", "TrailLogsRole", "AccessDeniedMetricFilter", "AccessDeniedAlarm"):
+        assert not off.is_created(logical_id) and on.is_created(logical_id), logical_id
+    trail = resolver(on).resolve(on.properties("PostingDataTrail"))
+    assert trail["CloudWatchLogsLogGroupArn"] == "arn:aws:test:::TrailLogGroup"
+    assert trail["CloudWatchLogsRoleArn"] == "arn:aws:test:::TrailLogsRole"
+    pattern = on.properties("AccessDeniedMetricFilter")["FilterPattern"]
+    assert '$.errorCode = "AccessDenied*"' in pattern
+
+
+def test_the_pipe_decrypts_the_queue_only_through_sqs(template: Template) -> None:
+    policies = {p["PolicyName"]: p["PolicyDocument"] for p in template.properties("PipeRole")["Policies"]}
+    (statement,) = resolver(template).resolve(policies["decrypt-posting-queue"])["Statement"]
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}}

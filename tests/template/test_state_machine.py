@@ -25,7 +25,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.core.exceptions import JsonRESTError
 
 from posting_cli.local.moto_server import MotoServer
-from posting_cli.local.template import ACCOUNT_ID, REGION, Template
+from posting_cli.local.template import ACCOUNT_ID, REGION, Template, default_template_path
 from tests.builders import request, sqs_record
 
 pytestmark = pytest.mark.local_stack
@@ -467,3 +467,83 @@ def test_lambda_service_error_beyond_retries_is_salvaged_or_returns_the_whole_ba
         (salvage,) = calls_to("emit")
         assert salvage["error"]["Error"] == "Lambda.ServiceException"
     assert calls_to(step) == []
+
+
+# The timeout budget ----------------------------------------------------------------------------------
+
+# Assumptions of the budget, stated once. A Lambda task's attempt lasts at most its function's Timeout
+# plus the invocation's own overhead. A retried Lambda service error (throttling, a service fault) is
+# Lambda's answer to the Invoke, not a run of the function: it costs the overhead, then the wait.
+INVOKE_OVERHEAD_SECONDS = 1
+# The Pass, Choice and Map bookkeeping of a path takes the rest of the workflow's time.
+BOOKKEEPING_SECONDS = 4
+
+
+def task_seconds(state: dict[str, Any], function_timeouts: dict[str, int]) -> float:
+    """The longest a Task state can take, its retries included."""
+    if state["Resource"].endswith(":lambda:invoke"):
+        attempt = function_timeouts[state["Parameters"]["FunctionName"]] + INVOKE_OVERHEAD_SECONDS
+        retried_attempt: float = INVOKE_OVERHEAD_SECONDS
+    else:  # an SDK integration: every attempt, retried or not, may run to the state's timeout
+        assert "TimeoutSeconds" in state, state["Resource"]
+        attempt = retried_attempt = state["TimeoutSeconds"]
+    total: float = attempt
+    for retrier in state.get("Retry", []):
+        waits = backoff(retrier, retrier.get("MaxAttempts", 3))
+        total += sum(waits) + retried_attempt * len(waits)
+    return total
+
+
+def longest_path(states: dict[str, Any], start: str, function_timeouts: dict[str, int]) -> tuple[float, list[str]]:
+    """The slowest way through the states from start, following Next, Choice branches and Catch."""
+    state = states[start]
+    if state["Type"] == "Task":
+        own = task_seconds(state, function_timeouts)
+    elif state["Type"] == "Map":  # inline iterations run side by side: the slowest one counts
+        processor = state["ItemProcessor"]
+        own = longest_path(processor["States"], processor["StartAt"], function_timeouts)[0]
+    else:
+        own = 0
+    following = [state["Next"]] if "Next" in state else []
+    following += [choice["Next"] for choice in state.get("Choices", [])]
+    following += [state["Default"]] if "Default" in state else []
+    following += [catch["Next"] for catch in state.get("Catch", [])]
+    if not following:
+        return own, [start]
+    slowest, path = max(longest_path(states, name, function_timeouts) for name in following)
+    return own + slowest, [start, *path]
+
+
+def test_every_path_through_the_workflow_fits_its_timeout(template: Template) -> None:
+    """A batch that times out as a whole loses each last delivery's reason: the failure paths must finish."""
+    properties = template.properties("PostingStateMachine")
+    definition = json.loads((default_template_path().parent / properties["DefinitionUri"]).read_text())
+    function_timeouts = {}
+    for key, value in properties["DefinitionSubstitutions"].items():
+        if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
+            logical_id = value["Fn::GetAtt"][0]
+            timeout = template.function_setting(logical_id, "Timeout")
+            function_timeouts["${" + key + "}"] = int(timeout)
+    assert len(function_timeouts) == 3
+    seconds, path = longest_path(definition["States"], definition["StartAt"], function_timeouts)
+    # The longest path runs every step, then Emit's salvage, then dead-letters from the workflow.
+    assert {"Validate", "Post", "Emit", "SalvageAfterEmit", "DeadLetterLastDeliveries"} <= set(path)
+    assert seconds + BOOKKEEPING_SECONDS <= definition["TimeoutSeconds"], (seconds, path)
+
+
+def test_the_budget_counts_retries_and_the_slowest_branch() -> None:
+    states = {
+        "A": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "f"},
+            "Retry": [{"ErrorEquals": ["x"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 2}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Slow"}],
+            "Next": "Fast",
+        },
+        "Fast": {"Type": "Pass", "End": True},
+        "Slow": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "TimeoutSeconds": 2, "End": True},
+    }
+    seconds, path = longest_path(states, "A", {"f": 10})
+    assert path == ["A", "Slow"]
+    assert seconds == (10 + 1) + (1 + 2) + 2 * 1 + 2

@@ -287,7 +287,7 @@ def test_pipe_role_allows_exactly_reading_the_queue_and_running_the_workflow(
     if log_group is not None:
         log_arn = {"Fn::GetAtt": list(log_group)}
         expected |= {"logs:CreateLogStream": [log_arn], "logs:PutLogEvents": [log_arn]}
-    expected |= {"kms:Decrypt": [KEY_ARN], "kms:GenerateDataKey": [KEY_ARN]}  # the queue is under the stack's key
+    expected |= {"kms:Decrypt": [KEY_ARN]}  # the queue is under the stack's key: receiving only decrypts
     assert allowed(template, role_id) == expected
     assert not template.properties(role_id).get("ManagedPolicyArns")
 

@@ -6,6 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,21 +39,79 @@ def test_sam_local_invoke_runs_on_arm64_with_docker_and_checks_the_output():
     assert "docker network create posting-ci" in runs
 
 
-def test_deploy_runs_only_with_a_deploy_role_through_oidc_then_smoke_tests():
-    job = WORKFLOW["jobs"]["deploy"]
-    assert "vars.AWS_DEPLOY_ROLE_ARN != ''" in job["if"]
-    assert job["permissions"]["id-token"] == "write"
-    assert job["environment"] == "dev"
-    steps = job["steps"]
-    [credentials] = [s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
-    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
-    runs = [s.get("run", "") for s in steps]
-    deploy = next(i for i, r in enumerate(runs) if "sam.sh deploy" in r)
-    assert all(
-        flag in runs[deploy] for flag in ("--config-env dev", "--no-confirm-changeset", "--no-fail-on-empty-changeset")
-    )
-    assert any("posting smoke --stack" in r for r in runs[deploy + 1 :])
-    assert WORKFLOW["permissions"] == {"contents": "read"}  # only the deploy job gets an OIDC token
+def steps_of(job: str) -> list[dict]:
+    return WORKFLOW["jobs"][job]["steps"]
+
+
+def index_of(steps: list[dict], predicate) -> int:  # type: ignore[no-untyped-def]
+    return next(i for i, step in enumerate(steps) if predicate(step))
+
+
+def uses(prefix: str):  # type: ignore[no-untyped-def]
+    return lambda step: step.get("uses", "").startswith(prefix)
+
+
+def runs(text: str):  # type: ignore[no-untyped-def]
+    return lambda step: text in step.get("run", "")
+
+
+def test_the_tested_build_is_kept_and_no_credentials_reach_the_test_job():
+    steps = steps_of("test-and-build")
+    assert index_of(steps, runs("make test")) < index_of(steps, uses("actions/upload-artifact@"))
+    assert not [s for s in steps if uses("aws-actions/configure-aws-credentials@")(s)]
+    assert "id-token" not in WORKFLOW["jobs"]["test-and-build"].get("permissions", {})
+    assert WORKFLOW["permissions"] == {"contents": "read"}  # only the deploy jobs get an OIDC token
+
+
+@pytest.mark.parametrize(
+    ("job", "environment", "config_env"), [("deploy", "dev", "dev"), ("deploy-prod", "prod", "prod")]
+)
+def test_deploy_jobs_take_credentials_last_and_deploy_the_tested_build_through_cloudformations_role(
+    job: str, environment: str, config_env: str
+):
+    definition = WORKFLOW["jobs"][job]
+    assert "vars.AWS_DEPLOY_ROLE_ARN != ''" in definition["if"]
+    assert definition["permissions"]["id-token"] == "write"
+    assert definition["environment"] == environment
+    steps = definition["steps"]
+    credentials = index_of(steps, uses("aws-actions/configure-aws-credentials@"))
+    assert steps[credentials]["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    # Everything is installed and the tested build is in place before any credential exists.
+    before = steps[:credentials]
+    assert index_of(before, runs("make venv")) < credentials
+    assert index_of(before, uses("actions/download-artifact@")) < credentials
+    assert not [s for s in steps if runs("sam.sh build")(s)]
+    deploy = steps[index_of(steps, runs("sam.sh deploy"))]["run"]
+    for flag in (f"--config-env {config_env}", '--role-arn "$CFN_ROLE_ARN"', "--no-confirm-changeset"):
+        assert flag in deploy, flag
+    assert "DeploymentRoleArn=$CFN_ROLE_ARN" in deploy and "PermissionsBoundaryArn=$BOUNDARY_ARN" in deploy
+
+
+def test_the_smoke_test_runs_as_its_own_identity_after_the_dev_deploy():
+    steps = steps_of("deploy")
+    deploy = index_of(steps, runs("sam.sh deploy"))
+    smoke = index_of(steps, runs("posting smoke --stack"))
+    assert deploy < smoke
+    between = [s for s in steps[deploy:smoke] if uses("aws-actions/configure-aws-credentials@")(s)]
+    assert [s["with"]["role-to-assume"] for s in between] == ["${{ vars.AWS_SMOKE_ROLE_ARN }}"]
+    assert "SmokeTestPrincipalArn=$SMOKE_ROLE_ARN" in steps[deploy]["run"]
+    assert WORKFLOW["jobs"]["deploy-prod"]["needs"] == ["deploy"]
+
+
+def test_installs_are_hash_checked():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements-dev.lock" in makefile
+    locked = {
+        line.split("==")[0].split("[")[0].lower(): line.split("==")[1].split()[0]
+        for line in (ROOT / "requirements-dev.lock").read_text().splitlines()
+        if "==" in line and not line.startswith((" ", "#"))
+    }
+    for path in (ROOT / "requirements-dev.txt", ROOT / "layer" / "requirements.txt"):
+        for text in path.read_text().splitlines():
+            pin = text.split("#")[0].strip()
+            if "==" in pin:
+                name, version = pin.split("==")
+                assert locked[name.split("[")[0].lower()] == version, f"{path.name}: {pin} is not what the lock pins"
 
 
 def test_the_dev_environment_is_the_default_one_by_name():

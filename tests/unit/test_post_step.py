@@ -683,3 +683,25 @@ def test_one_request_raced_from_many_threads_posts_once(ledger):
     assert statuses == {Status.POSTED: 1, Status.DUPLICATE: 11}
     assert balances(ledger, "acc-alice", "acc-bob") == {"acc-alice": 0, "acc-bob": 5000}
     assert_books_balance(ledger)
+
+
+def test_a_capture_that_read_its_hold_before_a_rival_capture_and_the_account_after_is_read_again(ledger):
+    # The hold is read open, then a rival capture settles it, then the account is read: the plan
+    # would release pending money that is no longer pending. It must be read again, not recorded.
+    assert outcome_of(post(ledger, {**transfer("auth-1", "acc-alice", "acc-bob", 1000), "kind": "hold"})).status == (
+        Status.POSTED
+    )
+    rival = {"kind": "capture", "posting_id": "cap-rival", "hold_id": "auth-1"}
+    reads = ledger.read_accounts
+
+    def read_after_the_rival(account_ids):
+        ledger.read_accounts = reads  # once
+        assert outcome_of(post(ledger, rival)).status == Status.POSTED
+        return reads(account_ids)
+
+    ledger.read_accounts = read_after_the_rival
+
+    late = outcome_of(post(ledger, {"kind": "capture", "posting_id": "cap-late", "hold_id": "auth-1"}))
+
+    assert (late.status, late.reason) == (Status.REJECTED, Reason.HOLD_ALREADY_CAPTURED)
+    assert_books_balance(ledger)

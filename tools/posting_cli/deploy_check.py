@@ -1,4 +1,6 @@
-"""Refuse a prod deploy that would raise alarms nobody hears: prod needs an SNS topic (AlarmTopicArn).
+"""Refuse a prod deploy that would raise alarms nobody hears: prod needs a subscriber or an SNS topic.
+
+The template's own Rules refuse the same at deploy time; this says so before anything is built.
 
 Prints the parameter overrides `sam deploy` should use: samconfig.toml's for the environment, plus
 any given with --override (later ones win). Exits 2 with the reason when the check fails.
@@ -49,9 +51,12 @@ def check_config_env(
         overrides |= parse_overrides(extra)
     if config_env in ENVIRONMENTS_NEEDING_ALARMS:
         topic = overrides.get("AlarmTopicArn", "")
+        if overrides.get("AlarmSubscriptionEndpoint") and not topic:
+            return overrides
         if not topic or not re.fullmatch(declared["AllowedPattern"], topic):
             raise DeployCheckError(
-                f"{config_env} needs AlarmTopicArn, an SNS topic ARN (got {topic!r}): set it in samconfig.toml "
+                f"{config_env} needs AlarmSubscriptionEndpoint (an e-mail address or HTTPS URL) or AlarmTopicArn, "
+                f"an SNS topic ARN (got {topic!r}): set it in samconfig.toml "
                 f"[{config_env}.deploy.parameters] parameter_overrides, or run "
                 f"`make deploy ENV={config_env} ALARM_TOPIC_ARN=arn:aws:sns:<region>:<account>:<topic>`"
             )

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from posting.domain.ledger import Entry
 from posting.domain.model import AccountState
 
-# Longest a line can take from the instant it is recorded at (its decision time) to its commit:
-# the post function's timeout (20 s) bounds every attempt, and the SDK's own retries happen within
-# it; doubled for clock skew between hosts and for margin. A checkpoint is only ever written
-# this far in the past. (docs/design/contention.md derives it.)
+# Longer than a line can take from the instant it is recorded at (its decision time) to its commit:
+# the post function's timeout (11 s) bounds every attempt, the SDK's own retries included, and
+# decision times stay within 2 s of the host's clock; with a wide margin. A checkpoint is only ever
+# written this far in the past. (docs/design/contention.md derives it.)
 COMMIT_HORIZON_SECONDS = 60
 
 

@@ -39,7 +39,15 @@ from posting.domain.model import (
     available_balance,
     utc_timestamp,
 )
-from posting.domain.outcomes import BalanceAfter, Decision, PostingRejected, Reason, Status, TransientPostingError
+from posting.domain.outcomes import (
+    BalanceAfter,
+    ConcurrentUpdate,
+    Decision,
+    PostingRejected,
+    Reason,
+    Status,
+    TransientPostingError,
+)
 from posting.domain.requests import (
     EXPIRY_PREFIX,
     CaptureRequest,
@@ -486,6 +494,10 @@ def _check_figures(change: AccountChange, state: AccountState) -> None:
     after = change.after()
     if after is None:
         return
+    if after.pending_debits < 0 or after.pending_credits < 0:
+        # It releases more than the account holds pending: the hold was read before another
+        # request released it, and the account after. Both are read again.
+        raise ConcurrentUpdate(f"account {change.account_id} was read after its hold was settled")
     if not change.within_range(after):
         raise PostingRejected(
             Reason.BALANCE_OUT_OF_RANGE,
