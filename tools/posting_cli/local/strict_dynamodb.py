@@ -72,6 +72,8 @@ deleted again through the proxy. Tables are assumed to be shared by every caller
 ``-sharedDb``, as this project runs it). A write whose items cannot be keyed (no such table, a key
 attribute missing, a body that is not the documented JSON) is forwarded unchanged and logged:
 DynamoDB Local then answers it, which for all of these is an error, so nothing is made looser.
+PartiQL (ExecuteStatement, BatchExecuteStatement, ExecuteTransaction) is not parsed: it is forwarded
+outside the rules, counted and logged once. This project sends none.
 
 Switches (read by ``attach_or_start`` from its environment, or passed to it as ``StrictRules``):
 
@@ -164,6 +166,7 @@ COUNTERS = (
     "forwarded_unkeyed",
 )
 _WRITE_ACTIONS = ("Put", "Update", "Delete", "ConditionCheck")
+_PARTIQL = ("ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction")
 
 #: (table name, ((attribute, type, canonical value), ...)): one item, whoever names it.
 ItemKey = tuple[str, tuple[tuple[str, str, str], ...]]
@@ -306,8 +309,6 @@ class InFlight:
                     if not readers:
                         del self._readers[key]
             overtaken = self._overtaken.pop(read, set())
-            if overtaken:
-                self.counters["transact_gets_cancelled"] += 1
             return tuple(i for i, key in enumerate(keys) if key in overtaken)
 
     def count(self, name: str) -> None:
@@ -634,7 +635,12 @@ class _Connection(socketserver.BaseRequestHandler):
                 request = _read_request(rfile)
                 if request is None:
                     return
-                reply = proxy.handle(request, upstream)
+                try:
+                    reply = proxy.handle(request, upstream)
+                except Exception as error:  # a defect here must not leave the client waiting
+                    log.exception("strict DynamoDB: answering %s failed", request.headers.get("x-amz-target"))
+                    reply = _internal_error(f"strict proxy: {error!r}")
+                    upstream.close()
                 client.sendall(reply.head + reply.body)
                 if not request.keep_alive:
                     return
@@ -745,6 +751,9 @@ class StrictProxy:
         except _Unkeyable as why:
             self.in_flight.count("forwarded_unkeyed")
             self._log_once(f"{operation}: {why}", f"forwarded unchanged, outside the rules: {operation} ({why})")
+        if operation in _PARTIQL:
+            self.in_flight.count("forwarded_unkeyed")
+            self._log_once(operation, f"PartiQL is not parsed: {operation} is forwarded outside the rules")
         reply = self._forward(request, upstream)
         if operation in ("CreateTable", "DeleteTable"):
             self._forget_schema(request.body)
@@ -851,6 +860,7 @@ class StrictProxy:
         finally:
             overtaken = self.in_flight.end_transact_get(admitted, keys)
         if overtaken and reply.status == 200:
+            self.in_flight.count("transact_gets_cancelled")
             return transaction_cancelled(len(keys), overtaken)
         return reply
 
