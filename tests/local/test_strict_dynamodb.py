@@ -523,12 +523,18 @@ def test_the_proxy_never_outlives_the_process_that_started_it(dynamodb_local, tm
 # -- the flags -----------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def rules_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither rules variable set, and whatever a test sets in os.environ undone after it."""
+    for name in ("POSTING_DYNAMODB_TAU_MS", "POSTING_DYNAMODB_STRICT"):
+        monkeypatch.setenv(name, "")  # recorded, so the original state comes back at teardown
+        monkeypatch.delenv(name)
+
+
 @pytest.mark.parametrize("verb", [["local", "up"], ["local", "demo"], ["local", "soak"]])
-def test_the_cli_flags_become_the_environment_every_engine_reads(verb, monkeypatch):
+def test_the_cli_flags_become_the_environment_every_engine_reads(verb, rules_environment):
     from posting_cli import cli
 
-    monkeypatch.delenv("POSTING_DYNAMODB_TAU_MS", raising=False)
-    monkeypatch.delenv("POSTING_DYNAMODB_STRICT", raising=False)
     cli._apply_dynamodb_options(cli._parser().parse_args(verb))
     assert StrictRules.from_environ() == StrictRules()  # no flag: strict, default τ
 
@@ -539,11 +545,9 @@ def test_the_cli_flags_become_the_environment_every_engine_reads(verb, monkeypat
         cli._apply_dynamodb_options(cli._parser().parse_args([*verb, "--dynamodb-tau-ms", "-5"]))
 
 
-def test_the_bench_flags_become_the_environment(monkeypatch):
+def test_the_bench_flags_become_the_environment(rules_environment):
     from posting_cli.bench.__main__ import _apply_dynamodb_options
 
-    monkeypatch.delenv("POSTING_DYNAMODB_TAU_MS", raising=False)
-    monkeypatch.delenv("POSTING_DYNAMODB_STRICT", raising=False)
     _apply_dynamodb_options(12.5, lenient=False)
     assert StrictRules.from_environ() == StrictRules(tau_ms=12.5)
     _apply_dynamodb_options(None, lenient=True)
