@@ -31,7 +31,10 @@ def template() -> Template:
 
 @pytest.fixture(scope="session")
 def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """DynamoDB Local for the session (or $DYNAMODB_ENDPOINT when set)."""
+    """DynamoDB Local for the session (or $DYNAMODB_ENDPOINT when set), behind AWS's conflict rules.
+
+    The rules are on unless POSTING_DYNAMODB_STRICT=0 (see posting_cli/local/strict_dynamodb.py).
+    """
     from posting_cli.local.dynamodb_local import attach_or_start
 
     with attach_or_start(log_dir=tmp_path_factory.mktemp("dynamodb-local-logs")) as endpoint:

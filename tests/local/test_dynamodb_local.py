@@ -165,14 +165,24 @@ def test_one_database_for_all_credentials_and_regions(ddb: ddbl.DynamoDBLocal) -
 
 
 def test_attach_via_env_var_starts_nothing(ddb: ddbl.DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> None:
+    from posting_cli.local.strict_dynamodb import StrictDynamoDB
+
     name = _table(ddb.client())
     monkeypatch.setenv(ddbl.ENV_ENDPOINT, ddb.endpoint_url + "/")
-    with ddbl.attach_or_start() as ext:
+    with ddbl.attach_or_start() as strict:  # behind the conflict rules, by default
+        assert isinstance(strict, StrictDynamoDB) and not strict.managed
+        ext = strict.upstream
         assert isinstance(ext, ddbl.ExternalDynamoDB) and not ext.managed
         assert ext.endpoint_url == ddb.endpoint_url
-        assert name in ext.client().list_tables()["TableNames"]
-        assert ext.environ()["AWS_ENDPOINT_URL_DYNAMODB"] == ddb.endpoint_url
+        assert name in strict.client().list_tables()["TableNames"]
+        assert strict.environ()["AWS_ENDPOINT_URL_DYNAMODB"] == strict.endpoint_url != ddb.endpoint_url
     assert ddb.is_running()  # leaving the attached endpoint stopped nothing
+    monkeypatch.setenv("POSTING_DYNAMODB_STRICT", "0")
+    with ddbl.attach_or_start() as ext:  # the rules switched off: the endpoint as it is
+        assert isinstance(ext, ddbl.ExternalDynamoDB) and not ext.managed
+        assert ext.endpoint_url == ddb.endpoint_url
+        assert ext.environ()["AWS_ENDPOINT_URL_DYNAMODB"] == ddb.endpoint_url
+    assert ddb.is_running()
 
 
 def test_attach_to_dead_endpoint_fails_clearly(tmp_path: Path) -> None:

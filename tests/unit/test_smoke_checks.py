@@ -65,3 +65,40 @@ def test_the_duplicate_repeats_the_posting_byte_for_byte_and_the_malformed_one_i
         pass
     else:
         raise AssertionError("the malformed probe parsed as a valid request")
+
+
+REFUSAL = "TransactionConflictException: Transaction is ongoing for the item"
+
+
+def test_closing_an_account_a_posting_still_holds_is_tried_again(monkeypatch):
+    from posting.domain.model import AccountStatus
+    from posting.domain.outcomes import TransientPostingError
+    from posting_cli import smoke
+
+    class Ledger:
+        def __init__(self, refusals: int) -> None:
+            self.refusals, self.closed = refusals, []
+
+        def read_accounts(self, account_ids):
+            return {account_id: object() for account_id in account_ids}
+
+        def set_account_status(self, account_id, status):
+            if self.refusals:
+                self.refusals -= 1
+                raise TransientPostingError(REFUSAL)
+            self.closed.append((account_id, status))
+
+    ledger = Ledger(refusals=3)
+    monkeypatch.setattr(smoke.operations, "ledger", lambda target: ledger)
+    report = smoke.SmokeReport(run_id="r", accounts=["a", "b"])
+    waits: list[float] = []
+    smoke._close(None, report, sleep=waits.append)  # type: ignore[arg-type]
+    assert report.problems == []
+    assert ledger.closed == [("a", AccountStatus.CLOSED), ("b", AccountStatus.CLOSED)]
+    assert waits == [0.05, 0.1, 0.2]
+
+    stuck = Ledger(refusals=100)
+    monkeypatch.setattr(smoke.operations, "ledger", lambda target: stuck)
+    report = smoke.SmokeReport(run_id="r", accounts=["a"])
+    smoke._close(None, report, sleep=lambda _: None)  # type: ignore[arg-type]
+    assert report.problems == [f"a: could not be closed: {REFUSAL}"]

@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _apply_dynamodb_options(args)
         return int(args.command(args) or 0)
     except KeyboardInterrupt:
         errors.print("interrupted")
@@ -96,6 +97,12 @@ def _print_faults(stack: Any) -> None:
         console.print(f"faults fired (seed {stack.faults.plan.seed}): {fired}")
 
 
+def _dynamodb_stats(stack: Any) -> dict[str, Any] | None:
+    from posting_cli.local.strict_dynamodb import strict_stats
+
+    return strict_stats(stack.dynamodb.endpoint_url)
+
+
 def _open_accounts(target: Any, accounts: Any) -> tuple[int, list[str]]:
     from posting_cli import operations
 
@@ -156,6 +163,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
             raise CliError(f"no such requests file: {path}")
     with _started(_stack(args, pollers=args.pollers)) as stack:
         target = stack.target
+        conflicts_before = _dynamodb_stats(stack)
         _open_accounts(target, accounts)
         visibility = int(stack.template.parameters["VisibilityTimeoutSeconds"])
         event_log = Path(args.events).open("a", buffering=1) if args.events else None  # noqa: SIM115
@@ -175,6 +183,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
                 if event_log is not None:
                     event_log.close()
         _print_faults(stack)
+        _print_dynamodb_conflicts(stack.dynamodb.endpoint_url, conflicts_before)
         write_results(Path(args.results), outcomes)
         write_balances(target, [a.account_id for a in accounts], Path(args.balances))
     counts: dict[str, int] = {}
@@ -191,9 +200,11 @@ def cmd_local_demo(args: argparse.Namespace) -> int:
     args.parameter = [f"{key}={value}" for key, value in DEMO_PARAMETERS.items()] + args.parameter
     with _started(_stack(args, pollers=args.pollers)) as stack:
         visibility = int(stack.template.parameters["VisibilityTimeoutSeconds"])
+        conflicts_before = _dynamodb_stats(stack)
         report = run_demo(
             stack.target, postings=args.postings, seed=args.seed, console=console, stall_seconds=2 * visibility + 30
         )
+        _print_dynamodb_conflicts(stack.dynamodb.endpoint_url, conflicts_before)
     return 0 if report.ok else 1
 
 
@@ -514,6 +525,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
             "--stack-name", default="posting-local", help="local stack name (names the ledger table and the rest)"
         )
         _add_fault_options(command)
+        _add_dynamodb_options(command)
         command.set_defaults(command=handler)
         return command
 
@@ -613,6 +625,7 @@ def _add_soak(local_verbs: Any) -> None:
     soak.add_argument("--visibility-timeout", type=int, default=6, help="the queue's VisibilityTimeout, seconds")
     soak.add_argument("--max-receive-count", type=int, default=5, help="deliveries before a message is dead-lettered")
     soak.add_argument("--pollers", type=int, default=4, help="concurrent pipe pollers")
+    _add_dynamodb_options(soak)
     soak.set_defaults(command=cmd_local_soak)
 
 
@@ -626,6 +639,58 @@ def _add_fault_options(command: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-seed", type=int, default=0, help="seed of the fault decisions")
     faults.add_argument("--fault-probability", type=float, default=0.05, help="probability of a kind given without one")
     faults.add_argument("--fault-log", metavar="FILE", help="append every fault that fires to this JSONL file")
+
+
+def _add_dynamodb_options(command: argparse.ArgumentParser) -> None:
+    rules = command.add_argument_group(
+        "DynamoDB conflict rules (AWS's, applied to DynamoDB Local by default; see strict_dynamodb.py)"
+    )
+    rules.add_argument(
+        "--dynamodb-tau-ms",
+        type=float,
+        metavar="MS",
+        help="how long past its answer a transaction keeps its items in flight (default 20, or "
+        "$POSTING_DYNAMODB_TAU_MS)",
+    )
+    rules.add_argument(
+        "--lenient-dynamodb",
+        action="store_true",
+        help="switch the conflict rules off, for debugging only (or POSTING_DYNAMODB_STRICT=0)",
+    )
+
+
+def _apply_dynamodb_options(args: argparse.Namespace) -> None:
+    """The flags become the environment: this process's engine and every process it starts read it."""
+    import os
+
+    tau_ms, lenient = getattr(args, "dynamodb_tau_ms", None), getattr(args, "lenient_dynamodb", False)
+    if tau_ms is None and not lenient:
+        return
+    from posting_cli.local.strict_dynamodb import ENV_STRICT, ENV_TAU_MS, StrictRules, StrictRulesError
+
+    if tau_ms is not None:
+        try:
+            StrictRules(tau_ms=tau_ms)
+        except StrictRulesError as error:
+            raise CliError(str(error)) from error
+        os.environ[ENV_TAU_MS] = repr(tau_ms)
+    if lenient:
+        os.environ[ENV_STRICT] = "0"
+
+
+def _print_dynamodb_conflicts(endpoint_url: str, before: dict[str, Any] | None) -> None:
+    """What the conflict rules refused during this command, from the engine's own counters."""
+    from posting_cli.local.strict_dynamodb import strict_stats
+
+    after = strict_stats(endpoint_url)
+    if after is None or before is None:
+        console.print("DynamoDB conflict rules: off (transactions never conflict here, unlike on AWS)")
+        return
+    delta = {name: after[name] - before.get(name, 0) for name in after if isinstance(after[name], int)}
+    console.print(
+        f"DynamoDB conflict rules (τ {after['tau_ms']:g} ms): {delta['transactions']} transactions, "
+        f"{delta['transactions_cancelled']} cancelled; {delta['single_writes_refused']} single writes refused"
+    )
 
 
 if __name__ == "__main__":

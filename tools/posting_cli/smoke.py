@@ -22,6 +22,7 @@ from typing import Any
 
 from posting.domain.events import EVENT_SOURCE, PostingPosted, PostingRejected
 from posting.domain.model import Account, AccountStatus
+from posting.domain.outcomes import TransientPostingError
 from posting_cli import operations
 from posting_cli.target import Target
 
@@ -258,15 +259,30 @@ def _balances(target: Target, account_ids: list[str]) -> dict[str, tuple[int, in
     return balances
 
 
-def _close(target: Target, report: SmokeReport) -> None:
-    """Mark the run's accounts closed so nothing posts to them again; they stay in the books."""
+CLOSE_ATTEMPTS = 6
+
+
+def _close(target: Target, report: SmokeReport, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Mark the run's accounts closed so nothing posts to them again; they stay in the books.
+
+    A posting still in flight on an account holds its item, and DynamoDB refuses the close with a
+    transaction conflict until it commits: such a refusal is tried again, with backoff (about 3 s).
+    """
     table = operations.ledger(target)
     for account_id in report.accounts:
-        try:
-            if table.read_accounts([account_id]):
-                table.set_account_status(account_id, AccountStatus.CLOSED)
-        except Exception as error:  # noqa: BLE001 - report it, never hide the run's own verdict
-            report.problems.append(f"{account_id}: could not be closed: {error}")
+        for attempt in range(CLOSE_ATTEMPTS):
+            try:
+                if table.read_accounts([account_id]):
+                    table.set_account_status(account_id, AccountStatus.CLOSED)
+                break
+            except TransientPostingError as error:
+                if attempt == CLOSE_ATTEMPTS - 1:
+                    report.problems.append(f"{account_id}: could not be closed: {error}")
+                else:
+                    sleep(0.05 * 2**attempt)
+            except Exception as error:  # noqa: BLE001 - report it, never hide the run's own verdict
+                report.problems.append(f"{account_id}: could not be closed: {error}")
+                break
 
 
 def _now_ms() -> int:

@@ -61,10 +61,27 @@ def dynamodb_local(log_dir: Path) -> Iterator[Any]:
         yield endpoint
 
 
+def _apply_dynamodb_options(tau_ms: float | None, lenient: bool) -> None:
+    """The flags become the environment, which attach_or_start (and every child process) reads."""
+    from posting_cli.local.strict_dynamodb import ENV_STRICT, ENV_TAU_MS, StrictRules
+
+    if tau_ms is not None:
+        os.environ[ENV_TAU_MS] = repr(StrictRules(tau_ms=tau_ms).tau_ms)
+    if lenient:
+        os.environ[ENV_STRICT] = "0"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m posting_cli.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--postings", type=int, default=600, help="requests per pipeline phase (default 600)")
+    parser.add_argument(
+        "--dynamodb-tau-ms", type=float, metavar="MS", help="τ of the DynamoDB conflict rules (default 20)"
+    )
+    parser.add_argument(
+        "--lenient-dynamodb", action="store_true", help="switch the DynamoDB conflict rules off (debugging only)"
+    )
     args = parser.parse_args(argv)
+    _apply_dynamodb_options(args.dynamodb_tau_ms, args.lenient_dynamodb)
 
     began = time.monotonic()
     stamp = datetime.now(UTC)

