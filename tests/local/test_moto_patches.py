@@ -821,3 +821,124 @@ def test_json_copy_is_a_deep_copy() -> None:
     assert copied["g"] == moment
     copied["a"][1]["b"] = "changed"
     assert value["a"][1]["b"] == "c"
+
+
+# 12. SQS queues under their own lock -------------------------------------------
+
+
+class _Pause:
+    """Stops the first call of one message's method, in whichever server thread makes it, until
+    `resume()`; `reached` is set once that call is waiting."""
+
+    def __init__(self, message: Any, method: str, only_if: Callable[..., bool] = lambda *_: True) -> None:
+        self.reached, self._go = threading.Event(), threading.Event()
+        own = getattr(message, method)
+
+        def paused(*args: Any, **kwargs: Any) -> Any:
+            if only_if(*args) and not self.reached.is_set():
+                self.reached.set()
+                self._go.wait(30)
+            return own(*args, **kwargs)
+
+        setattr(message, method, paused)  # this message only: an instance attribute
+
+    def resume(self) -> None:
+        self._go.set()
+
+
+def _overlapping(
+    kw: dict[str, Any], url: str, first: tuple[str, dict[str, Any]], pause: _Pause, *others: tuple[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Calls `first` over HTTP until it reaches `pause`, then `others`; then lets `first` finish.
+    Returns the responses, `first`'s first.
+
+    While `first` is half-way, each of the others runs to its end if nothing holds the queue, and
+    otherwise waits for `first` (under the patch, `first` holds the queue's lock while it pauses).
+    """
+    from moto.sqs.models import sqs_backends
+
+    responses: dict[int, dict[str, Any]] = {}
+
+    def call(index: int, method: str, arguments: dict[str, Any]) -> threading.Thread:
+        client = boto3.client("sqs", **kw)
+
+        def send() -> None:
+            responses[index] = getattr(client, method)(QueueUrl=url, **arguments)
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        return thread
+
+    started = [call(0, *first)]
+    assert pause.reached.wait(30)
+    lock = sqs_backends[ACCOUNT][REGION].queues[url.rsplit("/", 1)[-1]]._messages_lock
+    queue_is_free = lock.acquire(blocking=False)  # only `first` can hold it now: nothing else runs
+    if queue_is_free:
+        lock.release()
+    for index, (method, arguments) in enumerate(others, start=1):
+        started.append(call(index, method, arguments))
+        if queue_is_free:
+            started[-1].join(30)
+    pause.resume()
+    for thread in started:
+        thread.join(30)
+    assert sorted(responses) == list(range(len(started)))  # every call answered
+    return [responses[index] for index in range(len(started))]
+
+
+def _queue_after_overlapping_deletes_and_a_send(kw: dict[str, Any]) -> set[str]:
+    """Delete A pauses half-way through its copy of the message list; delete B and a SendMessageBatch
+    run meanwhile (as the pipe's pollers delete while a producer sends). Returns the bodies kept."""
+    from moto.sqs.models import sqs_backends
+
+    sqs = boto3.client("sqs", **kw)
+    name = f"overlap{next(_queue_counter)}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": body, "MessageBody": body} for body in ("a", "pause", "b")])
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    handles = {message["Body"]: message["ReceiptHandle"] for message in received}
+    queue = sqs_backends[ACCOUNT][REGION].queues[name]
+    [message] = [m for m in queue._messages if m.body == "pause"]
+    # A delete asks each message in turn whether the receipt handle is its own.
+    pause = _Pause(message, "had_receipt_handle", only_if=lambda handle: handle == handles["a"])
+    _overlapping(
+        kw,
+        url,
+        ("delete_message", {"ReceiptHandle": handles["a"]}),
+        pause,
+        ("delete_message", {"ReceiptHandle": handles["b"]}),
+        ("send_message_batch", {"Entries": [{"Id": body, "MessageBody": body} for body in ("c", "d")]}),
+    )
+    return {m.body for m in queue._messages}
+
+
+def test_moto_loses_messages_sent_between_overlapping_deletes(unpatched: None, kw: dict[str, Any]) -> None:
+    # A puts back its copy of the list: "b", deleted by B, is back, and "c" and "d" are gone for good,
+    # though the sender was given their message ids.
+    assert _queue_after_overlapping_deletes_and_a_send(kw) == {"pause", "b"}
+
+
+def test_overlapping_deletes_keep_every_message_sent_meanwhile(kw: dict[str, Any]) -> None:
+    assert _queue_after_overlapping_deletes_and_a_send(kw) == {"pause", "c", "d"}
+
+
+def _bodies_of_two_overlapping_receives(kw: dict[str, Any]) -> list[str]:
+    """Receive A pauses as it takes its one message; receive B runs meanwhile. Returns what each got."""
+    from moto.sqs.models import sqs_backends
+
+    sqs = boto3.client("sqs", **kw)
+    name = f"overlap{next(_queue_counter)}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="once")
+    [message] = sqs_backends[ACCOUNT][REGION].queues[name]._messages
+    pause = _Pause(message, "mark_received")
+    responses = _overlapping(kw, url, ("receive_message", {}), pause, ("receive_message", {}))
+    return [m["Body"] for response in responses for m in response.get("Messages", [])]
+
+
+def test_moto_hands_one_message_to_two_overlapping_receives(unpatched: None, kw: dict[str, Any]) -> None:
+    assert _bodies_of_two_overlapping_receives(kw) == ["once", "once"]
+
+
+def test_overlapping_receives_take_a_message_once(kw: dict[str, Any]) -> None:
+    assert _bodies_of_two_overlapping_receives(kw) == ["once"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from posting.domain.outcomes import Decision
 from posting_cli import operations
 from posting_cli.results import Result, ResultCollector, posting_id_of
 from posting_cli.target import Target
@@ -142,19 +143,98 @@ def drain(
         if not waiting and not unsent:
             break
         if now - last_progress > pace.stall_seconds or now > pace.deadline:
-            raise _incomplete(list(waiting.values()), now > pace.deadline, pace.stall_seconds)
+            if collector.poll_dead_letters():  # a last look: the DLQ is read every 5 s only
+                last_progress = now
+                continue
+            pending = list(waiting.values())
+            raise _incomplete(pending, now > pace.deadline, pace.stall_seconds, _whereabouts(target, pending))
     return [outcomes[line.number] for line in lines]
 
 
-def _incomplete(pending: list[LineOutcome], past_deadline: bool, stall_seconds: float) -> RunIncomplete:
+def _incomplete(
+    pending: list[LineOutcome], past_deadline: bool, stall_seconds: float, whereabouts: str = ""
+) -> RunIncomplete:
     pending.sort(key=lambda outcome: outcome.line)
     named = ", ".join(f"line {o.line}" + (f" ({o.posting_id})" if o.posting_id else "") for o in pending[:20])
     more = f" and {len(pending) - 20} more" if len(pending) > 20 else ""
     why = "the deadline was reached" if past_deadline else f"no progress for {int(stall_seconds)} s"
     return RunIncomplete(
         f"{len(pending)} line(s) got no final outcome ({why}): {named}{more}. "
-        "The Lambda log is in .posting-local/logs/lambda.log."
+        + (whereabouts + " " if whereabouts else "")
+        + "The Lambda log is in .posting-local/logs/lambda.log."
     )
+
+
+QUEUE_COUNTS = {
+    "visible": "ApproximateNumberOfMessages",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
+
+
+def _whereabouts(target: Target, pending: list[LineOutcome]) -> str:
+    """What the stack itself can tell about lines with no outcome: the posting queue's counts and the
+    ledger's decisions for their posting ids (their DLQ was read just before)."""
+    try:
+        attributes = target.client("sqs").get_queue_attributes(
+            QueueUrl=target.queue_url, AttributeNames=list(QUEUE_COUNTS.values())
+        )["Attributes"]
+        table = operations.ledger(target)
+        decisions = {o.line: table.get_decision(o.posting_id) for o in pending if o.posting_id is not None}
+    except Exception as error:  # noqa: BLE001 - the run's own failure must be reported all the same
+        return f"The posting queue and the ledger could not be read to say where they are ({error})."
+    counts = {name: int(attributes.get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
+    return explain_whereabouts(pending, counts, decisions)
+
+
+def explain_whereabouts(
+    pending: list[LineOutcome], queue_counts: dict[str, int], decisions: dict[int, Decision | None]
+) -> str:
+    """Where lines with no outcome are, from the posting queue's counts (`visible`, `in_flight`,
+    `delayed`) and the ledger's decision for each line's posting id (by line number; None: none).
+
+    The DLQ holds none of them: it was read last. Each case names what the stack did wrong.
+    """
+    visible, in_flight, delayed = queue_counts["visible"], queue_counts["in_flight"], queue_counts["delayed"]
+    sentences = [
+        f"The posting queue holds {visible} visible, {in_flight} in-flight and {delayed} delayed message(s), "
+        "and the DLQ none of these lines."
+    ]
+    undecided = []
+    for outcome in sorted(pending, key=lambda o: o.line):
+        decision = decisions.get(outcome.line)
+        if decision is None:
+            undecided.append(outcome)
+        elif decision.message_id == outcome.message_id:
+            sentences.append(
+                f"The ledger decided line {outcome.line} ({decision.status}) from its own message, but its result "
+                "event never reached the collector."
+            )
+        else:
+            sentences.append(
+                f"The ledger decided posting {decision.posting_id} (line {outcome.line}) from another message "
+                f"({decision.message_id}); no result event for line {outcome.line}'s own message arrived."
+            )
+    if not undecided:
+        return " ".join(sentences)
+    lines = f"{len(undecided)} line(s) with no decision in the ledger"
+    if visible + in_flight + delayed == 0:
+        sentences.append(
+            f"So the {lines} are nowhere: the queue accepted their messages (ids "
+            + ", ".join(str(o.message_id) for o in undecided[:5])
+            + (", ..." if len(undecided) > 5 else "")
+            + ") and no longer holds them, and no workflow ran them. The queue lost them."
+        )
+        return " ".join(sentences)
+    if in_flight:
+        sentences.append(
+            f"{in_flight} message(s) are in flight: received and neither deleted nor returned, as when an execution "
+            "hangs or a poller stops mid-batch; they return after the queue's visibility timeout."
+        )
+    if visible:
+        sentences.append(f"{visible} message(s) are visible and waiting: nothing is receiving them.")
+    sentences.append(f"The {lines} may be among them.")
+    return " ".join(sentences)
 
 
 def _send(target: Target, chunk: list[Line], outcomes: dict[int, LineOutcome], waiting: dict[str, LineOutcome]) -> None:
