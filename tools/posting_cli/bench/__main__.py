@@ -10,8 +10,9 @@ Markdown with charts to bench-results/ and docs/bench/README.md:
 2. cold start    a fresh interpreter per handler module: import time, first clients and peak RSS
 3. ledger        post_item on DynamoDB Local: 1 and 4 threads on distinct accounts, 4 threads on one
                  hot account (conflicts and retries counted), latency per posting
-4. hot accounts  8 writers through one unlimited account vs on distinct accounts, and the capacity
-                 of one such account on AWS from per-partition limits and item sizes
+4. contention    under DynamoDB's conflict rule (the strict local engine), through the local pipeline:
+                 hot settlement vs spread traffic, funding bursts, a busy limited account at 8 writers;
+                 and what one settlement account and one limited account carry on AWS
 5. memory        peak RSS of post_batch over 1,000 postings, in a fresh process
 6. pipeline      the whole local stack (template.yaml on DynamoDB Local + moto, handlers in-process):
                  throughput at saturation against raw DynamoDB Local transactions, latency enqueue ->
@@ -42,10 +43,10 @@ from typing import Any
 
 from posting_cli.bench.batch_costs import bench_batch_costs
 from posting_cli.bench.cold_start import bench_cold_start
+from posting_cli.bench.contention import bench_contention
 from posting_cli.bench.cost import bench_cost
 from posting_cli.bench.domain import bench_domain
 from posting_cli.bench.dynamodb_baseline import bench_dynamodb_baseline
-from posting_cli.bench.hot_accounts import bench_hot_accounts
 from posting_cli.bench.ledger import bench_ledger
 from posting_cli.bench.memory import bench_memory
 from posting_cli.bench.pipeline import bench_pipeline
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="posting-bench-ddb-") as logs, dynamodb_local(Path(logs)) as endpoint:
         ledger, sizes = bench_ledger(endpoint)
         done(ledger)
-        hot_accounts = bench_hot_accounts(endpoint)
+        hot_accounts = bench_contention(endpoint)
         done(hot_accounts)
         done(bench_memory(endpoint))
         baseline = bench_dynamodb_baseline(endpoint)
