@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from posting.domain.books import Checkpoint, Figures, lane_figures, statement_order, with_figures, with_running_balance
-from posting.domain.ledger import AccountChange, Entry, HoldState, PostingPlan, decision_for
 from posting.domain.model import Account, AccountState, AccountStatus
 from posting.domain.outcomes import (
     AccountAlreadyExists,
@@ -22,6 +21,7 @@ from posting.domain.outcomes import (
     PostingAlreadyDecided,
     TransientPostingError,
 )
+from posting.domain.plan import AccountChange, Entry, HoldState, PostingPlan, decision_for
 
 LATEST = "~"
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from posting.domain.books import Checkpoint, Figures
-from posting.domain.ledger import PostingPlan, plan_request
+from posting.domain.ledger import plan_request
 from posting.domain.model import Account, AccountStatus
 from posting.domain.outcomes import (
     AccountAlreadyExists,
@@ -24,6 +24,7 @@ from posting.domain.outcomes import (
     Reason,
     Status,
 )
+from posting.domain.plan import PostingPlan
 from posting.domain.reconciliation import reconcile_records
 from posting.domain.requests import parse_request
 from tests.builders import account, leg, request

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from posting.adapters import ledger_keys as keys
 from posting.adapters.ledger_table import LedgerTable
 from posting.domain.books import Checkpoint
-from posting.domain.ledger import Entry, PostingPlan, accounts_touched, plan_request
+from posting.domain.ledger import accounts_touched, plan_request
 from posting.domain.model import Account, AccountState
 from posting.domain.outcomes import (
     Decision,
@@ -24,6 +24,7 @@ from posting.domain.outcomes import (
     Status,
     TransientPostingError,
 )
+from posting.domain.plan import Entry, PostingPlan
 from posting.domain.requests import parse_request
 from tests.builders import account, leg, request
 

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from posting.domain.ledger import MAX_FIGURE, check_content
+from posting.domain.ledger import check_content
+from posting.domain.model import MAX_FIGURE
 from posting.domain.outcomes import PostingRejected, Reason, Status
 from posting.domain.requests import expiry_posting_id, parse_request
 from posting.steps.expiry import expiry_request

@@ -16,9 +16,9 @@ from pydantic import TypeAdapter
 from posting.adapters.dead_letters import FAILURE_ERROR, FAILURE_MESSAGE, SOURCE_MESSAGE_ID
 from posting.adapters.ledger_books import LedgerBooks
 from posting.adapters.ledger_table import LedgerTable
-from posting.domain.ledger import Entry
 from posting.domain.model import Account, AccountState, utc_timestamp
 from posting.domain.outcomes import AccountAlreadyExists
+from posting.domain.plan import Entry
 from posting.domain.reconciliation import Reconciliation, reconcile_records
 from posting_cli.target import Target
 

@@ -36,10 +36,11 @@ from typing import Any
 
 from rich.console import Console
 
+from posting.adapters.ledger_keys import DECISION_PREFIX, KEY_NAMES
 from posting.adapters.ledger_table import LedgerTable
-from posting.domain.ledger import Entry
 from posting.domain.model import Account, AccountState, Side
 from posting.domain.outcomes import Decision, Status
+from posting.domain.plan import Entry
 from posting_cli import operations
 from posting_cli.demo import Book, Traffic, _leg
 from posting_cli.local.dynamodb_local import attach_or_start
@@ -252,13 +253,14 @@ def _kill_when(child: Any, client: Any, table_name: str, decisions: int) -> int 
 
 
 def _decision_count(client: Any, table_name: str) -> int:
-    """How many decisions the ledger holds (a read-only count of the POSTING# items)."""
+    """How many decisions the ledger holds (a read-only count of its decision items)."""
     count = 0
     kwargs: dict[str, Any] = {
         "TableName": table_name,
         "Select": "COUNT",
-        "FilterExpression": "begins_with(PK, :posting)",
-        "ExpressionAttributeValues": {":posting": {"S": "POSTING#"}},
+        "FilterExpression": "begins_with(#pk, :posting)",
+        "ExpressionAttributeNames": {"#pk": KEY_NAMES[0]},
+        "ExpressionAttributeValues": {":posting": {"S": DECISION_PREFIX}},
     }
     try:
         while True:

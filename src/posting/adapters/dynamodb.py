@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from posting.adapters.ledger_keys import from_attributes
+from posting.adapters.ledger_keys import KEY_NAMES, from_attributes
 from posting.domain.outcomes import TransientPostingError
 
 # Error codes that mean "try again", as single-item errors and as transaction cancellation reasons.
@@ -96,7 +96,7 @@ class Table:
         limit: int | None = None,
         exclusive_start: str | None = None,
         index: str | None = None,
-        key_names: tuple[str, str] = ("PK", "SK"),
+        key_names: tuple[str, str] = KEY_NAMES,
         consistent: bool = True,
     ) -> Iterator[dict[str, Any]]:
         """Items of one partition with sort key >= lower and <= upper (either may be open), in order;

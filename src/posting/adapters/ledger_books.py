@@ -29,9 +29,9 @@ from posting.domain.books import (
     with_figures,
     with_running_balance,
 )
-from posting.domain.ledger import Entry
 from posting.domain.model import AccountState, utc_timestamp
 from posting.domain.outcomes import Decision
+from posting.domain.plan import Entry
 
 LATEST = "~"  # an instant after every recorded one
 _LANE_READERS = 8  # an account's lanes are read in parallel

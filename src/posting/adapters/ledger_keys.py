@@ -33,14 +33,17 @@ from typing import Any
 from posting.adapters.attribute_values import from_attribute_value, to_attribute_value
 from posting.adapters.decision_record import decision_fields, decision_of
 from posting.domain.books import Checkpoint, Figures
-from posting.domain.ledger import Entry, lane_of
 from posting.domain.model import Account, AccountState, Side
 from posting.domain.outcomes import Decision
+from posting.domain.plan import Entry, lane_of
 
+KEY_NAMES = ("PK", "SK")  # the table's partition and sort key attributes
 OPEN_HOLDS_INDEX = "OpenHoldsByExpiry"
 OPEN_HOLD_BUCKETS = 16  # spreads the sparse index's writes; the sweeper queries each bucket
 UNLIMITED_INDEX = "UnlimitedAccounts"
 UNLIMITED_KEY = "unlimited"  # the index's partition key attribute; one value for every such account
+UNLIMITED_VALUE = "ACCOUNT"
+DECISION_PREFIX = "POSTING#"
 ENTRY_PREFIX = "ENTRY#"
 ENTRIES_END = "ENTRY#~"  # sorts after every line and checkpoint
 CHECKPOINT_MARK = "~"
@@ -48,6 +51,11 @@ CHECKPOINT_MARK = "~"
 
 def account_partition(account_id: str) -> str:
     return f"ACCOUNT#{account_id}"
+
+
+def account_id_of(partition: str) -> str:
+    """The account of an account item's partition key."""
+    return partition.removeprefix("ACCOUNT#")
 
 
 def lane_partition(account_id: str, lane: int) -> str:
@@ -61,11 +69,17 @@ def account_key(account_id: str) -> dict[str, Any]:
 
 
 def posting_key(posting_id: str) -> dict[str, Any]:
-    return {"PK": {"S": f"POSTING#{posting_id}"}, "SK": {"S": "POSTING"}}
+    return {"PK": {"S": f"{DECISION_PREFIX}{posting_id}"}, "SK": {"S": "POSTING"}}
 
 
-def posting_id_of(key: dict[str, Any]) -> str:
-    return str(key["PK"]["S"]).removeprefix("POSTING#")
+def posting_id_of(partition: str) -> str:
+    """The posting_id of a decision item's partition key."""
+    return partition.removeprefix(DECISION_PREFIX)
+
+
+def is_line(sort_key: str) -> bool:
+    """Whether a sort key is a line's (or a checkpoint's): the ENTRY# range of a partition."""
+    return sort_key.startswith(ENTRY_PREFIX)
 
 
 def entry_partition(entry: Entry) -> str:
@@ -130,7 +144,7 @@ def account_item(account: Account, opened_at: str) -> dict[str, Any]:
     record["overdraft_limit"] = account.overdraft_limit  # null is a term: unlimited
     record["opened_at"] = opened_at
     if account.is_unlimited:
-        record |= {"lanes": account.lanes, UNLIMITED_KEY: "ACCOUNT"}
+        record |= {"lanes": account.lanes, UNLIMITED_KEY: UNLIMITED_VALUE}
     else:
         record |= {
             "balance": 0,

@@ -26,7 +26,6 @@ from posting.adapters import ledger_keys as keys
 from posting.adapters.dynamodb import Table, cancellation_codes, error_code, transient_errors
 from posting.adapters.ledger_books import LedgerBooks, since_checkpoint
 from posting.domain.books import Checkpoint, Figures
-from posting.domain.ledger import AccountChange, HoldSettlement, HoldState, PostingPlan, ReversalMark, decision_for
 from posting.domain.model import MAX_FIGURE, Account, AccountState, AccountStatus
 from posting.domain.outcomes import (
     AccountAlreadyExists,
@@ -35,6 +34,10 @@ from posting.domain.outcomes import (
     PostingAlreadyDecided,
     TransientPostingError,
 )
+from posting.domain.plan import AccountChange, HoldSettlement, HoldState, PostingPlan, ReversalMark, decision_for
+
+_NEW = f"attribute_not_exists({keys.KEY_NAMES[0]})"  # a new item: none has its key yet
+_EXISTS = f"attribute_exists({keys.KEY_NAMES[0]})"
 
 
 class LedgerTable:
@@ -54,7 +57,7 @@ class LedgerTable:
                 self.table.client.put_item(
                     TableName=self.table_name,
                     Item=keys.account_item(account, opened_at),
-                    ConditionExpression="attribute_not_exists(PK)",
+                    ConditionExpression=_NEW,
                 )
             except ClientError as error:
                 if error_code(error) == "ConditionalCheckFailedException":
@@ -70,7 +73,7 @@ class LedgerTable:
                 TableName=self.table_name,
                 Key=keys.account_key(account_id),
                 UpdateExpression="SET #status = :status",
-                ConditionExpression="attribute_exists(PK)",
+                ConditionExpression=_EXISTS,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":status": {"S": str(status)}},
             )
@@ -87,9 +90,12 @@ class LedgerTable:
         """(account_id, lanes) of every account without a limit (the sparse UnlimitedAccounts index)."""
         found = []
         for record in self.table.query(
-            "ACCOUNT", index=keys.UNLIMITED_INDEX, key_names=(keys.UNLIMITED_KEY, "PK"), consistent=False
+            keys.UNLIMITED_VALUE,
+            index=keys.UNLIMITED_INDEX,
+            key_names=(keys.UNLIMITED_KEY, keys.KEY_NAMES[0]),
+            consistent=False,
         ):
-            found.append((str(record["PK"]).removeprefix("ACCOUNT#"), int(record.get("lanes", 1))))
+            found.append((keys.account_id_of(str(record[keys.KEY_NAMES[0]])), int(record.get("lanes", 1))))
         return found
 
     # -- decisions ------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class LedgerTable:
                 consistent=False,
                 limit=limit - len(found),
             ):
-                found.append((str(record["PK"]).removeprefix("POSTING#"), str(record["open_hold_expires_at"])))
+                found.append((keys.posting_id_of(str(record[keys.KEY_NAMES[0]])), str(record["open_hold_expires_at"])))
             if len(found) >= limit:
                 break
         return found[:limit]
@@ -233,7 +239,7 @@ class LedgerTable:
     def _account_update(self, change: AccountChange, plan: PostingPlan) -> dict[str, Any]:
         """Add the change to the account's balance item: no read needed, DynamoDB checks the rest."""
         conditions = [
-            "attribute_exists(PK)",
+            _EXISTS,
             # Lines of an account sort in the order its balance moved: each after the last one.
             "(attribute_not_exists(last_recorded_at) OR last_recorded_at < :recorded)",
         ]
@@ -289,9 +295,6 @@ class LedgerTable:
                     raise
                 _raise_for_cancellation(error, changes, accounts_from)
                 raise
-
-
-_NEW = "attribute_not_exists(PK)"
 
 
 def _raise_for_cancellation(error: ClientError, changes: tuple[AccountChange, ...], accounts_from: int) -> None:

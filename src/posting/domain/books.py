@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from posting.domain.ledger import Entry
 from posting.domain.model import AccountState
+from posting.domain.plan import Entry
 
 # Longer than a line can take from the instant it is recorded at (its decision time) to its commit:
 # the post function's timeout (11 s) bounds every attempt, the SDK's own retries included, and

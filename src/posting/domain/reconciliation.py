@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from posting.domain.books import Checkpoint, Figures, statement_order, with_figures
-from posting.domain.ledger import Entry, HoldState, reversal_key
 from posting.domain.model import AccountState, Side, signed_amount
 from posting.domain.outcomes import Decision, Status
+from posting.domain.plan import Entry, HoldState, reversal_key
 
 SETTLED_BY = {HoldState.CAPTURED: "capture", HoldState.VOIDED: "void", HoldState.EXPIRED: "expiry"}
 

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from posting.domain.books import Checkpoint, Figures
-from posting.domain.ledger import PostingPlan
 from posting.domain.model import AccountState
 from posting.domain.outcomes import Decision
+from posting.domain.plan import PostingPlan
 
 
 class Ledger(Protocol):

@@ -29,7 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from posting.adapters.ledger_keys import account_key, account_partition, lane_partition, posting_key
+from posting.adapters.ledger_keys import (
+    ENTRY_PREFIX,
+    KEY_NAMES,
+    account_key,
+    account_partition,
+    lane_partition,
+    posting_key,
+)
 from posting.adapters.ledger_table import LedgerTable
 from posting.domain.model import DEFAULT_LANES, Account, Side
 from posting.handlers.config import AWS_CLIENT_CONFIG
@@ -165,8 +172,9 @@ def _stored_sizes(endpoint: Any, table: str) -> dict[str, int]:
     def first_line(partition: str) -> dict[str, Any]:
         response = client.query(
             TableName=table,
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": partition}, ":prefix": {"S": "ENTRY#"}},
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+            ExpressionAttributeNames=dict(zip(("#pk", "#sk"), KEY_NAMES, strict=True)),
+            ExpressionAttributeValues={":pk": {"S": partition}, ":prefix": {"S": ENTRY_PREFIX}},
             Limit=1,
         )
         return response["Items"][0]

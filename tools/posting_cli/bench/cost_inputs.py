@@ -30,6 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from posting.adapters.ledger_keys import account_partition, lane_partition
 from posting_cli.bench.cost_model import (
     HOURS_PER_MONTH,
     SECONDS_PER_MONTH,
@@ -54,7 +55,8 @@ DECISION_BYTES = {"card-payment": 509, "payout": 530, "transfer": 499, "fx": 536
 REJECTION_DECISION_BYTES = 500  # assumed: a decision with its request and reason, no balances
 ENTRY_BYTES = 290  # 283-301 measured
 ACCOUNT_ITEM_BYTES = 300  # 278-305 measured: read 1 RCU, updated 2 WCU in a transaction
-LANE_KEY_BYTES = 8  # "#LANE#<k>" in an unlimited account's entry key
+# What a lane adds to an unlimited account's line key ("ACCOUNT#<id>" -> its lane's partition).
+LANE_KEY_BYTES = len(lane_partition("x", 0)) - len(account_partition("x"))
 SAMPLE_UUID = uuid.UUID("5f0c1a52-8a7e-4a8e-9f55-0c7d2b1e9a10")
 
 # --- measured: a batch and a record (bench section 7, batch_costs) ------------------------------

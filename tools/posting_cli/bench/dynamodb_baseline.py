@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from posting.adapters.ledger_keys import KEY_NAMES, account_key, posting_key
 from posting.handlers.config import AWS_CLIENT_CONFIG
 from posting_cli.bench.cpu import CpuClock
 from posting_cli.bench.section import progress
@@ -25,28 +26,27 @@ BASELINE_WARMUP_PER_THREAD = 10
 
 def transaction(table: str, payer: str, payee: str) -> list[dict[str, Any]]:
     """A posting put (never twice) and two balance updates, the payer's conditional."""
-    posting = f"POSTING#{uuid.uuid4()}"
     return [
         {
             "Put": {
                 "TableName": table,
-                "Item": {"PK": {"S": posting}, "SK": {"S": "DECISION"}, "amount": {"N": "1250"}},
-                "ConditionExpression": "attribute_not_exists(PK)",
+                "Item": posting_key(str(uuid.uuid4())) | {"amount": {"N": "1250"}},
+                "ConditionExpression": f"attribute_not_exists({KEY_NAMES[0]})",
             }
         },
         {
             "Update": {
                 "TableName": table,
-                "Key": {"PK": {"S": f"ACCOUNT#{payer}"}, "SK": {"S": "ACCOUNT"}},
+                "Key": account_key(payer),
                 "UpdateExpression": "ADD balance :minus, version :one",
-                "ConditionExpression": "attribute_exists(PK)",
+                "ConditionExpression": f"attribute_exists({KEY_NAMES[0]})",
                 "ExpressionAttributeValues": {":minus": {"N": "-1250"}, ":one": {"N": "1"}},
             }
         },
         {
             "Update": {
                 "TableName": table,
-                "Key": {"PK": {"S": f"ACCOUNT#{payee}"}, "SK": {"S": "ACCOUNT"}},
+                "Key": account_key(payee),
                 "UpdateExpression": "ADD balance :plus, version :one",
                 "ExpressionAttributeValues": {":plus": {"N": "1250"}, ":one": {"N": "1"}},
             }
@@ -65,11 +65,7 @@ def bench_dynamodb_baseline(endpoint: Any) -> dict[str, Any]:
             client.batch_write_item(
                 RequestItems={
                     table: [
-                        {
-                            "PutRequest": {
-                                "Item": {"PK": {"S": f"ACCOUNT#{a}"}, "SK": {"S": "ACCOUNT"}, "balance": {"N": "0"}}
-                            }
-                        }
+                        {"PutRequest": {"Item": account_key(a) | {"balance": {"N": "0"}}}}
                         for a in accounts[start : start + 25]
                     ]
                 }

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from posting.adapters.ledger_keys import posting_key
+from posting.adapters.ledger_keys import KEY_NAMES, is_line, posting_key
 from posting.steps.emit import EVENT_SOURCE, result_event
 from posting.steps.post import post_item
 from posting.steps.validate import validate_record
@@ -118,7 +118,8 @@ def table_items(client: Any, table: str) -> dict[tuple[str, str], dict[str, Any]
     items: dict[tuple[str, str], dict[str, Any]] = {}
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page["Items"]:
-            items[(item["PK"]["S"], item["SK"]["S"])] = item
+            partition, sort = KEY_NAMES
+            items[(item[partition]["S"], item[sort]["S"])] = item
     return items
 
 
@@ -147,10 +148,10 @@ def measure_stored_sizes(ledger: Any, client: Any, table: str) -> dict[str, Any]
         assert item.outcome is not None and item.posting_id is not None, item.failure
         written = {key: value for key, value in table_items(client, table).items() if before.get(key) != value}
         decision_key = posting_key(item.posting_id)
-        decision_pk_sk = (decision_key["PK"]["S"], decision_key["SK"]["S"])
+        decision_pk_sk = tuple(decision_key[name]["S"] for name in KEY_NAMES)
         decision = item_size(written.pop(decision_pk_sk))
-        entry_items = [item_size(v) for (_, sk), v in sorted(written.items()) if sk.startswith("ENTRY#")]
-        account_items = [item_size(v) for (_, sk), v in sorted(written.items()) if not sk.startswith("ENTRY#")]
+        entry_items = [item_size(v) for (_, sk), v in sorted(written.items()) if is_line(sk)]
+        account_items = [item_size(v) for (_, sk), v in sorted(written.items()) if not is_line(sk)]
         event = result_event(item, item.outcome)
         detail = json.dumps(event.detail, separators=(",", ":"))
         # PutEvents bills an entry by Source + DetailType + Detail (+ Resources, Time: not set here).

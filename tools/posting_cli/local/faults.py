@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posting.adapters.ledger_keys import KEY_NAMES
+
 FAULT_KINDS: dict[str, str] = {
     "post_crash_after_commit": "the Post function crashes after its transactions committed, before it returns",
     "emit_crash_after_put_events": "the Emit function crashes after PutEvents succeeded, before it returns",
@@ -272,7 +274,7 @@ def _dynamodb_subject(body: dict[str, Any]) -> str:
     """The keys a DynamoDB request is about (the posting record first), for the fault key."""
     if "TransactItems" in body:
         keys = [
-            json.dumps(action.get("Key") or {k: action["Item"][k] for k in ("PK", "SK") if k in action.get("Item", {})})
+            json.dumps(action.get("Key") or {k: action["Item"][k] for k in KEY_NAMES if k in action.get("Item", {})})
             for item in body["TransactItems"]
             for action in item.values()
         ]
@@ -282,7 +284,7 @@ def _dynamodb_subject(body: dict[str, Any]) -> str:
             sorted(json.dumps(k, sort_keys=True) for t in body["RequestItems"].values() for k in t["Keys"])
         )
     return json.dumps(
-        body.get("Key") or {k: v for k, v in body.get("Item", {}).items() if k in ("PK", "SK")}, sort_keys=True
+        body.get("Key") or {k: v for k, v in body.get("Item", {}).items() if k in KEY_NAMES}, sort_keys=True
     )
 
 
