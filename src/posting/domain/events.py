@@ -30,6 +30,17 @@ class EventDetail(BaseModel):
     detail_type: ClassVar[str]
 
 
+class MovedLeg(BaseModel):
+    """A leg as it was posted, when that is not as it was asked (a balancing leg moved less)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    account_id: str
+    side: Literal["debit", "credit"]
+    amount: int
+    currency: str
+
+
 class PostingPosted(EventDetail):
     """A posting is recorded as POSTED: this request applied it (POSTED) or repeated it (DUPLICATE)."""
 
@@ -49,6 +60,10 @@ class PostingPosted(EventDetail):
     )
     decided_at: str | None = Field(description="When the posting was decided (ISO 8601, UTC).")
     message_id: str = Field(description=_MESSAGE_ID)
+    moved: list[MovedLeg] | None = Field(
+        default=None,
+        description="Present only when a balancing leg moved less than it asked: the legs as posted.",
+    )
 
 
 class PostingRejected(EventDetail):

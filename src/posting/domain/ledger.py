@@ -96,6 +96,7 @@ def check_content(request: Request) -> None:
     legs = getattr(request, "legs", None)
     if legs:
         check_balanced(legs)
+        _check_balancing(request, legs)
         moves: dict[str, int] = defaultdict(int)
         for leg in legs:
             moves[leg.account_id] += leg.amount if leg.side == Side.DEBIT else -leg.amount
@@ -105,6 +106,17 @@ def check_content(request: Request) -> None:
                 Reason.BALANCE_OUT_OF_RANGE,
                 f"it moves {', '.join(beyond)} by more than 2^53 - 1, the most a balance may hold",
             )
+
+
+def _check_balancing(request: Request, legs: Sequence[Leg]) -> None:
+    balancing = [n for n, leg in enumerate(legs) if leg.balancing]
+    if not balancing:
+        return
+    if not isinstance(request, PostingRequest) or len(legs) != 2 or len(balancing) != 1:
+        raise PostingRejected(
+            Reason.INVALID_REQUEST,
+            f"legs[{balancing[0]}].balancing: a balancing leg is one of the two legs of a posting",
+        )
 
 
 def _check_id(request: Request) -> None:
@@ -155,7 +167,57 @@ def plan_posting(request: PostingRequest, accounts: Mapping[str, AccountState], 
     account already beyond its limit.
     """
     check_balanced(request.legs)
-    return _plan(request, accounts, decided_at, posts=request.legs)
+    return _plan(request, accounts, decided_at, posts=_balancing(request.legs, accounts))
+
+
+def needs_read(request: Request) -> bool:
+    """Whether the request can only be decided on figures read for it (never added blind): it has
+    expectations, or a balancing leg whose amount depends on what the account has."""
+    return bool(request.expect) or any(getattr(leg, "balancing", None) for leg in getattr(request, "legs", None) or ())
+
+
+def _balancing(legs: Sequence[Leg], accounts: Mapping[str, AccountState]) -> Sequence[Leg]:
+    """The legs with a balancing leg's amount set to what its account can give, up to what it asks
+    (the other leg follows). A leg that does not lower its account's available balance moves all of it."""
+    balancing = next((leg for leg in legs if leg.balancing), None)
+    if balancing is None or balancing.account_id not in accounts:
+        return legs  # no balancing leg; or an unknown account, refused by planning
+    state = accounts[balancing.account_id]
+    if state.account.is_unlimited or state.signed_amount(balancing) > 0:
+        return legs
+    if not state.known:
+        raise ConcurrentUpdate(f"a balancing leg needs {balancing.account_id}'s figures read")
+    headroom = state.headroom or 0
+    moved = min(balancing.amount, headroom)
+    if moved <= 0:
+        raise PostingRejected(
+            Reason.INSUFFICIENT_FUNDS,
+            f"account {balancing.account_id} has nothing available for its balancing leg",
+        )
+    return [leg.model_copy(update={"amount": moved}) for leg in legs]
+
+
+def _check_expectations(request: Request, accounts: Mapping[str, AccountState], plan: PostingPlan) -> None:
+    """Each of the request's expectations holds on the figures the plan was made from (and pins)."""
+    changed = {change.account_id for change in plan.changes}
+    touched = {entry.account_id for entry in plan.entries} | changed
+    for expectation in request.expect or ():
+        account_id = expectation.account_id
+        said = f"it expects {expectation.describe()}"
+        state = accounts.get(account_id)
+        if state is None or account_id not in touched:
+            raise PostingRejected(Reason.PRECONDITION_FAILED, f"{said}, an account it does not change")
+        if state.account.is_unlimited:
+            raise PostingRejected(
+                Reason.PRECONDITION_FAILED, f"{said}, but {account_id} has no limit: its figures are not read"
+            )
+        if not state.known:
+            raise ConcurrentUpdate(f"an expectation needs {account_id}'s figures read")
+        held = (expectation.version is None or state.version == expectation.version) and (
+            expectation.available_at_least is None or state.available >= expectation.available_at_least
+        )
+        if not held:
+            raise PostingRejected(Reason.PRECONDITION_FAILED, f"{said}, which does not hold")
 
 
 def plan_request(
@@ -165,6 +227,17 @@ def plan_request(
     decided_at: datetime,
 ) -> PostingPlan:
     """Plan a request of any kind at `decided_at`, given the decision it refers to (hold or original)."""
+    plan = _plan_kind(request, accounts, reference, decided_at)
+    _check_expectations(request, accounts, plan)
+    return plan
+
+
+def _plan_kind(
+    request: Request,
+    accounts: Mapping[str, AccountState],
+    reference: Decision | None,
+    decided_at: datetime,
+) -> PostingPlan:
     recorded_at = utc_timestamp(decided_at)
     if isinstance(request, PostingRequest):
         return plan_posting(request, accounts, recorded_at)

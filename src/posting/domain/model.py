@@ -104,6 +104,39 @@ class Leg(_Contract):
     side: Side
     amount: int = Field(gt=0, le=MAX_AMOUNT, description="Positive integer in minor units (cents).")
     currency: Currency
+    balancing: Literal[True] | None = Field(
+        default=None,
+        description="true: move what the account can give, up to `amount` (one leg of a 2-leg posting; the "
+        "other leg moves the same). The result event's `moved` says how much when it is less.",
+    )
+
+
+class Expectation(_Contract):
+    """What a request expects of an account it changes, checked when it is decided."""
+
+    account_id: AccountId
+    version: int | None = Field(default=None, ge=0, description="The account's entry count, as last read.")
+    available_at_least: int | None = Field(
+        default=None, ge=-MAX_FIGURE, le=MAX_FIGURE, description="At least this much available, in minor units."
+    )
+
+    @model_validator(mode="after")
+    def _expects_something(self) -> Expectation:
+        if self.version is None and self.available_at_least is None:
+            raise ValueError("an expectation names a version, an available_at_least, or both")
+        return self
+
+    def describe(self) -> str:
+        said = []
+        if self.version is not None:
+            said.append(f"version {self.version}")
+        if self.available_at_least is not None:
+            said.append(f"at least {self.available_at_least} available")
+        return f"{self.account_id} at {' and '.join(said)}"
+
+
+MAX_EXPECTATIONS = 10
+Expectations = Annotated[list[Expectation], Field(min_length=1, max_length=MAX_EXPECTATIONS)]
 
 
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -135,6 +168,9 @@ class PostingRequest(_Contract):
     # Absent: the time the ledger decides the posting. The hash covers the request as sent, so a
     # retry that omits it again is a DUPLICATE, never a conflict.
     effective_at: Instant | None = None
+    expect: Expectations | None = Field(
+        default=None, description="What must hold of accounts this request changes, or it is PRECONDITION_FAILED."
+    )
     description: Annotated[str, StringConstraints(max_length=256)] = ""
     metadata: Annotated[dict[MetadataKey, MetadataValue], AfterValidator(_bounded_metadata)] = Field(
         default_factory=dict

@@ -48,6 +48,9 @@ class Reason(StrEnum):
     # It would take a balance or a pending figure beyond +/-(2^53 - 1), the integers every JSON
     # reader holds exactly. Decided by content when one request alone moves an account that far.
     BALANCE_OUT_OF_RANGE = "BALANCE_OUT_OF_RANGE"
+    # What the request expects of an account (`expect`: its version, what it has available) does not
+    # hold when it is decided. Decided on the ledger's state, so it consumes the posting_id.
+    PRECONDITION_FAILED = "PRECONDITION_FAILED"
 
 
 class PostingRejected(Exception):
@@ -138,6 +141,8 @@ class Outcome(BaseModel):
     balances: tuple[BalanceAfter, ...] = ()
     decided_at: str | None = None
     kind: str | None = None  # the decision's kind (None: a posting): names the result event
+    # A posting with a balancing leg that moved less than it asked: the legs as posted.
+    moved: list[dict[str, Any]] | None = None
 
     @classmethod
     def answering(
@@ -165,6 +170,7 @@ class Outcome(BaseModel):
             balances=decision.balances,
             decided_at=decision.decided_at,
             kind=decision.kind,
+            moved=decision.posted_legs if decision.kind is None else None,
         )
 
 

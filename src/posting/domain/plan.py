@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 from posting.domain.model import MAX_FIGURE, AccountState, Leg, Side, utc_timestamp
 from posting.domain.outcomes import BalanceAfter, Decision, Status
@@ -185,17 +186,27 @@ def decision_for(plan: PostingPlan, request_hash: str, message_id: str | None) -
         balances=tuple(balances),
         decided_at=plan.decided_at,
         message_id=message_id,
-        request=request.model_dump(mode="json", exclude_none=kind != "posting"),
+        request=request.model_dump(mode="json", exclude_none=True),
         kind=None if kind == "posting" else kind,
         hold_id=getattr(request, "hold_id", None),
         reverses=getattr(request, "reverses", None),
-        posted_legs=[leg.model_dump(mode="json") for leg in plan.posted_legs]
-        if kind in ("capture", "reversal")
-        else None,
-        pending_legs=[leg.model_dump(mode="json") for leg in plan.pending_legs] if kind == "hold" else None,
+        posted_legs=[_leg_record(leg) for leg in plan.posted_legs] if _posts_other_legs(plan) else None,
+        pending_legs=[_leg_record(leg) for leg in plan.pending_legs] if kind == "hold" else None,
         expires_at=utc_timestamp(expires_at) if expires_at is not None else None,
         hold_state=HoldState.OPEN if kind == "hold" else None,
     )
+
+
+def _posts_other_legs(plan: PostingPlan) -> bool:
+    """Whether what it posted is not its request's legs as sent: a capture's or a reversal's, and a
+    posting's whose balancing leg moved less than it asked."""
+    if plan.kind in ("capture", "reversal"):
+        return True
+    return plan.kind == "posting" and list(plan.posted_legs) != list(getattr(plan.request, "legs", []))
+
+
+def _leg_record(leg: Leg) -> dict[str, Any]:
+    return leg.model_dump(mode="json", exclude_none=True)
 
 
 def reversal_key(account_id: str, side: str, currency: str) -> str:

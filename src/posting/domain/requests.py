@@ -20,6 +20,7 @@ from pydantic import AfterValidator, Discriminator, Field, StringConstraints, Ta
 
 from posting.domain.model import (
     MAX_LEGS,
+    Expectations,
     Instant,
     Leg,
     MetadataKey,
@@ -40,6 +41,7 @@ Legs = Annotated[list[Leg], Field(min_length=2, max_length=MAX_LEGS)]
 class _KindRequest(_Contract):
     posting_id: PostingId
     effective_at: Instant | None = None  # absent: when it is decided
+    expect: Expectations | None = None  # what must hold of accounts it changes
     description: Description = ""
     metadata: Metadata = Field(default_factory=dict)
 

@@ -199,8 +199,12 @@ def result_event(item: BatchItem, outcome: Outcome) -> ResultEvent:
     }
     if model is not PostingPosted and posted:
         fields["kind"] = outcome.kind
+    if posted and outcome.moved is not None:
+        fields["moved"] = outcome.moved
     detail = model.model_validate(fields)
-    return ResultEvent(detail_type=model.detail_type, detail=detail.model_dump(mode="json"))
+    # `moved` appears only when a balancing leg moved less: every other event keeps its exact form.
+    dumped = detail.model_dump(mode="json", exclude={"moved"} if outcome.moved is None else None)
+    return ResultEvent(detail_type=model.detail_type, detail=dumped)
 
 
 def dead_letter_event(item: BatchItem) -> ResultEvent:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from posting.domain.ledger import accounts_touched, plan_request, referenced_id
+from posting.domain.ledger import accounts_touched, needs_read, plan_request, referenced_id
 from posting.domain.model import AccountState, utc_timestamp
 from posting.domain.outcomes import (
     ConcurrentUpdate,
@@ -202,7 +202,7 @@ def post_item(
         for attempt in range(MAX_ATTEMPTS):
             try:
                 read = accounts if attempt == 0 else None
-                outcome = _decide(item, request, ledger, read, pin=attempt == 0)
+                outcome = _decide(item, request, ledger, read, pin=attempt == 0 or needs_read(request))
                 return item.model_copy(update={"outcome": outcome})
             except (ConcurrentUpdate, TransientPostingError) as error:
                 last_error = error
@@ -271,6 +271,8 @@ def _decide(
                 plan_request(request, found, reference, decision_time(found))
             except PostingRejected as rejection:
                 return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
+            if needs_read(request):
+                raise  # decided on figures read for it alone: read them all again
             states = _blind(found, moved.accounts)
             continue
         return _answer(decision, item, request)
