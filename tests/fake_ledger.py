@@ -21,7 +21,7 @@ from posting.domain.outcomes import (
     PostingAlreadyDecided,
     TransientPostingError,
 )
-from posting.domain.plan import AccountChange, Entry, HoldState, PostingPlan, decision_for
+from posting.domain.plan import AccountChange, Entry, HoldState, PostingPlan, Records, records_of
 
 LATEST = "~"
 
@@ -102,8 +102,13 @@ class FakeLedger:
             self.calls["get_decision"] += 1
             return self._store.decisions.get(posting_id)
 
+    def get_decisions(self, posting_ids: Iterable[str]) -> dict[str, Decision]:
+        with self._guard:
+            self.calls["get_decisions"] += 1
+            return {p: self._store.decisions[p] for p in dict.fromkeys(posting_ids) if p in self._store.decisions}
+
     def record_posting(self, plan: PostingPlan, request_hash: str, message_id: str) -> Decision:
-        decision = decision_for(plan, request_hash, message_id)
+        records = records_of(plan, request_hash, message_id)
         before, self.before_transaction = self.before_transaction, None
         if before is not None:
             before()
@@ -113,27 +118,28 @@ class FakeLedger:
                 self.fail_transactions -= 1
                 raise TransientPostingError("transaction cancelled: TransactionConflict")
             store = self._store
+            decision = records.decisions[0]
             if decision.posting_id in store.decisions:
                 raise PostingAlreadyDecided(store.decisions[decision.posting_id])
-            refused = self._refusals(plan)
+            refused = self._refusals(plan, records)
             if refused is not None:
                 raise ConcurrentUpdate(f"moved since it was read: {', '.join(sorted(refused)) or 'a hold'}", refused)
-            self._apply(plan, decision)
+            self._apply(plan, records)
             if self.fail_after_commit:
                 self.fail_after_commit -= 1
                 raise TransientPostingError("DynamoDB unreachable: ReadTimeoutError")
             return decision
 
-    def _refusals(self, plan: PostingPlan) -> dict[str, AccountState] | None:
+    def _refusals(self, plan: PostingPlan, records: Records) -> dict[str, AccountState] | None:
         """The conditions the adapter asks DynamoDB to check; None when all of them hold."""
         store = self._store
-        failed = False
-        if plan.settlement is not None:
-            hold = store.decisions.get(plan.settlement.hold_id)
+        failed = any(member.posting_id in store.decisions for member in records.decisions[1:])
+        for settlement in records.settlements:
+            hold = store.decisions.get(settlement.hold_id)
             failed |= hold is None or hold.hold_state != HoldState.OPEN
-        if plan.reversal is not None:
-            original = store.decisions.get(plan.reversal.original_id)
-            failed |= original is None or (original.version or 0) != plan.reversal.expected_version
+        for mark in records.reversals:
+            original = store.decisions.get(mark.original_id)
+            failed |= original is None or (original.version or 0) != mark.expected_version
         found: dict[str, AccountState] = {}
         for change in plan.changes:
             if not self._holds(change, plan.decided_at):
@@ -163,21 +169,22 @@ class FakeLedger:
             return False
         return change.pinned is None or change.pinned.version == state.version
 
-    def _apply(self, plan: PostingPlan, decision: Decision) -> None:
+    def _apply(self, plan: PostingPlan, records: Records) -> None:
         store = self._store
-        store.decisions[decision.posting_id] = decision
-        if plan.settlement is not None:
-            hold = store.decisions[plan.settlement.hold_id]
+        for decision in records.decisions:
+            store.decisions[decision.posting_id] = decision
+        for settlement in records.settlements:
+            hold = store.decisions[settlement.hold_id]
             store.decisions[hold.posting_id] = hold.model_copy(
-                update={"hold_state": plan.settlement.state, "settled_by": decision.posting_id}
+                update={"hold_state": settlement.state, "settled_by": settlement.by}
             )
-        if plan.reversal is not None:
-            original = store.decisions[plan.reversal.original_id]
+        for mark in records.reversals:
+            original = store.decisions[mark.original_id]
             store.decisions[original.posting_id] = original.model_copy(
                 update={
-                    "reversed": plan.reversal.reversed,
-                    "version": plan.reversal.expected_version + 1,
-                    "reversed_by": [*(original.reversed_by or []), decision.posting_id],
+                    "reversed": mark.reversed,
+                    "version": mark.expected_version + 1,
+                    "reversed_by": [*(original.reversed_by or []), *mark.by],
                 }
             )
         for change in plan.changes:
@@ -188,7 +195,7 @@ class FakeLedger:
                     "pending_debits": state.pending_debits + change.pending_debits,
                     "pending_credits": state.pending_credits + change.pending_credits,
                     "version": state.version + change.entries,
-                    "last_recorded_at": plan.decided_at,
+                    "last_recorded_at": change.last_recorded_at or plan.decided_at,
                 }
             )
             store.headroom[change.account_id] += change.available

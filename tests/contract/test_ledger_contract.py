@@ -296,3 +296,44 @@ def test_a_write_that_would_take_a_balance_beyond_the_safe_integers_is_refused(l
     assert everything(ledger) == before
     post(ledger, request("exactly", leg("funding", "debit", 10), leg("rich", "credit", 10)), 21, pin=False)
     assert ledger.books.get_account("rich").balance == MAX_FIGURE
+
+
+def test_a_chain_writes_its_members_decisions_and_settles_within_it(funded):
+    from posting.domain.planning import plan as plan_any
+
+    body = {
+        "kind": "chain",
+        "posting_id": "chain-1",
+        "requests": [
+            {**request("auth-1", leg("alice", "debit", 300), leg("settlement", "credit", 300)), "kind": "hold"},
+            {"kind": "capture", "posting_id": "cap-1", "hold_id": "auth-1"},
+            request("pay-1", leg("alice", "debit", 100), leg("bob", "credit", 100)),
+        ],
+    }
+    parsed = parse_request(json.dumps(body))
+    states = funded.read_accounts(["alice", "bob", "settlement"])
+    chain_plan = plan_any(parsed, states, {}, at(5))
+    decision = record(funded, chain_plan, "msg-chain")
+    assert (decision.kind, [m["posting_id"] for m in decision.members]) == ("chain", ["auth-1", "cap-1", "pay-1"])
+    hold = funded.get_decision("auth-1")
+    assert (hold.hold_state, hold.settled_by, hold.chain_id) == ("captured", "cap-1", "chain-1")
+    assert funded.get_decisions(["auth-1", "cap-1", "pay-1", "ghost"]).keys() == {"auth-1", "cap-1", "pay-1"}
+    books = funded.books.get_accounts(["alice", "bob", "settlement"])
+    assert {a: (s.balance, s.pending_debits) for a, s in books.items()} == {
+        "alice": (4600, 0),
+        "bob": (100, 0),
+        "settlement": (300, 0),
+    }
+    assert [line.posting_id for line in funded.books.statement("alice")[1]] == ["fund-1", "cap-1", "pay-1"]
+    assert reconcile_records(funded.books.scan()).ok
+    # A member id that exists refuses the write (the post step then reads it and refuses the chain).
+    again = plan_any(
+        parse_request(json.dumps({**body, "posting_id": "chain-2"})),
+        funded.read_accounts(["alice", "bob", "settlement"]),
+        {},
+        at(6),
+    )
+    before = everything(funded)
+    with pytest.raises(ConcurrentUpdate):
+        record(funded, again, "msg-chain-2")
+    assert everything(funded) == before

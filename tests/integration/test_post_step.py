@@ -315,3 +315,30 @@ def test_concurrent_batches_on_shared_accounts_never_overdraw_and_post_each_id_o
     assert all(state.balance >= 0 for state in ledger_table.books.get_accounts(payers).values())
     assert sum(balances(ledger_table, *sinks).values()) == 250 * len(posted)
     assert_books_balance(ledger_table)
+
+
+def test_chains_racing_on_shared_accounts_apply_all_or_nothing_and_never_overdraw(ledger):
+    # alice has 5000; each chain moves 700 from alice to bob and 700 on to carol.
+    open_accounts(ledger, account("acc-carol"))
+    bodies = [
+        {
+            "kind": "chain",
+            "posting_id": f"chain-{n}",
+            "requests": [
+                transfer(f"a-{n}", "acc-alice", "acc-bob", 700),
+                transfer(f"b-{n}", "acc-bob", "acc-carol", 700),
+            ],
+        }
+        for n in range(10)
+    ]
+
+    decided = post_concurrently(ledger, [item_for(body) for body in bodies])
+
+    statuses = Counter((outcome_of(item).status, outcome_of(item).reason) for item in decided)
+    assert statuses == {(Status.POSTED, None): 7, (Status.REJECTED, Reason.INSUFFICIENT_FUNDS): 3}
+    assert balances(ledger, "acc-alice", "acc-bob", "acc-carol") == {"acc-alice": 100, "acc-bob": 0, "acc-carol": 4900}
+    posted_members = {
+        m["posting_id"] for item in decided if item.outcome.status == Status.POSTED for m in item.outcome.members
+    }
+    assert len(posted_members) == 14
+    assert_books_balance(ledger)

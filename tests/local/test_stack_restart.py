@@ -45,7 +45,7 @@ def _post_fundings(tmp_path: Path, dynamodb_local: object, run: int) -> dict[str
 
 def test_a_second_stack_in_one_process_posts_like_the_first(tmp_path, dynamodb_local, capsys):
     # Handlers cache their clients per execution environment; a new stack is a new deployment, with
-    # new endpoints: nothing cached by the first may reach the second (it used to dead-letter all).
+    # new endpoints: nothing cached by the first may reach the second (or every posting dead-letters).
     assert _post_fundings(tmp_path, dynamodb_local, 1) == {"POSTED": 10}
     assert _post_fundings(tmp_path, dynamodb_local, 2) == {"POSTED": 10}
     assert "I/O operation on closed file" not in capsys.readouterr().err

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posting.domain.ledger import check_balanced, plan_posting
+from posting.domain.content import check_balanced
+from posting.domain.ledger import plan_posting
 from posting.domain.model import Account, AccountState, PostingRequest
 from posting.domain.outcomes import PostingRejected, Reason
 from tests.builders import account, leg, request

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from posting.domain.ledger import plan_request, referenced_id
+from posting.domain.content import referenced_id
+from posting.domain.ledger import plan_request
 from posting.domain.model import Account, AccountState, parse_posting_request
 from posting.domain.outcomes import ConcurrentUpdate, Decision, PostingRejected, Reason, Status, TransientPostingError
 from posting.domain.plan import lane_of

@@ -149,7 +149,9 @@ def test_a_balancing_leg_respects_holds_and_the_overdraft_limit(ledger):
     open_accounts(ledger, account("acc-credit", overdraft_limit=300))
     fund(ledger, "acc-credit", 200)
     post(ledger, {**transfer("auth-1", "acc-credit", "acc-bob", 150), "kind": "hold"})
-    body = request("sweep-1", {**leg("acc-credit", "debit", 10_000), "balancing": True}, leg("acc-bob", "credit", 10_000))
+    body = request(
+        "sweep-1", {**leg("acc-credit", "debit", 10_000), "balancing": True}, leg("acc-bob", "credit", 10_000)
+    )
     outcome = outcome_of(post(ledger, body))
     assert outcome.moved[0]["amount"] == 200 - 150 + 300
     assert ledger.books.get_account("acc-credit").available == -300

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from posting.domain.ledger import check_content
+from posting.domain.content import check_content
 from posting.domain.model import MAX_FIGURE
 from posting.domain.outcomes import PostingRejected, Reason, Status
 from posting.domain.requests import expiry_posting_id, parse_request

@@ -2,11 +2,11 @@
 
 A write unit covers 1 KB of item, and in a transaction each unit is paid twice, so a decision item
 of 1,025 bytes costs as much as one of 2,048. With realistic ids, a description and a few metadata
-keys, a 4-leg card settlement used to store 1,555 bytes, most of it twice over: the request as a
-DynamoDB map (every key of every leg counted as an attribute name), the balances after it (account
-ids again, eight named figures each) and the request hash as 64 hex characters.
+keys, a 4-leg card settlement stored naively takes 1,555 bytes, most of it twice over: the request
+as a DynamoDB map (every key of every leg counted as an attribute name), the balances after it
+(account ids again, eight named figures each) and the request hash as 64 hex characters.
 
-The item now keeps two kinds of attributes:
+The item keeps two kinds of attributes:
 
 - **fields that are read by key, conditioned on or updated in place**, one attribute each, as
   before: `posting_id`, `status`, `reason`, `decided_at`, `message_id`, `kind`, `hold_id`,
@@ -16,8 +16,8 @@ The item now keeps two kinds of attributes:
   JSON, zlib-compressed. The account ids that the legs and the balances share, and the repeated
   key names, compress away. `request_hash` is stored as its 32 raw bytes.
 
-Items written before this layout (the request as a map, the hash as hex text) are still read, as
-the same `Decision`: nothing needs migrating, and a retry of an old request is still a DUPLICATE.
+Items in the plain layout (the request as a map, the hash as hex text) are read too, as the same
+`Decision`: a table holding both needs no migration, and a retry of such a request is a DUPLICATE.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 from posting.domain.outcomes import Decision, Reason
 
 CONTENT = "content"
-CONTENT_FIELDS = ("request", "balances", "posted_legs", "pending_legs", "detail")
+CONTENT_FIELDS = ("request", "balances", "posted_legs", "pending_legs", "detail", "members")
 _COMPRESSION_LEVEL = 9  # a decision is written once; the item is under 2 KB, so this costs microseconds
 
 

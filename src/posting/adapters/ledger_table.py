@@ -34,7 +34,7 @@ from posting.domain.outcomes import (
     PostingAlreadyDecided,
     TransientPostingError,
 )
-from posting.domain.plan import AccountChange, HoldSettlement, HoldState, PostingPlan, ReversalMark, decision_for
+from posting.domain.plan import AccountChange, HoldSettlement, HoldState, PostingPlan, ReversalMark, records_of
 
 _NEW = f"attribute_not_exists({keys.KEY_NAMES[0]})"  # a new item: none has its key yet
 _EXISTS = f"attribute_exists({keys.KEY_NAMES[0]})"
@@ -104,28 +104,24 @@ class LedgerTable:
         record = self.table.get(keys.posting_key(posting_id))
         return keys.decision_from(record) if record else None
 
+    def get_decisions(self, posting_ids: Iterable[str]) -> dict[str, Decision]:
+        """The decisions among `posting_ids` that exist, from one strongly consistent BatchGetItem."""
+        records = self.table.batch_get([keys.posting_key(p) for p in dict.fromkeys(posting_ids)])
+        decisions = [keys.decision_from(record) for record in records]
+        return {decision.posting_id: decision for decision in decisions}
+
     def record_posting(self, plan: PostingPlan, request_hash: str, message_id: str) -> Decision:
         """Apply a planned request of any kind in one transaction and return its decision.
 
         Raises PostingAlreadyDecided when the posting_id has a decision already (nothing was
-        written); ConcurrentUpdate when a condition on an account, a hold or an original failed,
-        with the accounts as DynamoDB found them; TransientPostingError for throttling, transaction
-        conflicts and timeouts.
+        written); ConcurrentUpdate when a condition on an account, a hold, an original or a chain
+        member's id failed, with the accounts as DynamoDB found them; TransientPostingError for
+        throttling, transaction conflicts and timeouts.
         """
-        decision = decision_for(plan, request_hash, message_id)
-        put = self._decision_put(decision)
-        if decision.expires_at is not None:
-            put["Item"] |= keys.to_attributes(
-                {
-                    "open_hold_bucket": keys.open_hold_bucket(decision.posting_id),
-                    "open_hold_expires_at": decision.expires_at,
-                }
-            )
-        actions: list[dict[str, Any]] = [{"Put": put}]
-        if plan.settlement is not None:
-            actions.append({"Update": self._settle(plan.settlement, plan.request.posting_id)})
-        if plan.reversal is not None:
-            actions.append({"Update": self._mark_reversed(plan.reversal, plan.request.posting_id)})
+        records = records_of(plan, request_hash, message_id)
+        actions: list[dict[str, Any]] = [{"Put": self._decision_put(decision)} for decision in records.decisions]
+        actions += [{"Update": self._settle(settlement)} for settlement in records.settlements]
+        actions += [{"Update": self._mark_reversed(mark)} for mark in records.reversals]
         accounts_from = len(actions)
         for change in plan.changes:
             actions.append({"Update": self._account_update(change, plan)})
@@ -134,7 +130,7 @@ class LedgerTable:
                 {"Put": {"TableName": self.table_name, "Item": keys.entry_item(entry), "ConditionExpression": _NEW}}
             )
         self._transact(actions, plan.changes, accounts_from)
-        return decision
+        return records.decisions[0]
 
     def record_rejection(self, decision: Decision) -> Decision:
         """Record a rejection under its posting_id, so a retry of the same request gets the same answer.
@@ -168,7 +164,8 @@ class LedgerTable:
                 consistent=False,
                 limit=limit - len(found),
             ):
-                found.append((keys.posting_id_of(str(record[keys.KEY_NAMES[0]])), str(record["open_hold_expires_at"])))
+                hold_id = keys.posting_id_of(str(record[keys.KEY_NAMES[0]]))
+                found.append((hold_id, str(record["open_hold_expires_at"])))
             if len(found) >= limit:
                 break
         return found[:limit]
@@ -194,14 +191,23 @@ class LedgerTable:
     # -- transaction building -------------------------------------------------------------------
 
     def _decision_put(self, decision: Decision) -> dict[str, Any]:
+        item = keys.decision_item(decision)
+        if decision.expires_at is not None and decision.hold_state == HoldState.OPEN:
+            # Only an open hold with an expiry is in the sparse index the sweeper reads.
+            item |= keys.to_attributes(
+                {
+                    "open_hold_bucket": keys.open_hold_bucket(decision.posting_id),
+                    "open_hold_expires_at": decision.expires_at,
+                }
+            )
         return {
             "TableName": self.table_name,
-            "Item": keys.decision_item(decision),
+            "Item": item,
             "ConditionExpression": _NEW,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
-    def _settle(self, settlement: HoldSettlement, posting_id: str) -> dict[str, Any]:
+    def _settle(self, settlement: HoldSettlement) -> dict[str, Any]:
         return {
             "TableName": self.table_name,
             "Key": keys.posting_key(settlement.hold_id),
@@ -210,16 +216,16 @@ class LedgerTable:
             "ConditionExpression": "hold_state = :open",
             "ExpressionAttributeValues": {
                 ":state": {"S": settlement.state},
-                ":by": {"S": posting_id},
+                ":by": {"S": settlement.by},
                 ":open": {"S": HoldState.OPEN},
             },
         }
 
-    def _mark_reversed(self, mark: ReversalMark, posting_id: str) -> dict[str, Any]:
+    def _mark_reversed(self, mark: ReversalMark) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":reversed": keys.to_attributes({"r": mark.reversed})["r"],
             ":next": {"N": str(mark.expected_version + 1)},
-            ":me": {"L": [{"S": posting_id}]},
+            ":me": {"L": [{"S": by} for by in mark.by]},
             ":none": {"L": []},
         }
         if mark.expected_version:
@@ -251,6 +257,7 @@ class LedgerTable:
             ":headroom": {"N": str(change.available)},
             ":entries": {"N": str(change.entries)},
             ":recorded": {"S": plan.decided_at},
+            ":last": {"S": change.last_recorded_at or plan.decided_at},
             ":posting": {"S": plan.request.posting_id},
         }
         if change.require_open:
@@ -276,7 +283,7 @@ class LedgerTable:
             "TableName": self.table_name,
             "Key": keys.account_key(change.account_id),
             "UpdateExpression": "ADD balance :posted, pending_debits :pd, pending_credits :pc, headroom :headroom, "
-            "version :entries SET last_recorded_at = :recorded, last_posting_id = :posting",
+            "version :entries SET last_recorded_at = :last, last_posting_id = :posting",
             "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeValues": values,
             **({"ExpressionAttributeNames": names} if names else {}),

@@ -139,6 +139,23 @@ class PostingReversed(PostingPosted):
     kind: Literal["reversal"]
 
 
+class ChainMember(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    posting_id: str
+    kind: str = Field(description="posting, hold, capture, void or reversal.")
+
+
+class ChainPosted(PostingPosted):
+    """A chain is posted: all its members, in order, in one transaction. `balances` are the accounts'
+    figures after the last member; each member's posting_id now has its own decision."""
+
+    detail_type: ClassVar[str] = "Chain Posted"
+
+    kind: Literal["chain"]
+    members: list[ChainMember] = Field(description="The members, in the order they were applied.")
+
+
 # What an accepted request of each kind announces; a plain posting announces PostingPosted.
 LIFECYCLE_EVENTS: dict[str, type[PostingPosted]] = {
     "hold": HoldPlaced,
@@ -146,6 +163,7 @@ LIFECYCLE_EVENTS: dict[str, type[PostingPosted]] = {
     "void": HoldVoided,
     "expiry": PostingHoldExpired,
     "reversal": PostingReversed,
+    "chain": ChainPosted,
 }
 
 # Every event the pipeline publishes, in the order they are documented. One line per event.

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from posting.domain.content import check_balanced, check_content
 from posting.domain.model import (
-    MAX_FIGURE,
     MAX_LEGS,
     AccountState,
     AccountStatus,
@@ -58,92 +58,14 @@ from posting.domain.plan import (
     reversal_key,
 )
 from posting.domain.requests import (
-    EXPIRY_PREFIX,
     CaptureRequest,
     ExpiryRequest,
     HoldRequest,
     Request,
     ReversalRequest,
     VoidRequest,
-    expiry_posting_id,
     kind_of,
 )
-
-
-def check_balanced(legs: Sequence[Leg] | PostingRequest) -> None:
-    """Per currency, the debits must equal the credits."""
-    if not isinstance(legs, Sequence):
-        legs = legs.legs
-    net: dict[str, int] = defaultdict(int)
-    for leg in legs:
-        net[leg.currency] += leg.amount if leg.side == Side.DEBIT else -leg.amount
-    off = {currency: amount for currency, amount in sorted(net.items()) if amount}
-    if off:
-        summary = ", ".join(
-            f"{currency} debits exceed credits by {amount}"
-            if amount > 0
-            else f"{currency} credits exceed debits by {-amount}"
-            for currency, amount in off.items()
-        )
-        raise PostingRejected(Reason.UNBALANCED, summary)
-
-
-def check_content(request: Request) -> None:
-    """Everything decidable from the request alone, beyond its schema: its id is its own (the
-    sweeper's namespace and the id it acts on are not), its legs balance, and no account moves by
-    more than a figure may hold."""
-    _check_id(request)
-    legs = getattr(request, "legs", None)
-    if legs:
-        check_balanced(legs)
-        _check_balancing(request, legs)
-        moves: dict[str, int] = defaultdict(int)
-        for leg in legs:
-            moves[leg.account_id] += leg.amount if leg.side == Side.DEBIT else -leg.amount
-        beyond = sorted(account_id for account_id, amount in moves.items() if abs(amount) > MAX_FIGURE)
-        if beyond:
-            raise PostingRejected(
-                Reason.BALANCE_OUT_OF_RANGE,
-                f"it moves {', '.join(beyond)} by more than 2^53 - 1, the most a balance may hold",
-            )
-
-
-def _check_balancing(request: Request, legs: Sequence[Leg]) -> None:
-    balancing = [n for n, leg in enumerate(legs) if leg.balancing]
-    if not balancing:
-        return
-    if not isinstance(request, PostingRequest) or len(legs) != 2 or len(balancing) != 1:
-        raise PostingRejected(
-            Reason.INVALID_REQUEST,
-            f"legs[{balancing[0]}].balancing: a balancing leg is one of the two legs of a posting",
-        )
-
-
-def _check_id(request: Request) -> None:
-    posting_id = request.posting_id
-    reference = referenced_id(request)
-    if reference is not None and reference == posting_id:
-        field = "reverses" if isinstance(request, ReversalRequest) else "hold_id"
-        raise PostingRejected(
-            Reason.INVALID_REQUEST, f"posting_id: must not be {field}: a request cannot act on itself"
-        )
-    if posting_id.lower().startswith(EXPIRY_PREFIX):
-        own = isinstance(request, ExpiryRequest) and posting_id == expiry_posting_id(request.hold_id)
-        if not own:
-            raise PostingRejected(
-                Reason.INVALID_REQUEST,
-                f"posting_id: ids that start with {EXPIRY_PREFIX!r} are the expiry sweeper's: only the expiry of "
-                "the hold it names may use one",
-            )
-
-
-def referenced_id(request: Request) -> str | None:
-    """The posting_id whose decision this request acts on: the hold, or the reversed original."""
-    if isinstance(request, CaptureRequest | VoidRequest | ExpiryRequest):
-        return request.hold_id
-    if isinstance(request, ReversalRequest):
-        return request.reverses
-    return None
 
 
 def accounts_touched(request: Request, reference: Decision | None = None) -> list[str]:
@@ -249,7 +171,9 @@ def _plan_kind(
         return replace(plan, pending_legs=tuple(request.legs))
     if isinstance(request, CaptureRequest | VoidRequest | ExpiryRequest):
         return _plan_settlement(request, accounts, reference, decided_at)
-    return _plan_reversal(request, accounts, reference, recorded_at)
+    if isinstance(request, ReversalRequest):
+        return _plan_reversal(request, accounts, reference, recorded_at)
+    raise TypeError("a chain is planned member by member (posting.domain.chains)")
 
 
 def _plan_settlement(
@@ -288,10 +212,11 @@ def _plan_settlement(
                 )
         # A capture never lowers what is available: it releases at least what it posts.
         plan = _plan(request, accounts, recorded_at, releases=held, posts=captured)
-        return replace(plan, settlement=HoldSettlement(hold_id, HoldState.CAPTURED), posted_legs=tuple(captured))
+        settlement = HoldSettlement(hold_id, HoldState.CAPTURED, request.posting_id)
+        return replace(plan, settlement=settlement, posted_legs=tuple(captured))
     state = HoldState.EXPIRED if isinstance(request, ExpiryRequest) else HoldState.VOIDED
     plan = _plan(request, accounts, recorded_at, releases=held)
-    return replace(plan, settlement=HoldSettlement(hold_id, state))
+    return replace(plan, settlement=HoldSettlement(hold_id, state, request.posting_id))
 
 
 def _plan_reversal(
@@ -323,7 +248,7 @@ def _plan_reversal(
             )
         reversed_now[key] = total
     plan = _plan(request, accounts, recorded_at, posts=legs)
-    mark = ReversalMark(original_id, original.version or 0, reversed_now)
+    mark = ReversalMark(original_id, original.version or 0, reversed_now, (request.posting_id,))
     return replace(plan, reversal=mark, posted_legs=tuple(legs))
 
 

@@ -51,6 +51,10 @@ class Reason(StrEnum):
     # What the request expects of an account (`expect`: its version, what it has available) does not
     # hold when it is decided. Decided on the ledger's state, so it consumes the posting_id.
     PRECONDITION_FAILED = "PRECONDITION_FAILED"
+    # A chain names a member posting_id that already has a decision of its own.
+    CHAIN_MEMBER_DECIDED = "CHAIN_MEMBER_DECIDED"
+    # A chain needs more than the 100 items one DynamoDB transaction holds (its holds' legs included).
+    CHAIN_TOO_LARGE = "CHAIN_TOO_LARGE"
 
 
 class PostingRejected(Exception):
@@ -73,7 +77,7 @@ class TransientPostingError(Exception):
 class BalanceAfter(BaseModel):
     """An account's figures right after a posting, with the version (entry count) it reached.
 
-    `balance` is the posted balance (the name predates holds); `available` is posted less what
+    `balance` is the posted balance (the same figure as `posted`); `available` is posted less what
     holds may still take out. Only accounts with a limit that the posting was planned from a read of
     are listed (see events.PostingPosted.balances).
     """
@@ -125,6 +129,8 @@ class Decision(BaseModel):
     reversed: dict[str, int] | None = None  # original: "account|side|currency" -> amount reversed so far
     reversed_by: list[str] | None = None  # original: its reversals
     version: int | None = None  # original: bumped by each reversal (their optimistic lock)
+    members: list[dict[str, Any]] | None = None  # chain: its members' posting_id and kind, in order
+    chain_id: str | None = None  # a chain's member: the chain it was decided in
 
 
 class Outcome(BaseModel):
@@ -143,6 +149,7 @@ class Outcome(BaseModel):
     kind: str | None = None  # the decision's kind (None: a posting): names the result event
     # A posting with a balancing leg that moved less than it asked: the legs as posted.
     moved: list[dict[str, Any]] | None = None
+    members: list[dict[str, Any]] | None = None  # a chain's members, as decided
 
     @classmethod
     def answering(
@@ -171,6 +178,7 @@ class Outcome(BaseModel):
             decided_at=decision.decided_at,
             kind=decision.kind,
             moved=decision.posted_legs if decision.kind is None else None,
+            members=decision.members,
         )
 
 

@@ -79,6 +79,8 @@ class AccountChange:
     require_open: bool = True
     min_headroom: int | None = None
     pinned: AccountState | None = None
+    # When its last line is recorded, if later than the plan's decision time (a chain's later members).
+    last_recorded_at: str = ""
 
     def within_range(self, state: AccountState) -> bool:
         """Whether figures stay where a balance may be: posted within +/-(2^53 - 1), pending within
@@ -106,10 +108,11 @@ class AccountChange:
 
 @dataclass(frozen=True)
 class HoldSettlement:
-    """Move the hold `hold_id` from open to `state`, on condition that it is still open."""
+    """Move the hold `hold_id` from open to `state`, settled by `by`, on condition it is still open."""
 
     hold_id: str
     state: str
+    by: str
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class ReversalMark:
     original_id: str
     expected_version: int
     reversed: dict[str, int]
+    by: tuple[str, ...]  # the reversals this mark records, in order
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,8 @@ class PostingPlan:
     reversal: ReversalMark | None = None
     posted_legs: tuple[Leg, ...] = ()
     pending_legs: tuple[Leg, ...] = ()
+    # A chain's members, in order, each planned on the state the members before it left.
+    members: tuple[PostingPlan, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -144,7 +150,8 @@ class PostingPlan:
         """The same plan without its pins: it takes what DynamoDB finds, within the same conditions."""
         changes = tuple(replace(change, pinned=None) for change in self.changes)
         entries = tuple(replace(entry, balance_after=None, sequence=0) for entry in self.entries)
-        return replace(self, changes=changes, entries=entries)
+        members = tuple(member.blind() for member in self.members)
+        return replace(self, changes=changes, entries=entries, members=members)
 
 
 def lane_of(key: str, lanes: int) -> int:
@@ -194,7 +201,67 @@ def decision_for(plan: PostingPlan, request_hash: str, message_id: str | None) -
         pending_legs=[_leg_record(leg) for leg in plan.pending_legs] if kind == "hold" else None,
         expires_at=utc_timestamp(expires_at) if expires_at is not None else None,
         hold_state=HoldState.OPEN if kind == "hold" else None,
+        members=[{"posting_id": m.request.posting_id, "kind": m.kind} for m in plan.members] or None,
     )
+
+
+@dataclass(frozen=True)
+class Records:
+    """What a plan writes besides accounts and lines: the decisions it puts (its own first), and the
+    holds and originals outside it that it settles or marks reversed."""
+
+    decisions: tuple[Decision, ...]
+    settlements: tuple[HoldSettlement, ...]
+    reversals: tuple[ReversalMark, ...]
+
+
+def records_of(plan: PostingPlan, request_hash: str, message_id: str | None) -> Records:
+    """The records of a plan. A chain's members are decided in the same transaction: a hold one
+    member places and another settles is put already settled, and an original reversed within the
+    chain is put with its reversals, since one transaction may not write one item twice."""
+    decision = decision_for(plan, request_hash, message_id)
+    if not plan.members:
+        settlements = (plan.settlement,) if plan.settlement else ()
+        reversals = (plan.reversal,) if plan.reversal else ()
+        return Records((decision,), settlements, reversals)
+    members: dict[str, Decision] = {}
+    settlements_out: dict[str, HoldSettlement] = {}
+    reversals_out: dict[str, ReversalMark] = {}
+    for member in plan.members:
+        request = member.request
+        members[request.posting_id] = replace_decision(
+            decision_for(member, request.content_hash(), message_id), chain_id=plan.request.posting_id
+        )
+        if member.settlement is not None:
+            hold = members.get(member.settlement.hold_id)
+            if hold is not None:
+                members[hold.posting_id] = replace_decision(
+                    hold, hold_state=member.settlement.state, settled_by=member.settlement.by
+                )
+            else:
+                settlements_out[member.settlement.hold_id] = member.settlement
+        if member.reversal is not None:
+            mark = member.reversal
+            original = members.get(mark.original_id)
+            if original is not None:
+                members[original.posting_id] = replace_decision(
+                    original,
+                    reversed=mark.reversed,
+                    version=(original.version or 0) + 1,
+                    reversed_by=[*(original.reversed_by or []), *mark.by],
+                )
+            elif mark.original_id in reversals_out:
+                earlier = reversals_out[mark.original_id]  # reversed twice in one chain: one write
+                reversals_out[mark.original_id] = replace(
+                    mark, expected_version=earlier.expected_version, by=(*earlier.by, *mark.by)
+                )
+            else:
+                reversals_out[mark.original_id] = mark
+    return Records((decision, *members.values()), tuple(settlements_out.values()), tuple(reversals_out.values()))
+
+
+def replace_decision(decision: Decision, **fields: Any) -> Decision:
+    return decision.model_copy(update=fields)
 
 
 def _posts_other_legs(plan: PostingPlan) -> bool:

@@ -52,8 +52,8 @@ class Reconciliation:
 
 def posted_legs(decision: Decision) -> list[dict[str, Any]]:
     """The legs an accepted request posted: a posting's own, a capture's or a reversal's; a hold,
-    void or expiry posts nothing."""
-    if decision.status != Status.POSTED or decision.kind in ("hold", "void", "expiry"):
+    void or expiry posts nothing, and a chain nothing of its own (its members post)."""
+    if decision.status != Status.POSTED or decision.kind in ("hold", "void", "expiry", "chain"):
         return []
     if decision.posted_legs is not None:
         return decision.posted_legs

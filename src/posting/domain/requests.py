@@ -9,6 +9,7 @@ hash is unchanged). Every kind has its own client `posting_id` and is idempotent
   void      release a whole hold
   expiry    release a hold whose `expires_at` has passed (sent by the expiry sweeper)
   reversal  post the mirror of a posted posting or capture, whole or in part (`legs`)
+  chain     up to 10 requests of the kinds above (not expiry), applied in order, all or nothing
 """
 
 from __future__ import annotations
@@ -87,13 +88,41 @@ class ReversalRequest(_KindRequest):
     legs: Legs | None = None
 
 
-Request = PostingRequest | HoldRequest | CaptureRequest | VoidRequest | ExpiryRequest | ReversalRequest
-KINDS = ("posting", "hold", "capture", "void", "expiry", "reversal")
-
-
 def _kind_of(value: Any) -> str:
     kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
     return kind if isinstance(kind, str) else "posting" if kind is None else "invalid"
+
+
+Member = PostingRequest | HoldRequest | CaptureRequest | VoidRequest | ReversalRequest
+AnyMember = Annotated[
+    Annotated[PostingRequest, Tag("posting")]
+    | Annotated[HoldRequest, Tag("hold")]
+    | Annotated[CaptureRequest, Tag("capture")]
+    | Annotated[VoidRequest, Tag("void")]
+    | Annotated[ReversalRequest, Tag("reversal")],
+    Discriminator(_kind_of),
+]
+# A chain's transaction holds at most 100 items (DynamoDB's limit): its decision and each member's,
+# one item per account with a limit, one per line, and one per hold or original settled outside it.
+# Ten members of a 2-leg card payment each need at most 1 + 10 + 10 x (1 + 2 + 2) = 61 items.
+MAX_CHAIN_MEMBERS = 10
+MAX_TRANSACTION_ITEMS = 100
+
+
+class ChainRequest(_KindRequest):
+    """Several requests applied in order in one transaction: all of them, or none.
+
+    Each member keeps its own posting_id and is decided as if it came alone right after the members
+    before it (a capture may settle a hold placed earlier in the chain). If one member is refused,
+    the chain is refused, naming the member and its reason, and no member's posting_id is used.
+    """
+
+    kind: Literal["chain"]
+    requests: list[AnyMember] = Field(min_length=1, max_length=MAX_CHAIN_MEMBERS)
+
+
+Request = PostingRequest | HoldRequest | CaptureRequest | VoidRequest | ExpiryRequest | ReversalRequest | ChainRequest
+KINDS = ("posting", "hold", "capture", "void", "expiry", "reversal", "chain")
 
 
 AnyRequest = Annotated[
@@ -102,7 +131,8 @@ AnyRequest = Annotated[
     | Annotated[CaptureRequest, Tag("capture")]
     | Annotated[VoidRequest, Tag("void")]
     | Annotated[ExpiryRequest, Tag("expiry")]
-    | Annotated[ReversalRequest, Tag("reversal")],
+    | Annotated[ReversalRequest, Tag("reversal")]
+    | Annotated[ChainRequest, Tag("chain")],
     Discriminator(_kind_of),
 ]
 _REQUEST = TypeAdapter(AnyRequest)

@@ -199,6 +199,8 @@ def result_event(item: BatchItem, outcome: Outcome) -> ResultEvent:
     }
     if model is not PostingPosted and posted:
         fields["kind"] = outcome.kind
+    if posted and outcome.kind == "chain":
+        fields["members"] = outcome.members or []
     if posted and outcome.moved is not None:
         fields["moved"] = outcome.moved
     detail = model.model_validate(fields)

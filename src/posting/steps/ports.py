@@ -21,6 +21,10 @@ class Ledger(Protocol):
         """The decision recorded under a posting_id, read strongly consistently; None if there is none."""
         ...
 
+    def get_decisions(self, posting_ids: Iterable[str]) -> dict[str, Decision]:
+        """The decisions recorded under these posting_ids (those that have one), read strongly consistently."""
+        ...
+
     def read_accounts(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
         """The accounts that exist among `account_ids`, read strongly consistently: an account with a
         limit with its figures (`known`), one without with its terms and status only."""

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from posting.domain.ledger import accounts_touched, needs_read, plan_request, referenced_id
+from posting.domain import planning
 from posting.domain.model import AccountState, utc_timestamp
 from posting.domain.outcomes import (
     ConcurrentUpdate,
@@ -37,6 +37,7 @@ from posting.domain.outcomes import (
     Status,
     TransientPostingError,
 )
+from posting.domain.planning import accounts_of, member_ids, must_read, references_of
 from posting.domain.requests import Request, parse_request
 from posting.steps.items import Batch, BatchItem, Failure
 from posting.steps.ports import Ledger
@@ -105,10 +106,10 @@ def post_batch(
     def decide(pair: tuple[BatchItem, Request | None]) -> BatchItem:
         item, request = pair
         try:
-            accounts = set(accounts_touched(request)) if request else set()
+            accounts = set(accounts_of(request)) if request else set()
             keys = {f"posting:{item.posting_id}"} | {f"account:{a}" for a in accounts if not prefetched.unlimited(a)}
-            if request and (reference := referenced_id(request)):
-                keys.add(f"posting:{reference}")
+            if request:
+                keys |= {f"posting:{posting_id}" for posting_id in references_of(request) + member_ids(request)}
             with locks.holding(keys):
                 if deadline is not None and time.monotonic() > deadline:
                     return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
@@ -128,7 +129,7 @@ def _reads_first(item: BatchItem, request: Request | None) -> bool:
     """Whether the item's first attempt can plan on the batch's read: an undecided first delivery of
     a request whose accounts are its own legs (a capture, void or reversal reads its hold or original
     first, and a redelivery its decision)."""
-    return request is not None and item.outcome is None and item.receive_count <= 1 and not referenced_id(request)
+    return request is not None and item.outcome is None and item.receive_count <= 1 and not references_of(request)
 
 
 class _BatchRead:
@@ -149,7 +150,7 @@ class _BatchRead:
 
     @classmethod
     def of(cls, ledger: Ledger, requests: list[Request | None]) -> _BatchRead:
-        ids = list(dict.fromkeys(a for request in requests if request for a in accounts_touched(request)))
+        ids = list(dict.fromkeys(a for request in requests if request for a in accounts_of(request)))
         if len(requests) < 2 or not ids:
             return cls({}, 0.0)  # one item reads its own accounts: same calls, no staleness
         try:
@@ -202,7 +203,7 @@ def post_item(
         for attempt in range(MAX_ATTEMPTS):
             try:
                 read = accounts if attempt == 0 else None
-                outcome = _decide(item, request, ledger, read, pin=attempt == 0 or needs_read(request))
+                outcome = _decide(item, request, ledger, read, pin=attempt == 0 or must_read(request))
                 return item.model_copy(update={"outcome": outcome})
             except (ConcurrentUpdate, TransientPostingError) as error:
                 last_error = error
@@ -248,14 +249,18 @@ def _decide(
     at once, without a pin.
     """
     assert item.posting_id is not None and item.request_hash is not None
-    reference_id = referenced_id(request)
-    reference = ledger.get_decision(reference_id) if reference_id else None
-    states = dict(read) if read is not None else ledger.read_accounts(accounts_touched(request, reference))
+    wanted = references_of(request) + member_ids(request)
+    decided = ledger.get_decisions(wanted) if wanted else {}
+    if taken := [member for member in member_ids(request) if member in decided]:
+        detail = f"member posting_id {taken[0]} already has a decision of its own"
+        return _record_rejection(item, ledger, Reason.CHAIN_MEMBER_DECIDED, detail, request)
+    references = {reference: decided.get(reference) for reference in references_of(request)}
+    states = dict(read) if read is not None else ledger.read_accounts(accounts_of(request, references))
     if not pin:
         states = _blind(states, states)
     for _ in range(MAX_REPLANS):
         try:
-            plan = plan_request(request, states, reference, decision_time(states))
+            plan = planning.plan(request, states, references, decision_time(states))
         except PostingRejected as rejection:
             return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
         try:
@@ -264,14 +269,14 @@ def _decide(
             return _answer(already.decision, item, request)
         except ConcurrentUpdate as moved:
             if not moved.accounts:
-                raise  # the hold or the original moved: read it again
+                raise  # a hold, an original or a member's id moved: read them again
             # Judged on what DynamoDB found alone: the other accounts' figures are not looked at.
             found = _blind(states, states) | moved.accounts
             try:
-                plan_request(request, found, reference, decision_time(found))
+                planning.plan(request, found, references, decision_time(found))
             except PostingRejected as rejection:
                 return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
-            if needs_read(request):
+            if must_read(request):
                 raise  # decided on figures read for it alone: read them all again
             states = _blind(found, moved.accounts)
             continue

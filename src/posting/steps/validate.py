@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from posting.domain.ledger import check_content
+from posting.domain.content import check_content
 from posting.domain.model import POSTING_ID_PATTERN
 from posting.domain.outcomes import Outcome, PostingRejected, Reason, Status
 from posting.domain.requests import parse_request

@@ -15,9 +15,9 @@ from posting_cli.local.template import Template
 
 COLD_START_RUNS = 5
 HANDLER_MODULES = ("posting.handlers.validate", "posting.handlers.post", "posting.handlers.emit")
-# For comparison: what Powertools' Tracer cost each handler before the functions dropped it (its
-# import plus patch_all, as Tracer() ran them with tracing active), boto3 (which the handlers no longer
-# import), and the SDK they do import: botocore's session.
+# For comparison: what Powertools' Tracer would cost each handler (its import plus patch_all, as
+# Tracer() runs them with tracing active), boto3 (which the handlers do not import), and the SDK
+# they do import: botocore's session.
 REFERENCE_MODULES = ("aws_xray_sdk.core", "boto3", "botocore.session", "pydantic", "aws_lambda_powertools")
 IMPORT_TARGET_MS = 200
 # Runs in the child: time the import alone, then the first AWS client the handler creates on its first call.
