@@ -7,16 +7,23 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from posting.domain.outcomes import Outcome
+from posting.domain.outcomes import Outcome, error_text
 
 
 class Failure(BaseModel):
-    """Why an item could not be decided this time: the error class name and its message."""
+    """Why an item could not be decided this time: the error class name and a message that never
+    echoes the request (it is logged, dead-lettered and published)."""
 
     model_config = ConfigDict(frozen=True)
 
     error: str
     message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> Failure:
+        """The failure an exception stands for: its class name, and its text only if it is one of our
+        own exceptions (posting.domain.outcomes.OWN_ERRORS); any other is named by its class alone."""
+        return cls(error=type(error).__name__, message=error_text(error)[:1000])
 
 
 class BatchItem(BaseModel):
