@@ -232,6 +232,8 @@ def _dead_letter(item: BatchItem, dead_letters: DeadLetterQueue) -> bool:
             receive_count=item.receive_count,
             error=item.failure.error,
             message=item.failure.message,
+            producer_id=item.producer_id,
+            original_producer_id=item.original_producer_id,
         )
     except (ClientError, BotoCoreError):
         return False
