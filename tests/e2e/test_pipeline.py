@@ -140,7 +140,7 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_blocks_nothing(lo
 
     # Once the cause is gone, a redrive posts it, exactly once.
     monkeypatch.setattr(LedgerTable, "record_posting", original)
-    assert operations.redrive(target) >= 1
+    assert operations.redrive(target).moved >= 1
     deadline = time.monotonic() + 30
     while operations.ledger(target).get_decision(poison_id) is None:
         assert time.monotonic() < deadline, "the redriven message was not posted"
