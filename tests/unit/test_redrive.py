@@ -2,7 +2,7 @@
 
 A redrive re-sends a request as the operator running it, so it re-sends only requests whose producer
 it can vouch for: an allowed producer, or the stack's own sweeper. What it cannot vouch for stays in
-the DLQ, reported. (tests/e2e/test_dead_letters.py runs the same through the local stack.)
+the DLQ, reported. (tests/e2e/test_redrive.py runs the same through the local stack.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The dead-letter queue: messages that kept failing, kept byte for byte, with why they failed."""
+"""The dead-letter queue: messages that kept failing, kept byte for byte, with why they failed and who sent them."""
 
 from __future__ import annotations
 
