@@ -71,7 +71,14 @@ def answer(result: Any) -> Step:
 RECORDS = [sqs_record(request(f"pay-{n}"), message_id=f"m{n}") for n in (1, 2, 3)]
 VALIDATED = {
     "items": [
-        {"message_id": r["messageId"], "receive_count": 1, "body": r["body"], "posting_id": f"pay-{n}"}
+        {
+            "message_id": r["messageId"],
+            "receive_count": 1,
+            "body": r["body"],
+            "posting_id": f"pay-{n}",
+            "producer_id": r["attributes"]["SenderId"],
+            "original_producer_id": r["attributes"]["SenderId"],
+        }
         for n, r in enumerate(RECORDS, start=1)
     ]
 }
@@ -366,7 +373,23 @@ def test_when_the_salvage_fails_too_last_deliveries_are_dead_lettered_with_the_r
     assert attributes["source_message_id"] == "m2"
     assert attributes["receive_count"] == str(last)
     assert attributes["failure_error"] == "RuntimeError"
-    assert "the handler broke" in attributes["failure_message"]
+    # The error's name only: its Cause holds the exception's message, which may quote the request.
+    assert attributes["failure_message"] == "the workflow failed for the whole batch: RuntimeError"
+    assert attributes["producer_id"] == attributes["original_producer_id"] == RECORDS[1]["attributes"]["SenderId"]
+
+
+def test_a_last_delivery_that_names_no_producer_goes_back_to_the_queue(
+    sfn: Any, workflow: Workflow, steps: dict[str, Step], template: Template, dead_letters: Any
+) -> None:
+    # The queue's redrive policy then moves it, with the sender SQS recorded; never unattributed.
+    last = max_receive_count(template)
+    items = items_with_receive_counts([last, last, 1])
+    del items[0]["producer_id"], items[0]["original_producer_id"]
+    steps["validate"] = answer({"items": items})
+    steps["post"] = fail()
+    steps["emit"] = fail()
+    assert run(sfn, workflow) == failures("m1", "m3")
+    assert [letter["MessageAttributes"]["source_message_id"]["StringValue"] for letter in dead_letters()] == ["m2"]
 
 
 def test_when_every_item_is_on_its_last_delivery_all_are_dead_lettered_and_none_return(

@@ -25,11 +25,19 @@ class FakeDeadLetterQueue:
         self.messages: list[dict] = []
         self._broken = broken
 
-    def send(self, body, message_id, receive_count, error, message):
+    def send(self, body, message_id, receive_count, error, message, *, producer_id=None, original_producer_id=None):
         if self._broken:
             from botocore.exceptions import EndpointConnectionError
 
             raise EndpointConnectionError(endpoint_url="https://sqs")
         self.messages.append(
-            {"body": body, "message_id": message_id, "receive_count": receive_count, "error": error, "message": message}
+            {
+                "body": body,
+                "message_id": message_id,
+                "receive_count": receive_count,
+                "error": error,
+                "message": message,
+                "producer_id": producer_id,
+                "original_producer_id": original_producer_id,
+            }
         )

@@ -128,7 +128,8 @@ def test_validate_failing_dead_letters_last_deliveries_with_the_step_error_and_r
     assert report.batch_item_failures == ["m1"]
     (letter,) = dlq.messages
     assert (letter["message_id"], letter["body"], letter["error"]) == ("m2", '{"posting_id": "p2"}', "Lambda.Unknown")
-    assert letter["message"] == "Validate failed for the whole batch: RuntimeError: out of memory"
+    # Not one of our exceptions: its type is told, its message (which may quote input) is not.
+    assert letter["message"] == "Validate failed for the whole batch: RuntimeError"
     assert [event.detail_type for event in bus.published] == [DEAD_LETTERED]
 
 

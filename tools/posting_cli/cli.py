@@ -442,19 +442,51 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
     letters = operations.dead_letters(_target(args))
     table = Table(title=f"dead letters: {len(letters)}")
-    for column in ("message", "posting_id", "error", "reason"):
+    for column in ("message", "posting_id", "error", "reason", "producer"):
         table.add_column(column)
     for letter in letters:
-        table.add_row(letter.source_message_id, posting_id_of(letter.body) or "-", letter.error, letter.message)
+        table.add_row(
+            letter.source_message_id, posting_id_of(letter.body) or "-", letter.error, letter.message, letter.producer
+        )
     console.print(table)
     return 0
 
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    """Move dead letters back (all, or those selected), each only if its producer can be vouched for."""
     from posting_cli import operations
+    from posting_cli.results import posting_id_of
 
-    console.print(f"moved {operations.redrive(_target(args))} message(s) back to the posting queue")
-    return 0
+    report = operations.redrive(
+        _target(args),
+        message_ids=args.message_id,
+        reasons=args.reason,
+        allow=args.allow_producer,
+        dry_run=args.dry_run,
+    )
+    for unresolved in report.unresolved:
+        errors.print(f"[yellow]cannot vouch for[/yellow] {unresolved}")
+    rows = [
+        (letter, f"would move (for {producer})" if args.dry_run else f"moved (for {producer})")
+        for letter, producer in report.plan.moves
+    ]
+    rows += [(letter, f"stays: {why}") for letter, why in report.plan.refusals]
+    if args.dry_run or report.plan.refusals:
+        table = Table(title=f"dead letters selected: {len(rows)}")
+        for column in ("message", "posting_id", "error", "producer", "redrive"):
+            table.add_column(column)
+        for letter, verdict in rows:
+            table.add_row(
+                letter.source_message_id, posting_id_of(letter.body) or "-", letter.error, letter.producer, verdict
+            )
+        console.print(table)
+    refused = len(report.plan.refusals)
+    stays = f"; {refused} refused, left in the DLQ" if refused else ""
+    if args.dry_run:
+        console.print(f"dry run: would move {report.moved} message(s) back to the posting queue{stays}")
+    else:
+        console.print(f"moved {report.moved} message(s) back to the posting queue{stays}")
+    return 1 if refused else 0
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
@@ -585,7 +617,16 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
     operator("reconcile", cmd_reconcile, "check trial balance, entries and postings against every balance")
     dlq = verbs.add_parser("dlq", help="dead-lettered requests").add_subparsers(title="dlq commands")
     operator("list", cmd_dlq_list, "list dead letters with their failure reasons", dlq)
-    operator("redrive", cmd_dlq_redrive, "move dead letters back to the posting queue", dlq)
+    _add_redrive(
+        operator(
+            "redrive",
+            cmd_dlq_redrive,
+            "move dead letters back to the posting queue: all of them, or those selected; only those whose "
+            "producer is allowed (the stack's ProducerPrincipalArns, its sweeper, --allow-producer); "
+            "the others stay in the DLQ, reported (exit 1)",
+            dlq,
+        )
+    )
 
     smoke = operator(
         "smoke",
@@ -602,6 +643,35 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
     )
     schema.set_defaults(command=cmd_schema)
     return parser
+
+
+def _add_redrive(redrive: argparse.ArgumentParser) -> None:
+    redrive.add_argument(
+        "--message-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this dead letter (its id in the DLQ or in the posting queue, as `dlq list` shows); repeatable",
+    )
+    redrive.add_argument(
+        "--reason",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="only dead letters with this failure_error (e.g. TransientPostingError; MaxReceiveCountExceeded "
+        "for those the queue's redrive policy moved); repeatable; with --message-id, both must match",
+    )
+    redrive.add_argument(
+        "--allow-producer",
+        action="append",
+        default=[],
+        metavar="ID_OR_ARN",
+        help="also vouch for this producer: an IAM role or user ARN in the stack's account, or a principal id "
+        "as SQS records it (AROA...[:session], AIDA..., an account id); repeatable",
+    )
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="list what would move and what would stay; move nothing"
+    )
 
 
 def _add_invoke(invoke: argparse.ArgumentParser) -> None:

@@ -40,6 +40,9 @@ class Target:
     outputs: dict[str, str]
     region: str
     endpoints: dict[str, str] = field(default_factory=dict)  # service -> URL, local stacks only
+    # A deployed stack's name and parameter values (what it was deployed with); none locally.
+    stack_name: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -98,7 +101,8 @@ class Target:
             raise TargetError("no AWS region: pass --region or set AWS_REGION")
         stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
         outputs = {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
-        return cls(outputs=outputs, region=session.region_name)
+        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters", [])}
+        return cls(outputs=outputs, region=session.region_name, stack_name=stack_name, parameters=parameters)
 
     @classmethod
     def from_file(cls, path: Path = LOCAL_STATE_FILE) -> Target:

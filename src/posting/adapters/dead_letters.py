@@ -1,4 +1,4 @@
-"""The dead-letter queue: messages that kept failing, kept byte for byte, with why they failed."""
+"""The dead-letter queue: messages that kept failing, kept byte for byte, with why they failed and who sent them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ FAILURE_ERROR = "failure_error"
 FAILURE_MESSAGE = "failure_message"
 SOURCE_MESSAGE_ID = "source_message_id"
 RECEIVE_COUNT = "receive_count"
+# Who sent the failed delivery (SQS's SenderId), and the producer the request is attributed to (a
+# redrive's original_producer_id, else that sender): `posting dlq redrive` re-sends only what it can
+# vouch for.
+PRODUCER_ID = "producer_id"
+ORIGINAL_PRODUCER_ID = "original_producer_id"
 
 
 class DeadLetterQueue:
@@ -16,15 +21,26 @@ class DeadLetterQueue:
         self._client = client
         self.queue_url = queue_url
 
-    def send(self, body: str, message_id: str, receive_count: int, error: str, message: str) -> None:
-        """Dead-letter one message with its failure reason as message attributes. Raises on failure."""
-        self._client.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=body,
-            MessageAttributes={
-                FAILURE_ERROR: {"DataType": "String", "StringValue": error},
-                FAILURE_MESSAGE: {"DataType": "String", "StringValue": message or error},
-                SOURCE_MESSAGE_ID: {"DataType": "String", "StringValue": message_id},
-                RECEIVE_COUNT: {"DataType": "Number", "StringValue": str(receive_count)},
-            },
-        )
+    def send(
+        self,
+        body: str,
+        message_id: str,
+        receive_count: int,
+        error: str,
+        message: str,
+        *,
+        producer_id: str | None = None,
+        original_producer_id: str | None = None,
+    ) -> None:
+        """Dead-letter one message with its failure reason and producer as message attributes.
+        Raises on failure."""
+        attributes = {
+            FAILURE_ERROR: {"DataType": "String", "StringValue": error},
+            FAILURE_MESSAGE: {"DataType": "String", "StringValue": message or error},
+            SOURCE_MESSAGE_ID: {"DataType": "String", "StringValue": message_id},
+            RECEIVE_COUNT: {"DataType": "Number", "StringValue": str(receive_count)},
+        }
+        for name, value in ((PRODUCER_ID, producer_id), (ORIGINAL_PRODUCER_ID, original_producer_id)):
+            if value:
+                attributes[name] = {"DataType": "String", "StringValue": value}
+        self._client.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes)

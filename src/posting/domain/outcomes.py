@@ -214,3 +214,18 @@ class PostingAlreadyDecided(Exception):
 
 class AccountAlreadyExists(Exception):
     """An account is opened under an id the ledger already holds."""
+
+
+# The exceptions whose texts we write ourselves, from ids, error codes and times only, never from a
+# request's values: what they say may be logged, dead-lettered and published. Any other exception is
+# told by its class name alone (a pydantic ValidationError's text quotes the input it refused, and a
+# library's message may quote whatever it was handed).
+OWN_ERRORS: tuple[type[Exception], ...] = (TransientPostingError, ConcurrentUpdate, PostingAlreadyDecided)
+OWN_ERROR_NAMES = frozenset(error.__name__ for error in OWN_ERRORS)
+
+
+def error_text(error: BaseException) -> str:
+    """What may be said of an error outside the process: its message when it is one of ours (and
+    says something), otherwise its class name."""
+    text = str(error) if isinstance(error, OWN_ERRORS) else ""
+    return text or type(error).__name__

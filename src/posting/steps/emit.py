@@ -29,7 +29,7 @@ from posting.domain.events import (
     PostingPosted,
     PostingRejected,
 )
-from posting.domain.outcomes import Outcome, Reason, Status
+from posting.domain.outcomes import OWN_ERROR_NAMES, Outcome, Reason, Status
 from posting.steps.items import Batch, BatchItem, Failure, item_of_record
 
 POSTED = PostingPosted.detail_type
@@ -136,7 +136,7 @@ def salvaged_batch(event: dict[str, Any]) -> Batch:
     error = event.get("error") or {}
     failure = Failure(
         error=str(error.get("Error") or "States.TaskFailed")[:256],
-        message=f"{event.get('failed_step', 'a step')} failed for the whole batch: {_cause(error.get('Cause'))}"[:1000],
+        message=f"{event.get('failed_step', 'a step')} failed for the whole batch: {_cause(error)}"[:1000],
     )
     if "records" in event:
         items = [item_of_record(record, position) for position, record in enumerate(event["records"])]
@@ -152,17 +152,23 @@ def salvaged_batch(event: dict[str, Any]) -> Batch:
     )
 
 
-def _cause(cause: Any) -> str:
-    """A Lambda error's Cause is JSON with errorType/errorMessage/stackTrace: keep the message only."""
-    if not isinstance(cause, str) or not cause:
-        return "no cause given"
+def _cause(error: dict[str, Any]) -> str:
+    """What may be said of a step's error. A Lambda error's Cause is JSON with errorType, errorMessage
+    and stackTrace: the message is kept only when the type is one of our own exceptions. Any other
+    message, and any Cause Step Functions wrote itself (one quotes the function's returned payload),
+    may hold the request: the error is told by its type or name alone."""
+    name = str(error.get("Error") or "States.TaskFailed")[:256]
+    cause = error.get("Cause")
     try:
-        parsed = json.loads(cause)
+        parsed = json.loads(cause) if isinstance(cause, str) else None
     except ValueError:
-        return cause
-    if isinstance(parsed, dict) and parsed.get("errorMessage"):
-        return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
-    return cause
+        parsed = None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("errorType"), str):
+        return name
+    error_type, message = parsed["errorType"][:256], parsed.get("errorMessage")
+    if error_type in OWN_ERROR_NAMES and isinstance(message, str) and message:
+        return f"{error_type}: {message}"
+    return error_type
 
 
 def event_id(item: BatchItem, outcome: Outcome) -> str:
@@ -232,6 +238,8 @@ def _dead_letter(item: BatchItem, dead_letters: DeadLetterQueue) -> bool:
             receive_count=item.receive_count,
             error=item.failure.error,
             message=item.failure.message,
+            producer_id=item.producer_id,
+            original_producer_id=item.original_producer_id,
         )
     except (ClientError, BotoCoreError):
         return False

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from posting.domain.outcomes import Outcome
+from posting.adapters.dead_letters import ORIGINAL_PRODUCER_ID  # a redrive sets it on the posting queue too
+from posting.domain.outcomes import Outcome, error_text
 
 
 class Failure(BaseModel):
-    """Why an item could not be decided this time: the error class name and its message."""
+    """Why an item could not be decided this time: the error class name and a message that never
+    echoes the request (it is logged, dead-lettered and published)."""
 
     model_config = ConfigDict(frozen=True)
 
     error: str
     message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> Failure:
+        """The failure an exception stands for: its class name, and its text only if it is one of our
+        own exceptions (posting.domain.outcomes.OWN_ERRORS); any other is named by its class alone."""
+        return cls(error=type(error).__name__, message=error_text(error)[:1000])
 
 
 class BatchItem(BaseModel):
@@ -40,6 +49,12 @@ class BatchItem(BaseModel):
     request_hash: str | None = None
     outcome: Outcome | None = None
     failure: Failure | None = None
+    # Who sent this delivery: the record's SenderId, which SQS sets (an IAM role's id and session, a
+    # user's id, or an account id) and no sender can choose. And the producer the request is
+    # attributed to: the one a redrive named in its `original_producer_id` message attribute, else
+    # the sender itself. A dead letter carries both; `posting dlq redrive` checks them.
+    producer_id: str | None = None
+    original_producer_id: str | None = None
 
 
 class Batch(BaseModel):
@@ -57,6 +72,10 @@ class Batch(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+# What a principal id may hold: IAM unique ids, account ids and role session names.
+_PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_+=,.@:-]{1,256}", re.ASCII)
+
+
 def item_of_record(record: Any, position: int) -> BatchItem:
     """The record's identity and body, read defensively: the pipe's records are trusted, their bodies not."""
     fields = record if isinstance(record, dict) else {}
@@ -69,9 +88,25 @@ def item_of_record(record: Any, position: int) -> BatchItem:
         receive_count = max(1, int(fields.get("attributes", {}).get("ApproximateReceiveCount", 1)))
     except (AttributeError, TypeError, ValueError):
         receive_count = 1
+    system_attributes = fields.get("attributes")
+    sender = _principal_id(system_attributes.get("SenderId") if isinstance(system_attributes, dict) else None)
     return BatchItem(
         message_id=message_id if isinstance(message_id, str) and message_id else f"unidentified-record-{position}",
         receive_count=receive_count,
         receipt_handle=receipt_handle if isinstance(receipt_handle, str) and receipt_handle else None,
         body=body,
+        producer_id=sender,
+        # Only a sender SQS names can stand behind an attribution.
+        original_producer_id=(_attributed_producer(fields) or sender) if sender else None,
     )
+
+
+def _principal_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and _PRINCIPAL_ID.fullmatch(value) else None
+
+
+def _attributed_producer(fields: dict[str, Any]) -> str | None:
+    """The producer a redrive named in the record's message attributes (the pipe's record format)."""
+    attributes = fields.get("messageAttributes")
+    attribute = attributes.get(ORIGINAL_PRODUCER_ID) if isinstance(attributes, dict) else None
+    return _principal_id(attribute.get("stringValue")) if isinstance(attribute, dict) else None

@@ -223,9 +223,7 @@ def post_item(
 
 def _failed(item: BatchItem, error: Exception) -> BatchItem:
     """Undecided: no outcome (not even a validation rejection that could not be recorded), a failure."""
-    return item.model_copy(
-        update={"outcome": None, "failure": Failure(error=type(error).__name__, message=str(error)[:1000])}
-    )
+    return item.model_copy(update={"outcome": None, "failure": Failure.of(error)})
 
 
 def _recorded_answer(item: BatchItem, ledger: Ledger, request: Request) -> Outcome | None:
