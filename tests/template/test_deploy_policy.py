@@ -444,3 +444,18 @@ def test_the_scp_fits_and_names_the_stacks_resources(translated: dict[str, Any])
         assert not any(fnmatch.fnmatchcase(role + "pipe", c) for c in callers)
         function = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{stack}-PostFunction-AbC123"
         assert fnmatch.fnmatchcase(function, invoke["Resource"])
+        changes = statements["OnlyCloudFormationChangesWhatThePipelineRuns"]
+        pipe = resolver.resolve(template.properties("PostingPipe")["Name"])
+        for resource in (
+            function,
+            f"arn:aws:states:us-east-1:{ACCOUNT_ID}:stateMachine:{machine}",
+            f"arn:aws:pipes:us-east-1:{ACCOUNT_ID}:pipe/{pipe}",
+        ):
+            assert any(fnmatch.fnmatchcase(resource, r) for r in changes["Resource"]), resource
+        for action in ("lambda:UpdateFunctionCode", "states:UpdateStateMachine", "pipes:UpdatePipe"):
+            assert action in changes["Action"]
+        deployer = changes["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+        assert fnmatch.fnmatchcase(
+            f"arn:aws:iam::{ACCOUNT_ID}:role/posting-deploy/posting-deploy-cloudformation", deployer
+        )
+        assert not fnmatch.fnmatchcase(role + "post", deployer)
