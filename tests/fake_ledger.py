@@ -12,7 +12,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from posting.domain.books import Checkpoint, Figures, lane_figures, statement_order, with_figures, with_running_balance
+from posting.domain.accounts import AccountAct, AccountActRefused, opening
+from posting.domain.books import (
+    Checkpoint,
+    Figures,
+    figures_by_value_date,
+    lane_figures,
+    statement_order,
+    with_figures,
+    with_running_balance,
+)
 from posting.domain.model import Account, AccountState, AccountStatus
 from posting.domain.outcomes import (
     AccountAlreadyExists,
@@ -21,6 +30,7 @@ from posting.domain.outcomes import (
     PostingAlreadyDecided,
     TransientPostingError,
 )
+from posting.domain.periods import Period, PeriodCloseRefused
 from posting.domain.plan import AccountChange, Entry, HoldState, PostingPlan, Records, records_of
 
 LATEST = "~"
@@ -33,6 +43,9 @@ class _Store:
     lines: dict[tuple[str, int | None, str, str, int], Entry] = field(default_factory=dict)
     checkpoints: dict[tuple[str, int, str], Checkpoint] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
+    revisions: dict[str, list[AccountAct]] = field(default_factory=dict)
+    periods: list[Period] = field(default_factory=list)
+    outbox: dict[str, AccountAct | Period] = field(default_factory=dict)
 
 
 class FakeLedger:
@@ -58,15 +71,84 @@ class FakeLedger:
 
     # -- accounts -------------------------------------------------------------------------------
 
-    def open_account(self, account: Account, opened_at: str) -> AccountState:
+    def open_account(self, account: Account, opened_at: str, *, by: str = "") -> AccountState:
         with self._guard:
             if account.account_id in self._store.accounts:
                 raise AccountAlreadyExists(account.account_id)
-            state = AccountState(account=account, known=not account.is_unlimited)
+            state = AccountState(account=account, known=not account.is_unlimited, status_since=opened_at)
             self._store.accounts[account.account_id] = state
             if account.overdraft_limit is not None:
                 self._store.headroom[account.account_id] = account.overdraft_limit
-            return AccountState(account=account, known=True)
+            act = opening(account, opened_at, by)
+            self._store.revisions.setdefault(account.account_id, []).append(act)
+            self._announce(opened_at, act)
+            return AccountState(account=account, known=True, status_since=opened_at)
+
+    # -- operators' acts (posting.steps.ports.LedgerRecords) --------------------------------------
+
+    @property
+    def acts(self) -> FakeLedger:
+        """As the adapter's `acts`: the fake keeps operators' acts itself."""
+        return self
+
+    def account_figures(self, account_id: str) -> AccountState | None:
+        return self.books.get_account(account_id)
+
+    def record_account_act(self, act: AccountAct) -> None:
+        with self._guard:
+            if self.fail_transactions:
+                self.fail_transactions -= 1
+                raise TransientPostingError("transaction cancelled: TransactionConflict")
+            state = self._store.accounts[act.account_id]
+            headroom = self._store.headroom.get(act.account_id)
+            held = (
+                state.revision == act.revision - 1
+                and state.account.status == act.expect_status
+                and (act.headroom_delta >= 0 or (headroom or 0) >= -act.headroom_delta)
+                and (not act.must_be_empty or (state.balance, state.pending_debits, state.pending_credits) == (0, 0, 0))
+            )
+            if not held:
+                raise AccountActRefused(f"account {act.account_id} changed while the act was decided")
+            account = state.account.model_copy(update={"status": act.status, "overdraft_limit": act.overdraft_limit})
+            self._store.accounts[act.account_id] = state.model_copy(
+                update={"account": account, "revision": act.revision, "status_since": act.recorded_at}
+            )
+            if headroom is not None:
+                self._store.headroom[act.account_id] = headroom + act.headroom_delta
+            self._store.revisions[act.account_id].append(act)
+            self._announce(act.recorded_at, act)
+
+    def read_period(self) -> Period:
+        with self._guard:
+            self.calls["read_period"] += 1
+            return self._store.periods[-1] if self._store.periods else Period()
+
+    def record_period_close(self, period: Period) -> None:
+        with self._guard:
+            if len(self._store.periods) != period.revision - 1:
+                raise PeriodCloseRefused("another close was recorded meanwhile")
+            self._store.periods.append(period)
+            assert period.closed_at is not None
+            self._announce(period.closed_at, period)
+
+    def account_revisions(self, account_id: str) -> list[AccountAct]:
+        with self._guard:
+            return list(self._store.revisions.get(account_id, []))
+
+    def announcements(self, limit: int) -> list[tuple[str, AccountAct | Period]]:
+        with self._guard:
+            return sorted(self._store.outbox.items())[:limit]
+
+    def forget_announcements(self, keys: list[str]) -> None:
+        with self._guard:
+            for key in keys:
+                self._store.outbox.pop(key, None)
+
+    def _announce(self, recorded_at: str, record: AccountAct | Period) -> None:
+        what = (
+            f"{record.account_id}|{record.revision}" if isinstance(record, AccountAct) else f"period|{record.revision}"
+        )
+        self._store.outbox[f"{recorded_at}#{what}"] = record
 
     def set_account_status(self, account_id: str, status: AccountStatus) -> None:
         with self._guard:
@@ -167,7 +249,7 @@ class FakeLedger:
         )
         if not change.within_range(after):
             return False
-        return change.pinned is None or change.pinned.version == state.version
+        return change.pinned is None or change.pinned.last_recorded_at == state.last_recorded_at
 
     def _apply(self, plan: PostingPlan, records: Records) -> None:
         store = self._store
@@ -289,11 +371,13 @@ class FakeBooks:
         return total
 
     def balance_as_of(self, account_id: str, moment: str) -> int:
-        state = self._ledger.accounts([account_id])[account_id]
-        if state.account.is_unlimited:
-            return self._lanes_total(state, moment).posted
-        lines = [line for line in self._ledger.lines_of(account_id) if line.recorded_at <= moment]
-        return sum(line.signed_amount for line in lines)
+        return self.figures_as_of(account_id, moment).posted
+
+    def figures_as_of(self, account_id: str, moment: str) -> Figures:
+        return Figures.of(line for line in self._ledger.lines_of(account_id) if line.recorded_at <= moment)
+
+    def figures_by_value_date(self, account_id: str, moment: str) -> Figures:
+        return figures_by_value_date(self._ledger.lines_of(account_id), moment)
 
     def statement(self, account_id: str) -> tuple[AccountState | None, list[Entry]]:
         state = self.get_account(account_id)

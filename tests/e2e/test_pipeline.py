@@ -105,7 +105,7 @@ def test_result_events_reach_the_templates_audit_log_group(local_stack, ids):
     logged = target.client("logs").filter_log_events(logGroupName=target.results_log_group)["events"]
     details = [json.loads(event["message"])["detail"] for event in logged]
     assert {"event_id": result.event_id, "posting_id": f"audit-{ids}", "status": "POSTED"}.items() <= next(
-        d for d in details if d["posting_id"] == f"audit-{ids}"
+        d for d in details if d.get("posting_id") == f"audit-{ids}"
     ).items()
 
 

@@ -281,13 +281,16 @@ def test_every_queue_denies_requests_without_tls(template: Template) -> None:
 # Bus --------------------------------------------------------------------------------------------
 
 
-def test_only_the_emit_role_may_publish_posting_results(template: Template) -> None:
+def test_only_the_emit_and_sweep_roles_may_publish_posting_results(template: Template) -> None:
+    # Emit publishes decisions; the sweeper publishes what operators' acts owe (the ledger's outbox).
     (policy_id,) = template.resources_of_type("AWS::Events::EventBusPolicy")
     statement = template.properties(policy_id)["Statement"]
     assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "events:PutEvents")
     assert statement["Condition"] == {
         "StringEquals": {"events:source": EVENT_SOURCE},
-        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["EmitRole", "Arn"]}},
+        "ArnNotEquals": {
+            "aws:PrincipalArn": [{"Fn::GetAtt": ["EmitRole", "Arn"]}, {"Fn::GetAtt": ["SweepRole", "Arn"]}]
+        },
     }
     assert template.properties(policy_id)["EventBusName"] == {"Ref": "PostingEventBus"}
 
@@ -301,7 +304,7 @@ def test_ledger_writes_are_denied_to_all_but_the_post_role_and_operators(
 ) -> None:
     template = with_principals(producers, operators)
     statements = resolved_statements(template, "LedgerTable")
-    writes = statements["OnlyThePostRoleOperatorsAndSmokeTestWrite"]
+    writes = statements["OnlyThePostAndSweepRolesOperatorsAndSmokeTestWrite"]
     puts = statements["OnlyThePostAndSweepRolesOperatorsAndSmokeTestPut"]
     checkpoints_only = statements["TheSweepRolePutsCheckpointsOnly"]
     assert all((s["Effect"], s["Principal"]) == ("Deny", "*") for s in (writes, puts, checkpoints_only))
@@ -311,7 +314,12 @@ def test_ledger_writes_are_denied_to_all_but_the_post_role_and_operators(
     post_role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{post_role_name}"
     sweep_role_name = resolver(template).resolve(template.properties("SweepRole")["RoleName"])
     sweep_role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{sweep_role_name}"
-    assert set(writes["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {post_role_arn, *operators}
+    assert set(writes["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {post_role_arn, sweep_role_arn, *operators}
+    # The sweeper deletes from the outbox only: published announcements.
+    outbox_only = statements["TheSweepRoleDeletesPublishedAnnouncementsOnly"]
+    assert outbox_only["Condition"]["ArnLike"]["aws:PrincipalArn"] == sweep_role_arn
+    assert outbox_only["Condition"]["ForAnyValue:StringNotEquals"]["dynamodb:LeadingKeys"] == ["OUTBOX"]
+    assert set(writes["Action"]) <= set(outbox_only["Action"])
     assert set(puts["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {post_role_arn, sweep_role_arn, *operators}
     # The sweeper puts checkpoints: derived sums, never a line, a balance or a decision.
     assert checkpoints_only["Condition"]["ArnLike"]["aws:PrincipalArn"] == sweep_role_arn
@@ -346,9 +354,8 @@ def test_only_the_deployment_role_and_operators_reconfigure_the_table_and_the_sm
     } <= set(admin["Action"])
     assert set(admin["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {DEPLOYER, OPERATOR}
     assert DEPLOYER in statements["OnlyOperatorsReadTheWholeTable"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    assert (
-        SMOKE in statements["OnlyThePostRoleOperatorsAndSmokeTestWrite"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    )
+    writers = statements["OnlyThePostAndSweepRolesOperatorsAndSmokeTestWrite"]["Condition"]["ArnNotLike"]
+    assert SMOKE in writers["aws:PrincipalArn"]
     own = statements["TheSmokeTestWritesOnlyItsOwnAccounts"]
     assert own["Condition"] == {
         "ArnEquals": {"aws:PrincipalArn": SMOKE},

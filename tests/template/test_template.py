@@ -501,16 +501,26 @@ def test_only_the_post_function_touches_the_ledger_and_only_the_table(
             {"Fn::Sub": "${LedgerTable.Arn}/index/OpenHoldsByExpiry"},
             {"Fn::Sub": "${LedgerTable.Arn}/index/UnlimitedAccounts"},
             table_arn,
+            table_arn,
         ],
         "dynamodb:PutItem": [table_arn],
+        "dynamodb:DeleteItem": [table_arn],
     }
     lanes_only = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ACCOUNT#*#LANE#*"]}}
+    outbox_only = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["OUTBOX"]}}
     table_statements = [
         s
         for s in statements(template.properties(role_of(template, sweepers[0]))["Policies"])
         if s["Resource"] == table_arn
     ]
-    assert all(lanes_only.items() <= s["Condition"].items() for s in table_statements)
+    # The lanes it checkpoints, and the outbox it publishes and empties: nothing else of the table.
+    assert all(
+        lanes_only.items() <= s["Condition"].items() or outbox_only.items() <= s["Condition"].items()
+        for s in table_statements
+    )
+    (delete,) = [s for s in table_statements if "dynamodb:DeleteItem" in as_list(s["Action"])]
+    assert delete["Condition"] == outbox_only
+    table_statements = [s for s in table_statements if s is not delete]
     (put,) = [s for s in table_statements if s["Action"] == "dynamodb:PutItem"]
     attributes = set(put["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
     assert not attributes & {"amount", "side", "signed_amount", "posting_id", "balance", "status"}
@@ -538,13 +548,18 @@ def test_ledger_table_is_on_demand_keyed_recoverable_encrypted_and_retained(temp
         "open_hold_bucket": "S",
         "open_hold_expires_at": "S",
         "unlimited": "S",
+        "value_partition": "S",
+        "value_key": "S",
     }
     assert properties["KeySchema"] == [
         {"AttributeName": "PK", "KeyType": "HASH"},
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
     # The sweeper's sparse indexes: a few bytes per open hold, and per account without a limit.
-    holds, unlimited = properties["GlobalSecondaryIndexes"]
+    holds, unlimited, value_dated = properties["GlobalSecondaryIndexes"]
+    # Sparse: only lines dated apart from when they were recorded.
+    assert value_dated["IndexName"] == "ValueDatedLines"
+    assert [k["AttributeName"] for k in value_dated["KeySchema"]] == ["value_partition", "value_key"]
     assert (holds["IndexName"], holds["Projection"]) == ("OpenHoldsByExpiry", {"ProjectionType": "KEYS_ONLY"})
     assert unlimited["IndexName"] == "UnlimitedAccounts"
     assert unlimited["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["lanes"]}
@@ -583,17 +598,19 @@ def test_result_events_are_archived_and_audited(template: Template, functions: d
     assert "events.amazonaws.com" in as_list(statement["Principal"]["Service"])
     assert set(as_list(statement["Action"])) == {"logs:CreateLogStream", "logs:PutLogEvents"}
 
-    # The emit function publishes to that bus, and may publish to it only, and only as the pipeline.
+    # The emit function (decisions) and the sweeper (operators' acts) publish to that bus, and may
+    # publish to it only, and only as the pipeline.
     publishers = [f for f in functions if "events:PutEvents" in allowed(template, role_of(template, f))]
-    assert len(publishers) == 1
-    assert allowed(template, role_of(template, publishers[0]))["events:PutEvents"] == [{"Fn::GetAtt": [bus_id, "Arn"]}]
-    (put_events,) = [
-        s
-        for s in statements(template.properties(role_of(template, publishers[0]))["Policies"])
-        if s["Action"] == "events:PutEvents"
-    ]
-    assert put_events["Condition"] == {"StringEquals": {"events:source": EVENT_SOURCE}}
-    assert ref_of(template.function_setting(publishers[0], "Environment")["Variables"]["EVENT_BUS_NAME"]) == bus_id
+    assert sorted(publishers) == ["EmitFunction", "SweepFunction"]
+    for publisher in publishers:
+        assert allowed(template, role_of(template, publisher))["events:PutEvents"] == [{"Fn::GetAtt": [bus_id, "Arn"]}]
+        (put_events,) = [
+            s
+            for s in statements(template.properties(role_of(template, publisher))["Policies"])
+            if s["Action"] == "events:PutEvents"
+        ]
+        assert put_events["Condition"] == {"StringEquals": {"events:source": EVENT_SOURCE}}
+        assert ref_of(template.function_setting(publisher, "Environment")["Variables"]["EVENT_BUS_NAME"]) == bus_id
 
 
 # Alarms ------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from posting_cli import ledger_commands
+
 # The terminal, captured before the local stack sends the Lambda functions' stdout to a log file.
 console = Console(file=sys.stdout, highlight=False)
 errors = Console(file=sys.stderr, highlight=False)
@@ -348,13 +350,28 @@ def cmd_balance(args: argparse.Namespace) -> int:
         "entries": state.version,
         "balance_shards": account.balance_shards,
     }
-    if args.as_of:
-        moment = _instant(args.as_of)
+    if args.as_of and args.effective:
+        raise CliError("--as-of and --effective ask different questions: give one")
+    if args.as_of or args.effective:
+        from posting.domain.model import available_balance
+        from posting_cli import ledger_operations
+
+        moment = _instant(args.as_of or args.effective)
+        if args.as_of:
+            found = ledger_operations.figures_as_of(_target(args), args.account, moment)
+        else:
+            found = ledger_operations.figures_by_value_date(_target(args), args.account, moment)
         figures = {
             "account_id": account.account_id,
             "currency": account.currency,
-            "as_of": moment,
-            "posted": operations.balance_as_of(_target(args), args.account, moment),
+            **({"as_of": moment} if args.as_of else {"effective": moment}),
+            "posted": found.posted,
+            "pending_debits": found.pending_debits,
+            "pending_credits": found.pending_credits,
+            "available": available_balance(
+                account.normal_balance, found.posted, found.pending_debits, found.pending_credits
+            ),
+            "entries": found.entries,
         }
     console.print_json(json.dumps(figures))
     return 0
@@ -376,7 +393,7 @@ def _instant(text: str) -> str:
 def cmd_statement(args: argparse.Namespace) -> int:
     from posting_cli import operations
 
-    paged = args.since or args.until or args.limit or args.cursor
+    paged = args.since or args.until or args.limit or args.cursor or args.by_value_date
     state, entries = operations.statement(_target(args), args.account)
     if state is None:
         raise CliError(f"no such account: {args.account}")
@@ -387,16 +404,18 @@ def cmd_statement(args: argparse.Namespace) -> int:
             args.account,
             since=_instant(args.since) if args.since else None,
             until=_instant(args.until) if args.until else None,
-            limit=args.limit or 100,
+            limit=args.limit or (10**9 if args.by_value_date and not args.cursor else 100),
             cursor=args.cursor,
+            by_value_date=args.by_value_date,
         )
     table = Table(title=f"{args.account} ({state.account.currency}, {state.account.normal_balance}-normal)")
-    for column in ("#", "recorded_at", "kind", "posting_id", "side", "amount", "balance after"):
+    columns = ["#", "effective_at" if args.by_value_date else "recorded_at", "kind", "posting_id", "side", "amount"]
+    for column in [*columns, "balance after"]:
         table.add_column(column, justify="right" if column in {"#", "amount", "balance after"} else "left")
     for entry in entries[-args.last :] if args.last else entries:
         table.add_row(
             str(entry.sequence or "-"),
-            entry.recorded_at,
+            entry.effective_at if args.by_value_date else entry.recorded_at,
             entry.kind,
             entry.posting_id,
             str(entry.side),
@@ -602,11 +621,20 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
     operator("submit", cmd_submit, "send posting requests (one JSON per line) to the posting queue").add_argument(
         "file", help="JSONL file, or - for stdin"
     )
-    accounts = verbs.add_parser("accounts", help="open accounts").add_subparsers(title="accounts commands")
+    accounts = verbs.add_parser("accounts", help="open accounts and act on them").add_subparsers(
+        title="accounts commands"
+    )
     operator("open", cmd_accounts_open, "open the accounts in a JSON array file", accounts).add_argument("file")
+    ledger_commands.add_verbs(verbs, accounts, operator)
     balance = operator("balance", cmd_balance, "an account's posted, pending and available balance (one read)")
     balance.add_argument("account")
-    balance.add_argument("--as-of", dest="as_of", help="the posted balance right after the last entry recorded by then")
+    balance.add_argument(
+        "--as-of", dest="as_of", help="the figures as the ledger recorded them by then (its lines recorded by then)"
+    )
+    balance.add_argument(
+        "--effective",
+        help="the figures as of this value date: every line dated at or before it, back-valued ones included",
+    )
     statement = operator("statement", cmd_statement, "an account's entries with the balance after each (one query)")
     statement.add_argument("account")
     statement.add_argument("--last", type=int, default=0, help="only the last N entries")
@@ -614,6 +642,11 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
     statement.add_argument("--to", dest="until", help="entries recorded at or before this instant (ISO 8601)")
     statement.add_argument("--limit", type=int, default=0, help="a page of at most N entries (see --cursor)")
     statement.add_argument("--cursor", help="the next page, as printed after the previous one")
+    statement.add_argument(
+        "--by-value-date",
+        action="store_true",
+        help="order by value date (effective_at): --from/--to select value dates, balances are by value date",
+    )
     operator("reconcile", cmd_reconcile, "check trial balance, entries and postings against every balance")
     dlq = verbs.add_parser("dlq", help="dead-lettered requests").add_subparsers(title="dlq commands")
     operator("list", cmd_dlq_list, "list dead letters with their failure reasons", dlq)

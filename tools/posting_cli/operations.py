@@ -22,10 +22,12 @@ from posting.adapters.dead_letters import (
 )
 from posting.adapters.ledger_books import LedgerBooks
 from posting.adapters.ledger_table import LedgerTable
-from posting.domain.model import Account, AccountState, utc_timestamp
+from posting.domain.model import Account, AccountState
 from posting.domain.outcomes import AccountAlreadyExists
 from posting.domain.plan import Entry
 from posting.domain.reconciliation import Reconciliation, reconcile_records
+from posting.steps import ledger_acts
+from posting_cli.ledger_operations import operator_identity
 from posting_cli.producers import Producers, allowed_producers
 from posting_cli.target import Target
 
@@ -70,7 +72,7 @@ def open_accounts(target: Target, accounts: Iterable[Account]) -> tuple[int, lis
             existing.append(account.account_id)
             continue
         try:
-            table.open_account(account, utc_timestamp(datetime.now(UTC)))
+            ledger_acts.open_accounts(table.acts, [account], datetime.now(UTC), operator_identity(target))
             opened += 1
         except AccountAlreadyExists:  # opened meanwhile by someone else: fine if on the same terms
             state = table.read_accounts([account.account_id]).get(account.account_id)
@@ -187,8 +189,11 @@ def statement_page(
     until: str | None,
     limit: int,
     cursor: str | None,
+    by_value_date: bool = False,
 ) -> tuple[list[Entry], str | None]:
-    return books(target).statement_page(account_id, since=since, until=until, limit=limit, cursor=cursor)
+    return books(target).statement_page(
+        account_id, since=since, until=until, limit=limit, cursor=cursor, by_value_date=by_value_date
+    )
 
 
 def reconcile(target: Target, max_problems: int = 50) -> Reconciliation:

@@ -6,8 +6,10 @@ whole table for reconciliation. The layout is ledger_keys.py's.
 - An account without a limit: its figures are, per lane, the lane's latest checkpoint plus the lines
   after it (one Query per lane, newest first, stopping at the checkpoint); its lines are one Query
   per lane, merged in recorded order.
-- A balance as of an instant walks back from that instant, per partition, to the nearest figure it
-  knows: a line that recorded the balance after it, or a checkpoint.
+- Figures as of an instant walk back from that instant, per partition, to the nearest figures they
+  know: a line that recorded the figures after it, or a checkpoint.
+- Figures as of a value date are the figures as recorded then, corrected by the lines recorded on
+  the other side of that date from their value date (the ValueDatedLines index).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from posting.adapters.dynamodb import Table
 from posting.domain.books import (
     Checkpoint,
     Figures,
+    figures_after,
     lane_figures,
     statement_order,
+    value_order,
     with_figures,
     with_running_balance,
+    with_value_running_balance,
 )
 from posting.domain.model import AccountState, utc_timestamp
 from posting.domain.outcomes import Decision
@@ -61,10 +66,48 @@ class LedgerBooks:
 
     def balance_as_of(self, account_id: str, moment: str) -> int:
         """The posted balance from the lines recorded at or before `moment` (UTC text)."""
+        return self.figures_as_of(account_id, moment).posted
+
+    def figures_as_of(self, account_id: str, moment: str) -> Figures:
+        """The account's figures as the ledger knew them at `moment`: its lines recorded by then."""
+        return self._recorded(self._terms(account_id), moment)
+
+    def figures_by_value_date(self, account_id: str, moment: str) -> Figures:
+        """The account's figures as of value date `moment`: its lines dated at or before it, whenever
+        recorded. The figures as recorded at `moment`, plus the lines recorded later but dated by
+        then, less the lines recorded by then but dated later: both from the sparse ValueDatedLines
+        index, bounded by the period close (nothing dated in a closed period is recorded after the
+        close is in force). The index is eventually consistent: a line is in it within moments."""
         state = self._terms(account_id)
+        total = self._recorded(state, moment)
+        settled = self._settled_by(moment)
+        for partition in _partitions(state):
+            for line in self._value_dated(partition, *keys.back_dated_range(moment, settled)):
+                if line.effective_at <= moment:
+                    total += Figures.of([line])
+            for line in self._value_dated(partition, *keys.forward_dated_range(moment, None)):
+                if line.recorded_at <= moment:
+                    total -= Figures.of([line])
+        return total
+
+    def _recorded(self, state: AccountState, moment: str) -> Figures:
         if state.account.is_unlimited:
-            return self._lanes_total(state, moment).posted
-        return self._walk_back(keys.account_partition(account_id), moment)
+            return self._lanes_total(state, moment)
+        return self._walk_back(keys.account_partition(state.account_id), moment)
+
+    def _settled_by(self, moment: str) -> str | None:
+        """When the earliest period close covering `moment` came in force: no line dated at or before
+        `moment` is recorded after it. None: no close covers it (yet)."""
+        lower = f"{keys.CLOSE_PREFIX}{moment}"
+        for record in self.table.query(keys.PERIOD_PARTITION, lower, f"{keys.CLOSE_PREFIX}~", limit=1):
+            return str(record["in_force_from"])
+        return None
+
+    def _value_dated(self, partition: str, lower: str, upper: str) -> Iterator[Entry]:
+        for record in self.table.query(
+            partition, lower, upper, index=keys.VALUE_INDEX, key_names=keys.VALUE_KEYS, consistent=False
+        ):
+            yield keys.entry_of(record)
 
     def _lanes_total(self, state: AccountState, moment: str) -> Figures:
         account = state.account
@@ -79,17 +122,17 @@ class LedgerBooks:
         with ThreadPoolExecutor(max_workers=min(_LANE_READERS, account.lanes)) as pool:
             return sum(pool.map(lane_total, lanes), Figures())
 
-    def _walk_back(self, partition: str, moment: str) -> int:
-        """An account with a limit: the balance after its last line recorded at or before `moment`,
-        from the nearest line back that recorded its balance (all its lines, if none did)."""
-        since = 0
+    def _walk_back(self, partition: str, moment: str) -> Figures:
+        """An account with a limit: its figures after its last line recorded at or before `moment`,
+        from the nearest line back that recorded them (all its lines, if none did)."""
+        since = Figures()
         for record in self.table.query(partition, keys.ENTRY_PREFIX, keys.at_or_before(moment), newest_first=True):
             if record.get("entity") != "entry":
                 continue
             line = keys.entry_of(record)
-            if line.balance_after is not None:
-                return line.balance_after + since
-            since += line.signed_amount
+            if (found := figures_after(line, since)) is not None:
+                return found
+            since += Figures.of([line])
         return since
 
     def _terms(self, account_id: str) -> AccountState:
@@ -114,38 +157,67 @@ class LedgerBooks:
         until: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        by_value_date: bool = False,
     ) -> tuple[list[Entry], str | None]:
         """Posted lines recorded in [since, until], `limit` at a time, in order, each with its running
-        balance. Returns the page and the cursor of the next one (None at the end)."""
+        balance. Returns the page and the cursor of the next one (None at the end).
+
+        `by_value_date`: the lines dated in [since, until] instead, in value-date order, each with the
+        balance by value date right after it."""
         state = self.get_account(account_id)
         if state is None:
             return [], None
+        position_of = _value_position if by_value_date else _position
         if cursor:
             position = json.loads(base64.urlsafe_b64decode(cursor.encode()))
             after, running = str(position["after"]), int(position["balance"])
+        elif since and by_value_date:
+            after, running = "", self.figures_by_value_date(account_id, _just_before(since)).posted
         else:
             after = ""
             running = self.balance_as_of(account_id, _just_before(since)) if since else 0
-        lines = [line for line in self._lines(state, since, until) if _position(line) > after]
-        page = with_running_balance(lines[:limit], running)
+        if by_value_date:
+            lines = [line for line in self._dated_lines(state, since, until) if position_of(line) > after]
+            page = with_value_running_balance(lines[:limit], running)
+        else:
+            lines = [line for line in self._lines(state, since, until) if position_of(line) > after]
+            page = with_running_balance(lines[:limit], running)
         if len(lines) <= limit or not page:
             return page, None
-        position = {"after": _position(page[-1]), "balance": page[-1].balance_after or 0}
+        position = {"after": position_of(page[-1]), "balance": page[-1].balance_after or 0}
         return page, base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+    def _dated_lines(self, state: AccountState, since: str | None, until: str | None) -> list[Entry]:
+        """An account's posted lines dated in [since, until], in value-date order: those recorded in
+        the window and dated in it, those recorded after it but dated in it (back-valued), and those
+        recorded before it but dated in it (forward-valued)."""
+        low, high = since or "", until or LATEST
+
+        def dated_within(line: Entry) -> bool:
+            return not line.pending and low <= line.effective_at <= high
+
+        found = [line for line in self._lines(state, since, until) if dated_within(line)]
+        settled = self._settled_by(high) if until else None
+        for partition in _partitions(state):
+            if until:
+                for line in self._value_dated(partition, *keys.back_dated_range(high, settled)):
+                    if dated_within(line):
+                        found.append(line)
+            if since:
+                lower, upper = keys.forward_dated_range(_just_before(since), until)
+                for line in self._value_dated(partition, lower, upper):
+                    if dated_within(line) and line.recorded_at < low:
+                        found.append(line)
+        return value_order(found)
 
     def _lines(self, state: AccountState, since: str | None, until: str | None) -> list[Entry]:
         """An account's posted lines recorded in [since, until], in order (lanes merged)."""
         lower = f"{keys.ENTRY_PREFIX}{since}" if since else keys.ENTRY_PREFIX
         upper = keys.at_or_before(until) if until else keys.ENTRIES_END
-        account = state.account
-        partitions = (
-            [keys.lane_partition(account.account_id, lane) for lane in range(account.lanes)]
-            if account.is_unlimited
-            else [keys.account_partition(account.account_id)]
-        )
         lines = [
             keys.entry_of(record)
-            for partition in partitions
+            for partition in _partitions(state)
             for record in self.table.query(partition, lower, upper)
             if record.get("entity") == "entry" and not record.get("pending")
         ]
@@ -179,6 +251,18 @@ def since_checkpoint(table: Table, account_id: str, lane: int, moment: str) -> t
         figures += Figures.of([keys.entry_of(record)])
         lines += 1
     return None, figures, lines
+
+
+def _partitions(state: AccountState) -> list[str]:
+    """The partitions an account's lines are in: its own, or each of its lanes."""
+    account = state.account
+    if account.is_unlimited:
+        return [keys.lane_partition(account.account_id, lane) for lane in range(account.lanes)]
+    return [keys.account_partition(account.account_id)]
+
+
+def _value_position(line: Entry) -> str:
+    return f"{line.effective_at}#{line.recorded_at}#{line.posting_id}#{line.leg:02d}"
 
 
 def _position(line: Entry) -> str:

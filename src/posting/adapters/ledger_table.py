@@ -24,16 +24,17 @@ from botocore.exceptions import ClientError
 
 from posting.adapters import ledger_keys as keys
 from posting.adapters.dynamodb import Table, cancellation_codes, error_code, transient_errors
+from posting.adapters.ledger_acts import LedgerActs
 from posting.adapters.ledger_books import LedgerBooks, since_checkpoint
 from posting.domain.books import Checkpoint, Figures
 from posting.domain.model import MAX_FIGURE, Account, AccountState, AccountStatus
 from posting.domain.outcomes import (
-    AccountAlreadyExists,
     ConcurrentUpdate,
     Decision,
     PostingAlreadyDecided,
     TransientPostingError,
 )
+from posting.domain.periods import Period
 from posting.domain.plan import AccountChange, HoldSettlement, HoldState, PostingPlan, ReversalMark, records_of
 
 _NEW = f"attribute_not_exists({keys.KEY_NAMES[0]})"  # a new item: none has its key yet
@@ -47,23 +48,18 @@ class LedgerTable:
         self.table = Table(client, table_name, sleep)
         self.table_name = table_name
         self.books = LedgerBooks(client, table_name)  # balances, statements and reconciliation reads
+        self.acts = LedgerActs(self.table, self.books)  # operators' acts: accounts, period close, outbox
 
     # -- accounts -------------------------------------------------------------------------------
 
-    def open_account(self, account: Account, opened_at: str) -> AccountState:
-        """Create an account with zero figures; raises AccountAlreadyExists if the id is taken."""
-        with transient_errors():
-            try:
-                self.table.client.put_item(
-                    TableName=self.table_name,
-                    Item=keys.account_item(account, opened_at),
-                    ConditionExpression=_NEW,
-                )
-            except ClientError as error:
-                if error_code(error) == "ConditionalCheckFailedException":
-                    raise AccountAlreadyExists(account.account_id) from error
-                raise
-        return AccountState(account=account, known=True)
+    def open_account(self, account: Account, opened_at: str, *, by: str = "") -> AccountState:
+        """Create an account with zero figures and its first revision (owing its event); raises
+        AccountAlreadyExists if the id is taken."""
+        return self.acts.open_account(account, opened_at, by=by)
+
+    def read_period(self) -> Period:
+        """The ledger's period close as recorded (Period() if the books were never closed)."""
+        return self.acts.read_period()
 
     def set_account_status(self, account_id: str, status: AccountStatus) -> None:
         """Freeze, close or reopen an account. An account with a limit may be in a posting's
@@ -277,8 +273,13 @@ class LedgerTable:
                 conditions.append(f"{name} <= :{name}_high")
                 values[f":{name}_high"] = {"N": str(MAX_FIGURE - moved)}
         if change.pinned is not None:
-            conditions.append("version = :version")
-            values[":version"] = {"N": str(change.pinned.version)}
+            # Nothing moved since the read: every change of the account, posted or pending, records
+            # a later last_recorded_at (the entry count alone misses holds and releases).
+            if change.pinned.last_recorded_at:
+                conditions.append("last_recorded_at = :read_last")
+                values[":read_last"] = {"S": change.pinned.last_recorded_at}
+            else:
+                conditions.append("attribute_not_exists(last_recorded_at)")
         return {
             "TableName": self.table_name,
             "Key": keys.account_key(change.account_id),

@@ -39,6 +39,14 @@ class Figures:
             self.entries + other.entries,
         )
 
+    def __sub__(self, other: Figures) -> Figures:
+        return Figures(
+            self.posted - other.posted,
+            self.pending_debits - other.pending_debits,
+            self.pending_credits - other.pending_credits,
+            self.entries - other.entries,
+        )
+
     @classmethod
     def of(cls, lines: Iterable[Entry]) -> Figures:
         total = cls()
@@ -94,3 +102,28 @@ def with_running_balance(lines: Sequence[Entry], opening: int) -> list[Entry]:
             running = line.balance_after
             result.append(line)
     return result
+
+
+def value_order(lines: Iterable[Entry]) -> list[Entry]:
+    """Lines in the order of their value dates (then as booked): how a statement by value date reads."""
+    return sorted(lines, key=lambda line: (line.effective_at, line.recorded_at, line.posting_id, line.leg))
+
+
+def figures_by_value_date(lines: Iterable[Entry], moment: str) -> Figures:
+    """What an account's lines dated at or before `moment` add up to: its figures as of that value
+    date, whenever each line was recorded (a line dated later than it was recorded counts from its
+    value date on, one dated earlier from that earlier date)."""
+    return Figures.of(line for line in lines if line.effective_at <= moment)
+
+
+def with_value_running_balance(lines: Iterable[Entry], opening: int) -> list[Entry]:
+    """Posted lines in value-date order with the balance by value date right after each."""
+    return with_running_balance([replace(line, balance_after=None) for line in value_order(lines)], opening)
+
+
+def figures_after(line: Entry, since: Figures) -> Figures | None:
+    """An account's figures at a line that recorded them, plus `since` (what lines after it add)."""
+    after = line.figures_after()
+    if after is None:
+        return None
+    return Figures(after[0], after[1], after[2], line.sequence) + since

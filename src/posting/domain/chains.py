@@ -17,7 +17,7 @@ from posting.domain.content import referenced_id
 from posting.domain.ledger import accounts_touched, plan_request
 from posting.domain.model import AccountState, utc_timestamp
 from posting.domain.outcomes import Decision, PostingRejected, Reason
-from posting.domain.plan import AccountChange, PostingPlan, decision_for, records_of
+from posting.domain.plan import AccountChange, PostingPlan, decision_for, transaction_items
 from posting.domain.requests import MAX_TRANSACTION_ITEMS, ChainRequest, Member
 
 
@@ -77,18 +77,6 @@ def plan_chain(
             f"the chain needs {items} items in its transaction; one transaction holds {MAX_TRANSACTION_ITEMS}",
         )
     return merged
-
-
-def transaction_items(plan: PostingPlan) -> int:
-    """How many items the plan's one transaction writes (what DynamoDB's 100-item limit counts)."""
-    records = records_of(plan, "0" * 64, None)
-    return (
-        len(records.decisions)
-        + len(records.settlements)
-        + len(records.reversals)
-        + len(plan.changes)
-        + len(plan.entries)
-    )
 
 
 def _after(plan: PostingPlan, states: Mapping[str, AccountState]) -> dict[str, AccountState]:

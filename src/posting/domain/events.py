@@ -7,6 +7,7 @@ Schemas under schema/events/ and the template's schema registry are generated fr
 
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from posting.domain.outcomes import BalanceAfter, Reason
 
 EVENT_SOURCE = "posting.pipeline"
+# Every event id is a UUIDv5 in this namespace, of what the event announces.
+EVENT_ID_NAMESPACE = uuid.UUID("7d1c4d36-4a8e-4b55-9a43-6f0c0a3f1e20")
 
 _EVENT_ID = (
     "Deterministic id of what this event announces (a UUIDv5): a redelivery or a client's duplicate "
@@ -156,6 +159,81 @@ class ChainPosted(PostingPosted):
     members: list[ChainMember] = Field(description="The members, in the order they were applied.")
 
 
+class LedgerRecordDetail(EventDetail):
+    """Base of the events that announce an operator's act on the ledger (an account's lifecycle, a
+    period close): announced by the sweeper from the ledger's outbox, within a minute of the act."""
+
+    event_id: str = Field(
+        description="Deterministic id of the act (a UUIDv5 of what it changed and its revision): an "
+        "announcement repeated after a failure has the same id. Consumers dedupe on it."
+    )
+    revision: int = Field(description="The revision the act made: 1 for the first, one more for each act since.")
+    recorded_at: str = Field(description="When the act was recorded (ISO 8601, UTC).")
+    by: str = Field(description="Who did it: the operator's identity as the ledger was told it.")
+    note: str = Field(default="", description="Why, as the operator said it.")
+
+
+class AccountRecord(LedgerRecordDetail):
+    """What an account is after an act on it."""
+
+    account_id: str
+    currency: str
+    status: Literal["open", "frozen", "closed"]
+    overdraft_limit: int | None = Field(description="null: unlimited.")
+
+
+class AccountOpened(AccountRecord):
+    """An account is opened, with zero figures."""
+
+    detail_type: ClassVar[str] = "Account Opened"
+
+
+class AccountFrozen(AccountRecord):
+    """An account is frozen: nothing more is held or posted on it; holds on it may still be released."""
+
+    detail_type: ClassVar[str] = "Account Frozen"
+
+
+class AccountUnfrozen(AccountRecord):
+    """A frozen account is open again."""
+
+    detail_type: ClassVar[str] = "Account Unfrozen"
+
+
+class AccountClosed(AccountRecord):
+    """An account with nothing posted and nothing pending is closed for good."""
+
+    detail_type: ClassVar[str] = "Account Closed"
+
+
+class AccountLimitChanged(AccountRecord):
+    """An account's overdraft limit changed; what is pending on it counts against the new limit."""
+
+    detail_type: ClassVar[str] = "Account Limit Changed"
+
+    previous_limit: int = Field(description="The limit before the change.")
+
+
+class PeriodClosed(LedgerRecordDetail):
+    """The books are closed through an instant: a request dated at or before it is refused with
+    PERIOD_CLOSED from `in_force_from` on, and figures as of a value date up to it are final then."""
+
+    detail_type: ClassVar[str] = "Period Closed"
+
+    through: str = Field(description="Closed through this instant (ISO 8601, UTC), inclusive.")
+    in_force_from: str = Field(description="From this instant on, nothing dated in the period is decided.")
+    previous_through: str | None = Field(description="What was closed before (null: nothing).")
+
+
+ACCOUNT_EVENTS: dict[str, type[AccountRecord]] = {
+    "open": AccountOpened,
+    "freeze": AccountFrozen,
+    "unfreeze": AccountUnfrozen,
+    "close": AccountClosed,
+    "limit": AccountLimitChanged,
+}
+
+
 # What an accepted request of each kind announces; a plain posting announces PostingPosted.
 LIFECYCLE_EVENTS: dict[str, type[PostingPosted]] = {
     "hold": HoldPlaced,
@@ -172,4 +250,6 @@ RESULT_EVENTS: tuple[type[EventDetail], ...] = (
     PostingRejected,
     PostingDeadLettered,
     *LIFECYCLE_EVENTS.values(),
+    *ACCOUNT_EVENTS.values(),
+    PeriodClosed,
 )

@@ -28,8 +28,8 @@ from datetime import datetime
 from typing import Any
 
 from posting.domain.content import check_balanced, check_content
+from posting.domain.lines import request_lines
 from posting.domain.model import (
-    MAX_LEGS,
     AccountState,
     AccountStatus,
     Leg,
@@ -49,12 +49,10 @@ from posting.domain.outcomes import (
 from posting.domain.plan import (
     REVERSIBLE_KINDS,
     AccountChange,
-    Entry,
     HoldSettlement,
     HoldState,
     PostingPlan,
     ReversalMark,
-    lane_of,
     reversal_key,
 )
 from posting.domain.requests import (
@@ -64,7 +62,6 @@ from posting.domain.requests import (
     Request,
     ReversalRequest,
     VoidRequest,
-    kind_of,
 )
 
 
@@ -302,7 +299,7 @@ def _plan(
         decided_at=recorded_at,
         changes=tuple(changes),
         entries=tuple(
-            _entries(request, accounts, recorded_at=recorded_at, releases=releases, holds=holds, posts=posts)
+            request_lines(request, accounts, recorded_at=recorded_at, releases=releases, holds=holds, posts=posts)
         ),
         posted_legs=tuple(posts),
     )
@@ -367,57 +364,6 @@ class _Moves:
             min_headroom=-available if available < 0 else None,
             pinned=state if state.known else None,
         )
-
-
-def _entries(
-    request: Request,
-    accounts: Mapping[str, AccountState],
-    *,
-    recorded_at: str,
-    releases: Sequence[Leg],
-    holds: Sequence[Leg],
-    posts: Sequence[Leg],
-) -> list[Entry]:
-    """A line per posted leg; and, on accounts without a limit (no balance item), a line per leg that
-    holds or releases money. Lines of a pinned account carry its running balance and entry count."""
-    kind = kind_of(request)
-    effective_at = utc_timestamp(request.effective_at) if request.effective_at is not None else recorded_at
-    lane_key = getattr(request, "hold_id", None) or request.posting_id
-    running = {a: (s.balance, s.version) for a, s in accounts.items() if s.known and not s.account.is_unlimited}
-
-    def line(leg: Leg, index: int, **figures: Any) -> Entry:
-        account = accounts[leg.account_id].account
-        return Entry(
-            account_id=leg.account_id,
-            posting_id=request.posting_id,
-            side=leg.side,
-            amount=leg.amount,
-            currency=leg.currency,
-            kind=kind,
-            leg=index,
-            lane=lane_of(lane_key, account.lanes) if account.is_unlimited else None,
-            recorded_at=recorded_at,
-            effective_at=effective_at,
-            **figures,
-        )
-
-    entries = []
-    pending_index = MAX_LEGS  # pending lines are numbered after every posted leg
-    for sign, legs in ((-1, releases), (1, holds)):
-        for leg in legs:
-            if accounts[leg.account_id].account.is_unlimited:
-                side = "pending_debits" if leg.side == Side.DEBIT else "pending_credits"
-                entries.append(line(leg, pending_index, pending=True, **{side: sign * leg.amount}))
-                pending_index += 1
-    for index, leg in enumerate(posts):
-        signed = accounts[leg.account_id].signed_amount(leg)
-        if leg.account_id in running:
-            balance, version = running[leg.account_id]
-            running[leg.account_id] = (balance + signed, version + 1)
-            entries.append(line(leg, index, signed_amount=signed, balance_after=balance + signed, sequence=version + 1))
-        else:
-            entries.append(line(leg, index, signed_amount=signed))
-    return entries
 
 
 def _legs_of(decision: Decision, name: str) -> list[dict[str, Any]]:

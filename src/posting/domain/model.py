@@ -279,6 +279,9 @@ class AccountState(BaseModel):
     # As the balance item of an account with a limit stores it (what DynamoDB checks a debit
     # against); reconciliation proves it equals `headroom`.
     recorded_headroom: int | None = None
+    # The account's lifecycle: how many acts it has had (its opening is 1), and since when its status.
+    revision: int = 1
+    status_since: str | None = None
 
     @property
     def account_id(self) -> str:

@@ -55,6 +55,12 @@ class Reason(StrEnum):
     CHAIN_MEMBER_DECIDED = "CHAIN_MEMBER_DECIDED"
     # A chain needs more than the 100 items one DynamoDB transaction holds (its holds' legs included).
     CHAIN_TOO_LARGE = "CHAIN_TOO_LARGE"
+    # A request other than a chain needs more than the 100 items of one transaction: only a capture
+    # that posts on some of its hold's accounts in many legs and releases the others can.
+    TRANSACTION_TOO_LARGE = "TRANSACTION_TOO_LARGE"
+    # Its value date (`effective_at`, a chain member's too) falls in a period the books are closed
+    # for. Decided on the ledger's state, so it consumes the posting_id.
+    PERIOD_CLOSED = "PERIOD_CLOSED"
 
 
 class PostingRejected(Exception):

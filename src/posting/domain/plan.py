@@ -29,14 +29,15 @@ REVERSIBLE_KINDS = ("posting", "capture")
 
 @dataclass(frozen=True)
 class Entry:
-    """One line an account's books keep of a request: a posted leg, or (on an account without a
-    limit, which keeps no balance item) a change of what is pending.
+    """One line an account's books keep of a request: a posted leg (which may also carry what the
+    request holds or releases on that account and side), or a change of what is pending alone
+    (`pending`). Every change of an account's figures is a line (posting.domain.lines).
 
     An account with a limit records each line in its own partition, in the order its balance moved;
-    `balance_after` and `sequence` (its entry count right after the line) are known when the posting
-    was planned from the account's figures, else None and 0 (a statement rebuilds the running
-    balance from `signed_amount`). An account without a limit writes each line to one of its
-    `lane`s, with no shared item: its figures are the sums of its lines.
+    `balance_after`, the pending figures after and `sequence` (its entry count right after the line)
+    are known when the request was planned from the account's figures, else None and 0 (a statement
+    rebuilds the running balance from `signed_amount`). An account without a limit writes each line
+    to one of its `lane`s, with no shared item: its figures are the sums of its lines.
     """
 
     account_id: str
@@ -47,14 +48,22 @@ class Entry:
     kind: str = "posting"
     leg: int = 0
     signed_amount: int = 0  # what it moves the posted balance by
-    pending_debits: int = 0  # what it moves the pending figures by (pending lines only)
+    pending_debits: int = 0  # what it moves the pending figures by
     pending_credits: int = 0
     pending: bool = False  # a hold's or a release's line (no posted money moves)
     lane: int | None = None
     recorded_at: str = ""
     effective_at: str = ""
     balance_after: int | None = None
+    pending_debits_after: int | None = None
+    pending_credits_after: int | None = None
     sequence: int = 0
+
+    def figures_after(self) -> tuple[int, int, int] | None:
+        """(posted, pending debits, pending credits) of its account right after it, when recorded."""
+        if self.balance_after is None or self.pending_debits_after is None or self.pending_credits_after is None:
+            return None
+        return self.balance_after, self.pending_debits_after, self.pending_credits_after
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,10 @@ class PostingPlan:
     def blind(self) -> PostingPlan:
         """The same plan without its pins: it takes what DynamoDB finds, within the same conditions."""
         changes = tuple(replace(change, pinned=None) for change in self.changes)
-        entries = tuple(replace(entry, balance_after=None, sequence=0) for entry in self.entries)
+        entries = tuple(
+            replace(entry, balance_after=None, pending_debits_after=None, pending_credits_after=None, sequence=0)
+            for entry in self.entries
+        )
         members = tuple(member.blind() for member in self.members)
         return replace(self, changes=changes, entries=entries, members=members)
 
@@ -258,6 +270,18 @@ def records_of(plan: PostingPlan, request_hash: str, message_id: str | None) -> 
             else:
                 reversals_out[mark.original_id] = mark
     return Records((decision, *members.values()), tuple(settlements_out.values()), tuple(reversals_out.values()))
+
+
+def transaction_items(plan: PostingPlan) -> int:
+    """How many items the plan's one transaction writes (what DynamoDB's 100-item limit counts)."""
+    records = records_of(plan, "0" * 64, None)
+    return (
+        len(records.decisions)
+        + len(records.settlements)
+        + len(records.reversals)
+        + len(plan.changes)
+        + len(plan.entries)
+    )
 
 
 def replace_decision(decision: Decision, **fields: Any) -> Decision:

@@ -4,10 +4,10 @@
 not add up. The operator's `posting reconcile`, the demo and the soak all call it.
 
 1. Trial balance: per currency, posted debits equal credits across all accounts.
-2. Every account's posted balance equals the sum of its lines, its entry count their number; an
-   account with a limit records its lines in the order its balance moved (each recorded after the
-   one before), each line's recorded balance is the running sum, and its headroom is available
-   plus its limit.
+2. Every account's figures (posted, pending debits and credits) equal the sums of its lines, its
+   entry count the number of its posted lines; an account with a limit records its lines in the
+   order its balance moved (each request's after the one before), each line's recorded figures are
+   the running sums, and its headroom is available plus its limit.
 3. Every posted balance equals a recomputation from the accepted requests' posted legs alone, and
    every accepted request has exactly one line per posted leg.
 4. Every account's pending debits and credits equal the sums over the holds still open.
@@ -187,19 +187,33 @@ def _check_lanes(state: AccountState, lines: list[Entry]) -> list[str]:
 def _check_balance_item(state: AccountState, lines: list[Entry], posted_lines: list[Entry]) -> list[str]:
     account_id = state.account_id
     problems = []
-    if any(line.lane is not None or line.pending for line in lines):
+    if any(line.lane is not None for line in lines):
         problems.append(f"{account_id}: has a limit but lines in lanes")
-    for before, line in itertools.pairwise(posted_lines):
+    for before, line in itertools.pairwise(statement_order(lines)):
         if line.posting_id != before.posting_id and line.recorded_at <= before.recorded_at:
             problems.append(f"{account_id}: {before.posting_id} and {line.posting_id} recorded at one instant")
             break
-    running = 0
-    for count, line in enumerate(posted_lines, start=1):
-        running += line.signed_amount
-        if line.balance_after is not None and (line.balance_after != running or line.sequence != count):
+    total = Figures.of(lines)
+    if (total.pending_debits, total.pending_credits) != (state.pending_debits, state.pending_credits):
+        problems.append(
+            f"{account_id}: pending {state.pending_debits}/{state.pending_credits} (debits/credits) but its lines "
+            f"sum to {total.pending_debits}/{total.pending_credits}"
+        )
+    running, count = Figures(), 0
+    for line in statement_order(lines):
+        running += Figures.of([line])
+        count += 0 if line.pending else 1
+        after = line.figures_after()
+        if line.balance_after is not None and (line.balance_after != running.posted or line.sequence != count):
             problems.append(
                 f"{account_id}: line {count} ({line.posting_id}) records {line.balance_after} after "
-                f"{line.sequence} entries; the running sum is {running} after {count}"
+                f"{line.sequence} entries; the running sum is {running.posted} after {count}"
+            )
+            break
+        if after is not None and after[1:] != (running.pending_debits, running.pending_credits):
+            problems.append(
+                f"{account_id}: line {line.posting_id}#{line.leg} records pending {after[1]}/{after[2]} after it; "
+                f"its lines sum to {running.pending_debits}/{running.pending_credits} by then"
             )
             break
     if state.recorded_headroom is not None and state.recorded_headroom != state.headroom:

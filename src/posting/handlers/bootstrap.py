@@ -18,7 +18,7 @@ from posting.adapters.ledger_table import LedgerTable
 from posting.adapters.posting_queue import PostingQueue
 from posting.domain.events import EVENT_SOURCE
 from posting.handlers.config import AWS_CLIENT_CONFIG, EmitConfig, LedgerConfig, SweepConfig
-from posting.steps.ports import Ledger
+from posting.steps.ports import Ledger, LedgerRecords
 
 Settings = TypeVar("Settings", bound=BaseModel)
 
@@ -45,12 +45,29 @@ def settings(model: type[Settings]) -> Settings:
 
 @cache
 def ledger() -> Ledger:
+    return _ledger_table()
+
+
+@cache
+def ledger_records() -> LedgerRecords:
+    """The ledger as operators' acts and the sweeper's announcements need it."""
+    return _ledger_table().acts
+
+
+@cache
+def _ledger_table() -> LedgerTable:
     return LedgerTable(aws_client("dynamodb"), settings(LedgerConfig).ledger_table_name)
 
 
 @cache
 def event_bus() -> EventBus:
     return EventBus(aws_client("events"), settings(EmitConfig).event_bus_name, EVENT_SOURCE)
+
+
+@cache
+def announcement_bus() -> EventBus:
+    """The results bus as the sweeper publishes the ledger's records to it."""
+    return EventBus(aws_client("events"), settings(SweepConfig).event_bus_name, EVENT_SOURCE)
 
 
 @cache

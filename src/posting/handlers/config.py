@@ -44,3 +44,4 @@ class EmitConfig(_Environment):
 
 class SweepConfig(LedgerConfig):
     posting_queue_url: str = Field(alias="POSTING_QUEUE_URL", min_length=1)
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)

@@ -1,4 +1,5 @@
-"""Sweep: on a schedule, release expired holds and checkpoint the lanes of unlimited accounts."""
+"""Sweep: on a schedule, release expired holds, checkpoint the lanes of unlimited accounts, and
+publish the events operators' acts owe (the ledger's outbox)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from posting.domain.model import utc_timestamp
-from posting.handlers.bootstrap import ledger, posting_queue, settings
+from posting.handlers.bootstrap import announcement_bus, ledger, ledger_records, posting_queue, settings
 from posting.handlers.config import SweepConfig
 from posting.handlers.observability import logger, metrics
 from posting.steps.checkpoints import checkpoint_lanes
 from posting.steps.expiry import sweep_expired_holds
+from posting.steps.ledger_acts import announce
 
 
 @logger.inject_lambda_context
@@ -25,6 +27,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if report.found:
         logger.info("expired holds sent for release", extra={"found": report.found, "sent": report.sent})
     checkpoints = checkpoint_lanes(ledger(), now)
+    announced = announce(ledger_records(), announcement_bus())
     metrics.add_metric(name="HoldsExpiring", unit=MetricUnit.Count, value=report.sent)
     metrics.add_metric(name="CheckpointsWritten", unit=MetricUnit.Count, value=checkpoints.written)
     return {
@@ -32,4 +35,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "sent": report.sent,
         "checkpoints": checkpoints.written,
         "lines_checkpointed": checkpoints.lines,
+        "announced": announced,
     }

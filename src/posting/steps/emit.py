@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from posting.adapters.dead_letters import DeadLetterQueue
 from posting.adapters.event_bus import EventBus, ResultEvent
 from posting.domain.events import (
+    EVENT_ID_NAMESPACE,
     EVENT_SOURCE,  # noqa: F401 - re-exported for the handler and tools
     LIFECYCLE_EVENTS,
     PostingDeadLettered,
@@ -35,7 +36,7 @@ from posting.steps.items import Batch, BatchItem, Failure, item_of_record
 POSTED = PostingPosted.detail_type
 REJECTED = PostingRejected.detail_type
 DEAD_LETTERED = PostingDeadLettered.detail_type
-_EVENT_IDS = uuid.UUID("7d1c4d36-4a8e-4b55-9a43-6f0c0a3f1e20")
+_EVENT_IDS = EVENT_ID_NAMESPACE
 # A returned record is visible again after base * 2^(deliveries - 1) seconds, capped, with jitter
 # (half to all of it): 2, 4, 8, 16, ... seconds, so contention has time to clear without making a
 # posting wait the queue's visibility timeout.

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from posting.domain.accounts import AccountAct
 from posting.domain.books import Checkpoint, Figures
-from posting.domain.model import AccountState
+from posting.domain.model import Account, AccountState
 from posting.domain.outcomes import Decision
+from posting.domain.periods import Period
 from posting.domain.plan import PostingPlan
 
 
@@ -28,6 +30,10 @@ class Ledger(Protocol):
     def read_accounts(self, account_ids: Iterable[str]) -> dict[str, AccountState]:
         """The accounts that exist among `account_ids`, read strongly consistently: an account with a
         limit with its figures (`known`), one without with its terms and status only."""
+        ...
+
+    def read_period(self) -> Period:
+        """The ledger's period close as recorded, read strongly consistently (Period() if never closed)."""
         ...
 
     def record_posting(self, plan: PostingPlan, request_hash: str, message_id: str) -> Decision:
@@ -59,3 +65,35 @@ class Ledger(Protocol):
     def write_checkpoint(self, checkpoint: Checkpoint) -> bool:
         """Write a lane's checkpoint unless one exists at that instant; True if it was written."""
         ...
+
+
+class LedgerRecords(Protocol):
+    """What operators' acts need from the ledger (posting.steps.ledger_acts)."""
+
+    def open_account(self, account: Account, opened_at: str, *, by: str = "") -> AccountState:
+        """Open an account with zero figures and its first revision, owing its event; raises
+        AccountAlreadyExists if the id is taken."""
+        ...
+
+    def account_figures(self, account_id: str) -> AccountState | None:
+        """The account with its figures as of now (an account without a limit: its lines summed)."""
+        ...
+
+    def record_account_act(self, act: AccountAct) -> None:
+        """Write the act and its revision, owing its event, on condition the account is as it was
+        decided on; raises AccountActRefused when it is not (read it again), TransientPostingError
+        when a posting held it."""
+        ...
+
+    def read_period(self) -> Period: ...
+
+    def record_period_close(self, period: Period) -> None:
+        """Write a close, owing its event, on condition no other was recorded since it was decided
+        (PeriodCloseRefused)."""
+        ...
+
+    def announcements(self, limit: int) -> list[tuple[str, AccountAct | Period]]:
+        """The records the outbox says are owed an event, oldest first, each with its outbox key."""
+        ...
+
+    def forget_announcements(self, keys: list[str]) -> None: ...

@@ -37,7 +37,8 @@ from posting.domain.outcomes import (
     Status,
     TransientPostingError,
 )
-from posting.domain.planning import accounts_of, member_ids, must_read, references_of
+from posting.domain.periods import Period
+from posting.domain.planning import accounts_of, member_ids, must_read, names_value_date, references_of
 from posting.domain.requests import Request, parse_request
 from posting.steps.items import Batch, BatchItem, Failure
 from posting.steps.ports import Ledger
@@ -102,6 +103,8 @@ def post_batch(
     prefetched = _BatchRead.of(
         ledger, [r for r, item in zip(requests, batch.items, strict=True) if _reads_first(item, r)]
     )
+    # The period close, once for the batch, if a request names a value date of its own.
+    period = ledger.read_period() if any(r is not None and names_value_date(r) for r in requests) else None
 
     def decide(pair: tuple[BatchItem, Request | None]) -> BatchItem:
         item, request = pair
@@ -114,7 +117,7 @@ def post_batch(
                 if deadline is not None and time.monotonic() > deadline:
                     return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
                 read = prefetched.take(accounts) if request and _reads_first(item, request) else None
-                return post_item(item, ledger, sleep, request, deadline, accounts=read)
+                return post_item(item, ledger, sleep, request, deadline, accounts=read, period=period)
         except Exception as error:  # noqa: BLE001 - one item's failure is that item's, never the batch's
             return _failed(item, error)
 
@@ -183,11 +186,13 @@ def post_item(
     deadline: float | None = None,
     *,
     accounts: Mapping[str, AccountState] | None = None,
+    period: Period | None = None,
 ) -> BatchItem:
     """Record one item's decision. Never raises for a single item: failures travel with the item.
 
     `request` is the item's body already parsed, when the caller has it; `accounts` the states of its
-    accounts read by the caller, for the first attempt only (later attempts read them again).
+    accounts read by the caller, for the first attempt only (later attempts read them again);
+    `period` the period close read by the caller (else read here, when the request needs it).
     Contention and transient errors are retried until MAX_ATTEMPTS or `deadline`; before giving up,
     the recorded decision is read, since another delivery of the same request may have decided it.
     """
@@ -203,7 +208,7 @@ def post_item(
         for attempt in range(MAX_ATTEMPTS):
             try:
                 read = accounts if attempt == 0 else None
-                outcome = _decide(item, request, ledger, read, pin=attempt == 0 or must_read(request))
+                outcome = _decide(item, request, ledger, read, pin=attempt == 0 or must_read(request), period=period)
                 return item.model_copy(update={"outcome": outcome})
             except (ConcurrentUpdate, TransientPostingError) as error:
                 last_error = error
@@ -238,6 +243,7 @@ def _decide(
     read: Mapping[str, AccountState] | None = None,
     *,
     pin: bool = True,
+    period: Period | None = None,
 ) -> Outcome:
     """One attempt: plan, write, and on a refused condition plan again from what DynamoDB found.
 
@@ -254,11 +260,14 @@ def _decide(
         return _record_rejection(item, ledger, Reason.CHAIN_MEMBER_DECIDED, detail, request)
     references = {reference: decided.get(reference) for reference in references_of(request)}
     states = dict(read) if read is not None else ledger.read_accounts(accounts_of(request, references))
+    # Only a request that names its own value date can fall in a closed period.
+    if period is None and names_value_date(request):
+        period = ledger.read_period()
     if not pin:
         states = _blind(states, states)
     for _ in range(MAX_REPLANS):
         try:
-            plan = planning.plan(request, states, references, decision_time(states))
+            plan = planning.plan(request, states, references, decision_time(states), period)
         except PostingRejected as rejection:
             return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
         try:
@@ -271,7 +280,7 @@ def _decide(
             # Judged on what DynamoDB found alone: the other accounts' figures are not looked at.
             found = _blind(states, states) | moved.accounts
             try:
-                planning.plan(request, found, references, decision_time(found))
+                planning.plan(request, found, references, decision_time(found), period)
             except PostingRejected as rejection:
                 return _record_rejection(item, ledger, rejection.reason, rejection.detail, request)
             if must_read(request):
