@@ -154,6 +154,15 @@ NOT_NEEDED = {
         "s3:UntagResource": "tags are written with PutBucketTagging",
     },
     "AWS::StepFunctions::StateMachine": {},
+    "AWS::ApplicationAutoScaling::ScalableTarget": {
+        "iam:PassRole": "no RoleARN: auto scaling uses its service-linked role",
+        "application-autoscaling:PutScheduledAction": "no scheduled actions",
+        "application-autoscaling:DeleteScheduledAction": "no scheduled actions",
+        "application-autoscaling:DescribeScheduledActions": "no scheduled actions",
+        "lambda:PutProvisionedConcurrencyConfig": "DynamoDB targets only",
+        "lambda:GetProvisionedConcurrencyConfig": "DynamoDB targets only",
+        "lambda:DeleteProvisionedConcurrencyConfig": "DynamoDB targets only",
+    },
 }
 # Actions that take no resource in IAM (service authorization reference): granted on "*".
 ACTIONS_ONLY_ON_STAR = {
@@ -178,7 +187,25 @@ ACTIONS_ONLY_ON_STAR = {
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
     "xray:GetSamplingTargets",
+    "cloudwatch:GetMetricData",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:ListTagsForResource",
 }
+# Actions on resources named by a random id, granted on "*" only under a condition that narrows them.
+ACTIONS_ON_STAR_UNDER_A_CONDITION = {
+    "application-autoscaling:RegisterScalableTarget": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:DeregisterScalableTarget": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:PutScalingPolicy": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:DeleteScalingPolicy": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:TagResource": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:UntagResource": {"application-autoscaling:service-namespace": "dynamodb"},
+}
+AUTOSCALING_SERVICE = "dynamodb.application-autoscaling.amazonaws.com"
+AUTOSCALING_SERVICE_LINKED_ROLE = (
+    "role/aws-service-role/dynamodb.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable"
+)
 KEY_ARN_PATTERN = "arn:aws:kms:*:123456789012:key/*"
 
 
@@ -314,7 +341,14 @@ def test_resources_are_scoped_to_the_stacks_prefix_or_take_only_star(bootstrap: 
                 continue
             for resource in as_list(statement["Resource"]):
                 if resource == "*":
-                    assert set(as_list(statement["Action"])) <= ACTIONS_ONLY_ON_STAR, statement["Sid"]
+                    actions = set(as_list(statement["Action"]))
+                    conditioned = {
+                        a
+                        for a in actions & set(ACTIONS_ON_STAR_UNDER_A_CONDITION)
+                        if ACTIONS_ON_STAR_UNDER_A_CONDITION[a].items()
+                        <= statement.get("Condition", {}).get("StringEquals", {}).items()
+                    }
+                    assert actions - conditioned <= ACTIONS_ONLY_ON_STAR, statement["Sid"]
                 elif resource == KEY_ARN_PATTERN:
                     condition = statement["Condition"]["StringLike"]
                     assert (
@@ -329,6 +363,11 @@ def test_resources_are_scoped_to_the_stacks_prefix_or_take_only_star(bootstrap: 
                         or ":changeSet/samcli-deploy" in resource
                         or ":layer:DependenciesLayer" in resource
                         or resource.endswith("role/posting-deploy/posting-deploy-cloudformation")
+                        or (
+                            resource.endswith(AUTOSCALING_SERVICE_LINKED_ROLE)
+                            and statement["Action"] == "iam:CreateServiceLinkedRole"
+                            and statement["Condition"] == {"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}}
+                        )
                     ), f"{role} {statement['Sid']}: {resource}"
 
 

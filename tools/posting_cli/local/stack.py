@@ -284,6 +284,7 @@ class LocalStack:
         name = self._name(logical_id)[:64]
         setting = self.template.function_setting
         environment = self.resolver.resolve(setting(logical_id, "Environment"))["Variables"]
+        environment.update(lambda_logging_variables(self.resolver.resolve(setting(logical_id, "LoggingConfig") or {})))
         function = LocalFunction(
             logical_id=logical_id,
             function_name=name,
@@ -347,6 +348,14 @@ class LocalStack:
         self.resolver.provide(
             logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}"
         )
+
+
+def lambda_logging_variables(config: dict[str, Any]) -> dict[str, str]:
+    """What Lambda sets in a function's environment for its LoggingConfig: with the JSON format, the
+    format and the application log level (which Powertools takes over POWERTOOLS_LOG_LEVEL)."""
+    if config.get("LogFormat") != "JSON":
+        return {}
+    return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": str(config.get("ApplicationLogLevel", "INFO"))}
 
 
 class ExistingTableMismatch(TemplateError):
