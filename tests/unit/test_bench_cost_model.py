@@ -616,3 +616,19 @@ def build_cost_model():  # type: ignore[no-untyped-def]
     from posting_cli.bench.cost import build_model
 
     return build_model()
+
+
+def test_make_bench_takes_each_handlers_cpu_time_from_the_memory_section() -> None:
+    from posting_cli.bench.cost import cpu_timings
+
+    handlers = {
+        "fills": {
+            "1": {"Validate": {"wall_ms": 1, "cpu_ms": 1.0}, "Post": {"wall_ms": 30, "cpu_ms": 5.0}},
+            "10": {"Validate": {"wall_ms": 3, "cpu_ms": 2.8}, "Post": {"wall_ms": 120, "cpu_ms": 32.0}},
+        }
+    }
+    cpu = cpu_timings(handlers)
+    assert cpu is not None
+    assert cpu["Post"] == FunctionTiming(fixed_ms=2.0, per_record_ms=3.0)
+    assert cpu["Validate"].ms(10) == pytest.approx(2.8)
+    assert cpu_timings(None) is None

@@ -12,7 +12,8 @@ Markdown with charts to bench-results/ and docs/bench/README.md:
                  hot account (conflicts and retries counted), latency per posting
 4. hot accounts  8 writers through one unlimited account vs on distinct accounts, and the capacity
                  of one such account on AWS from per-partition limits and item sizes
-5. memory        peak RSS of post_batch over 1,000 postings, in a fresh process
+5. memory        peak RSS of post_batch over 1,000 postings, in a fresh process; each handler's CPU
+                 and wall time per invocation and the peak RSS of the three, in a fresh process
 6. pipeline      the whole local stack (template.yaml on DynamoDB Local + moto, handlers in-process):
                  throughput at saturation against raw DynamoDB Local transactions, latency enqueue ->
                  result event at a small in-flight window, CPU per request
@@ -106,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         done(ledger)
         hot_accounts = bench_hot_accounts(endpoint)
         done(hot_accounts)
-        done(bench_memory(endpoint))
+        memory = bench_memory(endpoint)
+        done(memory)
         baseline = bench_dynamodb_baseline(endpoint)
         pipeline = bench_pipeline(endpoint, args.postings, baseline)
         done(pipeline)
@@ -120,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cold_start=cold_start.data,
             hot_accounts=hot_accounts.data,
             batch_costs=batch_costs.data,
+            memory=memory.data,
         )
     )
 

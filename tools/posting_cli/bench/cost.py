@@ -899,9 +899,12 @@ def bench_cost(
     cold_start: dict[str, Any],
     hot_accounts: dict[str, Any] | None = None,
     batch_costs: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> Section:
-    """Section 8 from this run's measurements: the batch profile (7), INIT (2), conflicts (4)."""
+    """Section 8 from this run's measurements: the batch profile (7), CPU per handler (5), INIT (2),
+    conflicts (4)."""
     profile = None
+    cpu = cpu_timings((memory or {}).get("handlers"))
     if batch_costs:
         measured = batch_costs["profile"]
         profile = inputs.batch_profile(
@@ -912,7 +915,10 @@ def bench_cost(
             },
             measured["log_bytes_per_batch"],
             measured["log_bytes_per_record"],
+            cpu=cpu,
         )
+    elif cpu:
+        profile = inputs.batch_profile(cpu=cpu)
     init_ms = dict(inputs.INIT_MS)
     for module, result in cold_start.get("results", {}).items():
         if module.startswith("posting.handlers."):
@@ -934,15 +940,29 @@ def bench_cost(
         key="cost",
         title="8. Cost per million postings on AWS, us-east-1, at 20M/month and at 1,111/s (a model, not a bill)",
         method=(
-            "pure arithmetic (cost_model, unit-tested), fed with this run's batch profile (7), INIT (2) and "
-            "hot-account conflicts (4); request shapes under the ledger's write path (cost_inputs); the flat "
-            "point's fill from the "
-            "batch-fill simulation; fixed costs counted in template.yaml and the handlers. `make cost` prints the same "
-            "model from the committed inputs."
+            "pure arithmetic (cost_model, unit-tested), fed with this run's batch profile (7), CPU per handler "
+            "(5), INIT (2) and hot-account conflicts (4); request shapes under the ledger's write path "
+            "(cost_inputs); the flat point's fill from the batch-fill simulation; fixed costs counted in "
+            "template.yaml and the handlers. `make cost` prints the same model from the committed inputs."
         ),
         data=data,
         lines=lines,
     )
+
+
+def cpu_timings(handlers: dict[str, Any] | None) -> dict[str, FunctionTiming] | None:
+    """Each step's CPU ms as fixed + per record, from the memory section's fills 1 and 10."""
+    if not handlers:
+        return None
+    fills = handlers["fills"]
+    (low, high) = sorted(fills, key=float)
+    return {
+        name: FunctionTiming.from_two_fills(
+            float(low), fills[low][name]["cpu_ms"], float(high), fills[high][name]["cpu_ms"]
+        )
+        for name in fills[low]
+        if name in inputs.FUNCTION_TIMINGS
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

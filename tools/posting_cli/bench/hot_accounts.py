@@ -144,6 +144,14 @@ def capacity_model(sizes: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def dynamodb_rules() -> dict[str, Any]:
+    """The transaction conflict rules the endpoint applies (from the environment, as attach_or_start reads it)."""
+    from posting_cli.local.strict_dynamodb import StrictRules
+
+    rules = StrictRules.from_environ()
+    return {"enabled": rules.enabled, "tau_ms": rules.tau_ms}
+
+
 def bench_hot_accounts(endpoint: Any) -> Section:
     client = endpoint.client(config=AWS_CLIENT_CONFIG)
     progress(f"hot accounts: {WRITERS} writers, distinct accounts")
@@ -197,6 +205,12 @@ def bench_hot_accounts(endpoint: Any) -> Section:
             "per posting, counted around record_posting. Item sizes read back from the table and sized by "
             "DynamoDB's rules; capacity from 1,000 write units/s per partition, 2 units per KB transactional."
         ),
-        data={"distinct": distinct, "hot": hot, "ratio": round(ratio, 3), "capacity_model": model},
+        data={
+            "distinct": distinct,
+            "hot": hot,
+            "ratio": round(ratio, 3),
+            "capacity_model": model,
+            "dynamodb_rules": dynamodb_rules(),
+        },
         lines=lines,
     )
