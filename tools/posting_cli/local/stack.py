@@ -428,5 +428,19 @@ def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> dict[str, A
     for optional in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
         if optional in props:
             kwargs[optional] = props[optional]
+    if "ProvisionedThroughput" in kwargs:
+        kwargs["ProvisionedThroughput"] = _units(kwargs["ProvisionedThroughput"])
+    if "GlobalSecondaryIndexes" in kwargs:
+        kwargs["GlobalSecondaryIndexes"] = [
+            {**index, "ProvisionedThroughput": _units(index["ProvisionedThroughput"])}
+            if "ProvisionedThroughput" in index
+            else index
+            for index in kwargs["GlobalSecondaryIndexes"]
+        ]
     description: dict[str, Any] = dynamodb.create_table(**kwargs)["TableDescription"]
     return description
+
+
+def _units(throughput: dict[str, Any]) -> dict[str, int]:
+    """Capacity units as numbers (a template parameter resolves to a string)."""
+    return {name: int(value) for name, value in throughput.items()}

@@ -119,6 +119,18 @@ class Template:
             bound[name] = value
         return bound
 
+    def table_definition(self, logical_id: str) -> dict[str, Any]:
+        """A table's keys, indexes and capacity as this template's parameters make them (what creating
+        the table needs), without the properties that name other resources (its key, its policy)."""
+        resolver = Resolver(self)
+        for other in self.resources:
+            resolver.skip(other)
+        wanted = ("KeySchema", "AttributeDefinitions", "BillingMode", "ProvisionedThroughput", "GlobalSecondaryIndexes")
+        definition: dict[str, Any] = resolver.resolve(
+            {k: v for k, v in self.properties(logical_id).items() if k in wanted}
+        )
+        return definition
+
     def condition(self, name: str) -> bool:
         """The value of one of the template's Conditions, given the bound parameters."""
         return bool(Resolver(self).evaluate({"Condition": name}))
