@@ -93,12 +93,16 @@ def test_the_hot_versus_distinct_chart_plots_the_hot_accounts_section(tmp_path: 
 def test_throughput_bins_fit_the_run_and_its_last_partial_bin() -> None:
     from posting_cli.bench.report import bin_seconds, binned_rate
 
-    assert bin_seconds(3.4) == 0.2  # a 3 s phase gets 17 bins, not 4
-    assert bin_seconds(12.2) == 0.5
-    assert bin_seconds(600) == 30.0
-    # 10 results a second for 2.5 s: the last half-bin shows 10/s, not 5/s.
+    assert bin_seconds(3.4) == 0.25  # a 3 s phase gets 14 bins, not 4
+    assert bin_seconds(12.2) == 1.0
+    assert bin_seconds(600) == 60.0
+    # 10 results a second for 2.5 s: the last half-bin shows its own rate, not half of it.
     moments = [i / 10 for i in range(1, 26)]
     starts, rates = binned_rate(moments, 1.0)
     assert starts == [0.0, 1.0, 2.0, 2.5]
     assert rates[:3] == pytest.approx([9.0, 10.0, 12.0])
     assert sum(r * w for r, w in zip(rates[:3], [1.0, 1.0, 0.5], strict=True)) == pytest.approx(len(moments))
+    # A sliver at the end (2.0 to 2.2 s) joins the bin before: 1.2 s at the same rate, no spike.
+    starts, rates = binned_rate([i / 10 for i in range(1, 23)], 1.0)
+    assert starts == [0.0, 1.0, 2.2]
+    assert rates == pytest.approx([9.0, 13 / 1.2, 13 / 1.2])

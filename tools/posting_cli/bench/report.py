@@ -201,28 +201,31 @@ def pipeline_charts(plt: Any, pipeline: Section, save: Any) -> None:
 
 
 BIN_WIDTHS_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
-BINS_PER_RUN = 25
+# Results arrive a batch at a time: a bin holds several batches when the longest phase has about a dozen.
+BINS_PER_RUN = 12
 
 
 def bin_seconds(longest_s: float) -> float:
-    """A round bin width that gives the longest phase about BINS_PER_RUN bins."""
-    wanted = longest_s / BINS_PER_RUN
-    return next((width for width in BIN_WIDTHS_S if width >= wanted), BIN_WIDTHS_S[-1])
+    """The round bin width that gives the longest phase the number of bins nearest BINS_PER_RUN."""
+    return min(BIN_WIDTHS_S, key=lambda width: abs(longest_s / width - BINS_PER_RUN))
 
 
 def binned_rate(moments_s: list[float], width_s: float) -> tuple[list[float], list[float]]:
     """Results per second in bins of `width_s` from 0 to the last result; the last bin is as wide as the
-    run it covers, so a phase that ends mid-bin does not show a drop that did not happen. The last
-    value is repeated to close the step."""
+    run it covers (a phase that ends mid-bin shows no drop that did not happen), and one shorter than
+    half a bin joins the one before (a few results over a sliver would show a spike). The last value
+    is repeated to close the step."""
     end = max(moments_s)
     count = max(1, math.ceil(end / width_s))
+    if count > 1 and end - (count - 1) * width_s < width_s / 2:
+        count -= 1
     totals = [0] * count
     for moment in moments_s:
         totals[min(count - 1, max(0, int(moment / width_s)))] += 1
     starts = [index * width_s for index in range(count)]
-    widths = [min(width_s, end - start) or width_s for start in starts]
+    widths = [width_s] * (count - 1) + [end - starts[-1] or width_s]
     rates = [total / covered for total, covered in zip(totals, widths, strict=True)]
-    return [*starts, min(end, count * width_s)], [*rates, rates[-1]]
+    return [*starts, end], [*rates, rates[-1]]
 
 
 def cost_chart(plt: Any, cost: Section, save: Any) -> None:
