@@ -58,7 +58,7 @@ def ledger_table(dynamodb_client, template: Template) -> Iterator[LedgerTable]:
     from posting_cli.local.stack import create_table
 
     name = f"ledger-{uuid.uuid4().hex[:12]}"
-    create_table(dynamodb_client, name, template.properties("LedgerTable"))
+    create_table(dynamodb_client, name, template.table_definition("LedgerTable"))
     yield LedgerTable(dynamodb_client, name)
     dynamodb_client.delete_table(TableName=name)
 

@@ -30,7 +30,7 @@ def _item_count(client, name: str) -> int:
 
 
 def test_an_existing_table_is_reused_with_its_items(dynamodb_client, template, table_name):
-    props = template.properties("LedgerTable")
+    props = template.table_definition("LedgerTable")
     created = ensure_table(dynamodb_client, table_name, props)
     dynamodb_client.put_item(TableName=table_name, Item={"PK": {"S": "ACCOUNT#a"}, "SK": {"S": "ACCOUNT"}})
     again = ensure_table(dynamodb_client, table_name, props)
@@ -39,7 +39,7 @@ def test_an_existing_table_is_reused_with_its_items(dynamodb_client, template, t
 
 
 def test_fresh_books_empty_the_table(dynamodb_client, template, table_name):
-    props = template.properties("LedgerTable")
+    props = template.table_definition("LedgerTable")
     ensure_table(dynamodb_client, table_name, props)
     dynamodb_client.put_item(TableName=table_name, Item={"PK": {"S": "ACCOUNT#a"}, "SK": {"S": "ACCOUNT"}})
     ensure_table(dynamodb_client, table_name, props, fresh=True)
@@ -54,7 +54,7 @@ def test_a_table_with_other_keys_is_left_alone_with_a_clear_error(dynamodb_clien
         BillingMode="PAY_PER_REQUEST",
     )
     with pytest.raises(ExistingTableMismatch, match="--fresh-books"):
-        ensure_table(dynamodb_client, table_name, template.properties("LedgerTable"))
+        ensure_table(dynamodb_client, table_name, template.table_definition("LedgerTable"))
     assert dynamodb_client.describe_table(TableName=table_name)["Table"]["KeySchema"][0]["AttributeName"] == "id"
 
 

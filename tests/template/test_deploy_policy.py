@@ -154,6 +154,15 @@ NOT_NEEDED = {
         "s3:UntagResource": "tags are written with PutBucketTagging",
     },
     "AWS::StepFunctions::StateMachine": {},
+    "AWS::ApplicationAutoScaling::ScalableTarget": {
+        "iam:PassRole": "no RoleARN: auto scaling uses its service-linked role",
+        "application-autoscaling:PutScheduledAction": "no scheduled actions",
+        "application-autoscaling:DeleteScheduledAction": "no scheduled actions",
+        "application-autoscaling:DescribeScheduledActions": "no scheduled actions",
+        "lambda:PutProvisionedConcurrencyConfig": "DynamoDB targets only",
+        "lambda:GetProvisionedConcurrencyConfig": "DynamoDB targets only",
+        "lambda:DeleteProvisionedConcurrencyConfig": "DynamoDB targets only",
+    },
 }
 # Actions that take no resource in IAM (service authorization reference): granted on "*".
 ACTIONS_ONLY_ON_STAR = {
@@ -178,7 +187,27 @@ ACTIONS_ONLY_ON_STAR = {
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
     "xray:GetSamplingTargets",
+    "cloudwatch:GetMetricData",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
 }
+# Application Auto Scaling names its targets by a random id: no stack prefix can scope them. Changes
+# to targets are held to DynamoDB's by a condition; tags (no condition key for them) are not.
+SCALABLE_TARGETS = "arn:aws:application-autoscaling:*:123456789012:scalable-target/*"
+ACTIONS_ON_SCALABLE_TARGETS = {
+    "application-autoscaling:RegisterScalableTarget": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:DeregisterScalableTarget": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:PutScalingPolicy": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:DeleteScalingPolicy": {"application-autoscaling:service-namespace": "dynamodb"},
+    "application-autoscaling:TagResource": {},
+    "application-autoscaling:UntagResource": {},
+    "application-autoscaling:ListTagsForResource": {},
+}
+AUTOSCALING_SERVICE = "dynamodb.application-autoscaling.amazonaws.com"
+AUTOSCALING_SERVICE_LINKED_ROLE = (
+    "role/aws-service-role/dynamodb.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable"
+)
 KEY_ARN_PATTERN = "arn:aws:kms:*:123456789012:key/*"
 
 
@@ -315,6 +344,10 @@ def test_resources_are_scoped_to_the_stacks_prefix_or_take_only_star(bootstrap: 
             for resource in as_list(statement["Resource"]):
                 if resource == "*":
                     assert set(as_list(statement["Action"])) <= ACTIONS_ONLY_ON_STAR, statement["Sid"]
+                elif resource == SCALABLE_TARGETS:
+                    for action in as_list(statement["Action"]):
+                        condition = statement.get("Condition", {}).get("StringEquals", {})
+                        assert ACTIONS_ON_SCALABLE_TARGETS[action].items() <= condition.items(), action
                 elif resource == KEY_ARN_PATTERN:
                     condition = statement["Condition"]["StringLike"]
                     assert (
@@ -329,6 +362,11 @@ def test_resources_are_scoped_to_the_stacks_prefix_or_take_only_star(bootstrap: 
                         or ":changeSet/samcli-deploy" in resource
                         or ":layer:DependenciesLayer" in resource
                         or resource.endswith("role/posting-deploy/posting-deploy-cloudformation")
+                        or (
+                            resource.endswith(AUTOSCALING_SERVICE_LINKED_ROLE)
+                            and statement["Action"] == "iam:CreateServiceLinkedRole"
+                            and statement["Condition"] == {"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}}
+                        )
                     ), f"{role} {statement['Sid']}: {resource}"
 
 
@@ -336,7 +374,8 @@ def test_the_stack_names_share_the_bootstrap_prefix(bootstrap: Template) -> None
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     names = [env["global"]["parameters"]["stack_name"] for env in config.values() if isinstance(env, dict)]
     assert all(name.startswith(bootstrap.parameters["StackNamePrefix"]) for name in names)
-    assert all(len(name) <= 40 for name in names)  # role names <stack>-<region>-<purpose> stop at 64
+    # Role names <stack>-<region>-<purpose> stop at 64 characters, the sampling rule's (the stack's) at 32.
+    assert all(len(name) <= 32 for name in names)
 
 
 # The GitHub deploy role and the smoke test ----------------------------------------------------

@@ -402,7 +402,7 @@ def test_data_events_trail_records_the_table_queues_and_function_invocations_beh
         ]
     )
     selectors = {
-        s["Name"]: {f["Field"]: f["Equals"] for f in s["FieldSelectors"]}
+        s["Name"]: {f["Field"]: f["Equals"] for f in s["FieldSelectors"] if "Equals" in f}
         for s in trail["Properties"]["AdvancedEventSelectors"]
     }
     assert selectors["function invocations"]["resources.type"] == ["AWS::Lambda::Function"]

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from posting.handlers import config as handler_config
 from posting.steps.emit import EVENT_SOURCE
-from posting_cli.local.template import Template
+from posting_cli.local.template import Resolver, Template
 from posting_cli.target import REQUIRED_OUTPUTS
 
 # Outside facts -----------------------------------------------------------------------------------
@@ -541,7 +541,7 @@ def test_ledger_table_is_on_demand_keyed_recoverable_encrypted_and_retained(temp
     table_id = the_only(template, "AWS::DynamoDB::Table")
     table = template.resources[table_id]
     properties = table["Properties"]
-    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert Resolver(template).resolve(properties["BillingMode"]) == "PAY_PER_REQUEST"  # CapacityMode's default
     assert {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]} == {
         "PK": "S",
         "SK": "S",

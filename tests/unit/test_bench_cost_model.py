@@ -28,6 +28,7 @@ from posting_cli.bench.cost_model import (
     chunks_64kb,
     cloudtrail_events_per_posting,
     cost_lines,
+    lambda_cpu_stretch,
     lambda_gb_seconds,
     lambda_init_gb_seconds_per_month,
     provisioned_break_even_utilisation,
@@ -203,6 +204,41 @@ def test_durations_are_fixed_plus_per_record_at_the_fill_the_batches_have() -> N
     expected = sum(lambda_gb_seconds(ms, 512) for ms in expected_ms) / 1.3
     assert lines["Lambda duration"].usage_per_posting == pytest.approx(expected)
     assert lines["Lambda duration"].usage_per_posting > priced(fill=10)["Lambda duration"].usage_per_posting * 2
+
+
+def test_lambda_stretches_cpu_work_below_a_whole_vcpu() -> None:
+    assert lambda_cpu_stretch(1769) == 1.0
+    assert lambda_cpu_stretch(3008) == 1.0  # more than a vCPU does not make one thread faster
+    assert lambda_cpu_stretch(512) == pytest.approx(1769 / 512)
+    assert lambda_cpu_stretch(256) == pytest.approx(2 * lambda_cpu_stretch(512))
+
+
+def test_a_task_on_lambda_waits_as_measured_and_computes_slower_with_less_memory() -> None:
+    # Post: 30 ms measured at fill 1, 4 ms of it CPU. At 512 MB the CPU takes 1769/512 x as long.
+    profile = dataclasses.replace(PROFILE, cpu={"Post": FunctionTiming(fixed_ms=2, per_record_ms=2)}, memory_mb=512)
+    assert profile.lambda_ms("Post", 1) == pytest.approx(30 + 4 * (1769 / 512 - 1))
+    assert profile.lambda_ms("Validate", 1) == pytest.approx(2.5)  # no CPU measured: as measured
+    assert profile.at_memory(1769).lambda_ms("Post", 1) == pytest.approx(30)
+    assert profile.at_memory(256).workflow_ms(1) > profile.workflow_ms(1) > profile.at_memory(1769).workflow_ms(1)
+
+
+def test_lambda_duration_bills_the_waiting_by_memory_and_the_cpu_by_cpu_time() -> None:
+    # All CPU: the same GB-seconds at any memory below a vCPU (twice as long at half the memory).
+    cpu_bound = dataclasses.replace(
+        PROFILE,
+        functions={"Post": FunctionTiming(fixed_ms=100, per_record_ms=0)},
+        cpu={"Post": FunctionTiming(fixed_ms=100, per_record_ms=0)},
+    )
+    waiting = dataclasses.replace(cpu_bound, cpu={})
+    at = OperatingPoint("p", 100.0, 1.0)
+    mix = Mix.of("two", [(1, TWO_LEG)])
+
+    def duration(profile: BatchProfile, memory: int) -> float:
+        lines = cost_lines(mix, profile, at, dataclasses.replace(BARE, lambda_memory_mb=memory))
+        return line(lines, "Lambda duration").usage_per_posting
+
+    assert duration(cpu_bound, 256) == pytest.approx(duration(cpu_bound, 512), rel=0.01)
+    assert duration(waiting, 256) == pytest.approx(duration(waiting, 512) / 2)
 
 
 def test_a_function_timing_is_the_line_through_two_fills() -> None:
@@ -381,8 +417,39 @@ def test_fixed_costs_count_the_template_and_the_handlers() -> None:
     from posting.domain.outcomes import Reason
 
     assert metrics["Rejected"] == len(Reason)  # one metric per reason dimension value
-    assert {"Posted", "Duplicates", "RequestsReceived", "EventsPublished"} <= set(metrics)
+    assert {"Posted", "Duplicates", "Undecided", "DeadLettered", "ReturnedToQueue"} <= set(metrics)
     assert costs["custom metrics"].usd_per_month == pytest.approx(sum(metrics.values()) * 0.30)
+
+
+def test_provisioned_capacity_brings_the_alarms_auto_scaling_creates_and_the_indexes_minimums() -> None:
+    template = Template.load()
+    on_demand = inputs.fixed_monthly_costs(template, inputs.deployment_from_template(template), Prices())
+    provisioned = Template.load(overrides={"CapacityMode": "PROVISIONED"})
+    costs = {
+        c.item: c
+        for c in inputs.fixed_monthly_costs(provisioned, inputs.deployment_from_template(provisioned), Prices())
+    }
+    before = {c.item: c for c in on_demand}
+    targets = inputs.scalable_targets(provisioned)
+    assert targets == 8  # reads and writes of the table and of its three indexes
+    ceilings = 2  # the alarms on the table's capacity ceiling, PROVISIONED only
+    assert costs["alarms"].quantity == before["alarms"].quantity + ceilings + 4 * targets
+    reads, writes = inputs.index_minimum_units(provisioned)
+    assert (reads, writes) == (15, 15)  # 5 of each per index
+    assert costs["indexes' minimum capacity (provisioned)"].usd_per_month == pytest.approx(
+        (15 * 0.00065 + 15 * 0.00013) * 30.44 * 24
+    )
+    assert "indexes' minimum capacity (provisioned)" not in before
+
+
+def test_the_sweeper_is_traced_every_run() -> None:
+    template = Template.load()
+    costs = {
+        c.item: c for c in inputs.fixed_monthly_costs(template, inputs.deployment_from_template(template), Prices())
+    }
+    runs = 30.44 * 86_400 / 60
+    assert costs["sweeper: X-Ray traces"].usd_per_month == pytest.approx(runs * 5.00 / MILLION)
+    assert costs["sweeper: CloudTrail data events"].usd_per_month == 0  # its role is left out of the trail
 
 
 def test_lambda_init_is_billed_per_environment_replaced() -> None:
@@ -426,41 +493,37 @@ def test_the_deployment_is_read_from_the_template() -> None:
     assert inputs.workflow_functions(template) == set(inputs.FUNCTION_TIMINGS)  # not the scheduled sweeper
 
 
-def test_template_levers_change_the_deployment_read_from_it() -> None:
+def test_the_template_s_levers_are_read_from_it() -> None:
+    """The template as it is: the trail leaves out the pipeline's roles, X-Ray samples 1% with no
+    reservoir, Lambda's own lines are left out; the audit log group stays Standard; on-demand."""
+    template = Template.load()
+    pulled = inputs.deployment_from_template(template)
+    assert pulled.trail_excludes_pipeline_roles and pulled.trail_records_lambda_invokes
+    assert pulled.platform_log_bytes_per_invocation == 0
+    assert (pulled.xray_reservoir_per_second, pulled.xray_fixed_rate) == (0, 0.01)
+    assert not pulled.audit_log_infrequent_access
+    assert pulled.provisioned_utilisation is None
+    assert inputs.deployment_from_template(
+        Template.load(overrides={"TraceSampleRate": 0.05})
+    ).xray_fixed_rate == pytest.approx(0.05)
+    provisioned = Template.load(overrides={"CapacityMode": "PROVISIONED", "ProvisionedTargetUtilization": 60})
+    assert inputs.deployment_from_template(provisioned).provisioned_utilisation == pytest.approx(0.60)
+
+
+def test_a_template_without_the_levers_is_priced_without_them() -> None:
     template = Template.load()
     body = copy.deepcopy(template.body)
     trail = next(r for r in body["Resources"].values() if r["Type"] == "AWS::CloudTrail::Trail")
     for selector in trail["Properties"]["AdvancedEventSelectors"]:
-        selector["FieldSelectors"].append(
-            {"Field": "userIdentity.arn", "NotStartsWith": ["arn:aws:sts::1:assumed-role/x"]}
-        )
-    trail["Properties"]["AdvancedEventSelectors"].append(
-        {
-            "FieldSelectors": [
-                {"Field": "eventCategory", "Equals": ["Data"]},
-                {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]},
-                {"Field": "userIdentity.arn", "NotStartsWith": ["arn:aws:sts::1:assumed-role/x"]},
-            ]
-        }
-    )
-    body["Globals"]["Function"]["LoggingConfig"] = {"LogFormat": "JSON", "SystemLogLevel": "WARN"}
-    for resource in body["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"].setdefault("LoggingConfig", {}).update(LogFormat="JSON", SystemLogLevel="WARN")
+        selector["FieldSelectors"] = [f for f in selector["FieldSelectors"] if f["Field"] != "userIdentity.arn"]
+    del body["Globals"]["Function"]["LoggingConfig"]
+    body["Resources"] = {k: r for k, r in body["Resources"].items() if r["Type"] != "AWS::XRay::SamplingRule"}
     body["Resources"]["ResultsLogGroup"]["Properties"]["LogGroupClass"] = "INFREQUENT_ACCESS"
-    body["Resources"]["Sampling"] = {
-        "Type": "AWS::XRay::SamplingRule",
-        "Properties": {"SamplingRule": {"ReservoirSize": 0, "FixedRate": 0.01}},
-    }
-    body["Resources"]["LedgerTable"]["Properties"]["BillingMode"] = "PROVISIONED"
-    changed = inputs.deployment_from_template(dataclasses.replace(template, body=body))
-    assert changed.trail_excludes_pipeline_roles and changed.trail_records_lambda_invokes
-    assert changed.platform_log_bytes_per_invocation == 0
-    assert changed.audit_log_infrequent_access
-    assert (changed.xray_reservoir_per_second, changed.xray_fixed_rate) == (0, 0.01)
-    assert changed.provisioned_utilisation == inputs.PROVISIONED_UTILISATION
-    default = inputs.deployment_from_template(template)
-    assert not default.trail_excludes_pipeline_roles and default.platform_log_bytes_per_invocation > 0
+    bare = inputs.deployment_from_template(dataclasses.replace(template, body=body))
+    assert not bare.trail_excludes_pipeline_roles and bare.trail_records_lambda_invokes
+    assert bare.platform_log_bytes_per_invocation == inputs.PLATFORM_LOG_BYTES_PER_INVOCATION
+    assert (bare.xray_reservoir_per_second, bare.xray_fixed_rate) == (1.0, 0.05)  # X-Ray's default rule
+    assert bare.audit_log_infrequent_access
 
 
 def test_the_audit_copy_is_cheaper_in_the_infrequent_access_class() -> None:
@@ -504,3 +567,68 @@ def test_the_model_s_totals_are_the_sum_of_its_lines_at_both_points() -> None:
         assert model.total("demo", point) == pytest.approx(total_usd(lines))
     # Full batches pay every per-batch line a tenth as often.
     assert model.total("demo", "1111/s") < model.total("demo", "20M/month")
+
+
+# --- the levers, memory and SnapStart ------------------------------------------------------------------
+def test_each_lever_pulled_saves_and_together_they_are_the_template() -> None:
+    from posting_cli.bench.cost import build_model, lever_rows, untrimmed, without_levers
+
+    model = build_model()
+    rows = {row["lever"]: row for row in lever_rows(model)}
+    together = rows.pop("all the pulled levers: template.yaml as it is")
+    for point in ("20M/month", "1111/s"):
+        before = model.total("demo", point, without_levers(model.deployment), untrimmed(model.profile))
+        assert together["saves_usd_per_million"][point] == pytest.approx(before - model.total("demo", point), abs=1e-3)
+        for name, row in rows.items():
+            assert row["saves_usd_per_million"][point] >= 0, name
+    pulled = {name for name, row in rows.items() if row["pulled"]}
+    assert any(name.startswith("CloudTrail") for name in pulled)
+    assert any(name.startswith("X-Ray") for name in pulled)
+    assert not rows["audit log group in the Infrequent Access class"]["pulled"]
+    assert "FilterLogEvents" in rows["audit log group in the Infrequent Access class"]["why_not"]
+
+
+def test_the_memory_chosen_is_the_smallest_that_fits_twice_and_keeps_the_budget() -> None:
+    from posting_cli.bench.cost import chosen_memory_mb, memory_rows
+
+    model = build_cost_model()
+    rows = memory_rows(model)
+    chosen = chosen_memory_mb(model)
+    assert [r["memory_mb"] for r in rows] == list(inputs.MEMORY_SIZES)
+    (picked,) = [r for r in rows if r["memory_mb"] == chosen]
+    assert picked["fits"] and picked["within_budget"]
+    assert all(not (r["fits"] and r["within_budget"]) for r in rows if r["memory_mb"] < chosen)
+    # Less memory never costs more Lambda duration (the CPU work costs the same, the waiting less).
+    durations = [r["lambda_usd_per_million"]["20M/month"] for r in rows]
+    assert durations == sorted(durations)
+
+
+def test_snapstart_is_priced_against_the_init_it_saves() -> None:
+    from posting_cli.bench.cost import snapstart_rows
+
+    model = build_cost_model()
+    for row in snapstart_rows(model).values():
+        assert row["cache_usd_per_month"] > row["billed_init_usd_per_month"]
+        assert row["cold_start_share_of_executions"] < 0.01  # under the p99
+
+
+def build_cost_model():  # type: ignore[no-untyped-def]
+    from posting_cli.bench.cost import build_model
+
+    return build_model()
+
+
+def test_make_bench_takes_each_handlers_cpu_time_from_the_memory_section() -> None:
+    from posting_cli.bench.cost import cpu_timings
+
+    handlers = {
+        "fills": {
+            "1": {"Validate": {"wall_ms": 1, "cpu_ms": 1.0}, "Post": {"wall_ms": 30, "cpu_ms": 5.0}},
+            "10": {"Validate": {"wall_ms": 3, "cpu_ms": 2.8}, "Post": {"wall_ms": 120, "cpu_ms": 32.0}},
+        }
+    }
+    cpu = cpu_timings(handlers)
+    assert cpu is not None
+    assert cpu["Post"] == FunctionTiming(fixed_ms=2.0, per_record_ms=3.0)
+    assert cpu["Validate"].ms(10) == pytest.approx(2.8)
+    assert cpu_timings(None) is None

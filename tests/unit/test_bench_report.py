@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from posting_cli.bench.report import draw_charts, markdown
 from posting_cli.bench.section import ROOT, Section
 
@@ -22,18 +24,27 @@ def sections() -> dict[str, Section]:
     return {
         "pipeline": Section("pipeline", "3. Pipeline", "m", {"phases": {"moderate": phase}}, ["p50 120 ms"]),
         "cost": Section("cost", "6. Cost", "m", cost, []),
-        "ledger": Section(
-            "ledger",
-            "2. Ledger",
+        "hot_accounts": Section(
+            "hot_accounts",
+            "4. Contention",
             "m",
             {
-                "scenarios": [
-                    {"scenario": "distinct accounts", "threads": 4, "postings_per_s_median": 90, "latency_ms_p95": 80},
-                    {"scenario": "one hot account", "threads": 4, "postings_per_s_median": 40, "latency_ms_p95": 270},
-                ]
+                "shapes": [scenario("spread", 66), scenario("hot settlement", 90), scenario("funding burst", 67)],
+                "busy_limited_account": scenario("busy limited account", 28, conflicts=1.9),
+                "hot_vs_spread": 1.37,
+                "capacity_model": {"tau_ms": 20.0},
             },
             [],
         ),
+    }
+
+
+def scenario(shape: str, rate: float, conflicts: float = 0.0) -> dict[str, object]:
+    return {
+        "shape": shape,
+        "postings_per_s": rate,
+        "latency_ms": {"p50": 82.0, "p99": 152.0, "max": 400.0},
+        "conflicts_per_posting": conflicts,
     }
 
 
@@ -67,3 +78,29 @@ def test_the_cpu_bound_is_cores_over_cpu_per_request(monkeypatch) -> None:
     assert "cannot pass 100/s, nor 67/s" in lines[1]  # 2,000 / 20 and 1,000 / 15
     assert lines[1].endswith("bound is 250/s.")  # 2,000 / 8
     assert pipeline.cpu_lines({"python": 1.0, "dynamodb_local": None}, {})[0].startswith("CPU per request: not")
+
+
+def test_the_contention_chart_plots_section_4(tmp_path: Path) -> None:
+    """The chart the report quotes: section 4 (one unlimited account against distinct ones), not the
+    ledger section's one-account version race."""
+    only_ledger = {"ledger": Section("ledger", "3. Ledger", "m", {"scenarios": []}, [])}
+    assert "ledger" not in draw_charts(only_ledger, tmp_path, "")
+    assert draw_charts({"hot_accounts": sections()["hot_accounts"]}, tmp_path, "") == {"ledger": "ledger.png"}
+
+
+def test_throughput_bins_fit_the_run_and_its_last_partial_bin() -> None:
+    from posting_cli.bench.report import bin_seconds, binned_rate
+
+    assert bin_seconds(3.4) == 0.25  # a 3 s phase gets 14 bins, not 4
+    assert bin_seconds(12.2) == 1.0
+    assert bin_seconds(600) == 60.0
+    # 10 results a second for 2.5 s: the last half-bin shows its own rate, not half of it.
+    moments = [i / 10 for i in range(1, 26)]
+    starts, rates = binned_rate(moments, 1.0)
+    assert starts == [0.0, 1.0, 2.0, 2.5]
+    assert rates[:3] == pytest.approx([9.0, 10.0, 12.0])
+    assert sum(r * w for r, w in zip(rates[:3], [1.0, 1.0, 0.5], strict=True)) == pytest.approx(len(moments))
+    # A sliver at the end (2.0 to 2.2 s) joins the bin before: 1.2 s at the same rate, no spike.
+    starts, rates = binned_rate([i / 10 for i in range(1, 23)], 1.0)
+    assert starts == [0.0, 1.0, 2.2]
+    assert rates == pytest.approx([9.0, 13 / 1.2, 13 / 1.2])

@@ -188,7 +188,7 @@ def prepare(engines: Engines) -> None:
     credentials = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
     dynamodb = boto3.client("dynamodb", endpoint_url=engines.dynamodb_from_host, **credentials)
     if LEDGER_TABLE not in dynamodb.list_tables()["TableNames"]:
-        create_table(dynamodb, LEDGER_TABLE, Template.load().properties("LedgerTable"))
+        create_table(dynamodb, LEDGER_TABLE, Template.load().table_definition("LedgerTable"))
     table = LedgerTable(dynamodb, LEDGER_TABLE)
     for account in operations.parse_accounts((ROOT / "events" / "accounts.json").read_text()):
         with contextlib.suppress(AccountAlreadyExists):  # a rerun on the same engines

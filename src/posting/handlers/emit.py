@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from posting.handlers.bootstrap import dead_letter_queue, event_bus, settings, source_queue
 from posting.handlers.config import EmitConfig
-from posting.handlers.observability import logger, metrics
+from posting.handlers.observability import count, logger, metrics
 from posting.steps.emit import emit_batch, salvaged_batch
 from posting.steps.items import Batch
 
@@ -29,7 +28,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "records returned to the queue",
             extra={"message_ids": report.batch_item_failures, "returned_soon": report.returned_soon},
         )
-    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=report.published)
-    metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=report.dead_lettered)
-    metrics.add_metric(name="ReturnedToQueue", unit=MetricUnit.Count, value=len(report.batch_item_failures))
+    count(DeadLettered=report.dead_lettered, ReturnedToQueue=len(report.batch_item_failures))
     return report.to_pipe_response()

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from posting.domain.outcomes import Status
 from posting.handlers.bootstrap import ledger, settings
 from posting.handlers.config import PostConfig
-from posting.handlers.observability import logger, metrics
+from posting.handlers.observability import count, logger, metrics
 from posting.steps.items import Batch
 from posting.steps.post import post_batch
 
@@ -59,15 +59,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "batch decided",
         extra={
             "records": len(batch.items),
-            "statuses": {str(status): count for status, count in sorted(statuses.items())},
-            "rejected": {str(reason): count for reason, count in sorted(rejected.items())},
+            "statuses": {str(status): n for status, n in sorted(statuses.items())},
+            "rejected": {str(reason): n for reason, n in sorted(rejected.items())},
             "undecided": sum(item.failure is not None for item in batch.items),
         },
     )
-    metrics.add_metric(name="Posted", unit=MetricUnit.Count, value=statuses[Status.POSTED])
-    metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=statuses[Status.DUPLICATE])
-    metrics.add_metric(name="Undecided", unit=MetricUnit.Count, value=sum(i.failure is not None for i in batch.items))
-    for reason, count in rejected.items():
-        with single_metric(name="Rejected", unit=MetricUnit.Count, value=count) as metric:
+    count(
+        Posted=statuses[Status.POSTED],
+        Duplicates=statuses[Status.DUPLICATE],
+        Undecided=sum(i.failure is not None for i in batch.items),
+    )
+    for reason, rejections in rejected.items():
+        with single_metric(name="Rejected", unit=MetricUnit.Count, value=rejections) as metric:
             metric.add_dimension(name="reason", value=reason)
     return batch.to_event()

@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from posting.domain.model import utc_timestamp
 from posting.handlers.bootstrap import announcement_bus, ledger, ledger_records, posting_queue, settings
 from posting.handlers.config import SweepConfig
-from posting.handlers.observability import logger, metrics
+from posting.handlers.observability import count, logger, metrics
 from posting.steps.checkpoints import checkpoint_lanes
 from posting.steps.expiry import sweep_expired_holds
 from posting.steps.ledger_acts import announce
@@ -28,8 +27,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("expired holds sent for release", extra={"found": report.found, "sent": report.sent})
     checkpoints = checkpoint_lanes(ledger(), now)
     announced = announce(ledger_records(), announcement_bus())
-    metrics.add_metric(name="HoldsExpiring", unit=MetricUnit.Count, value=report.sent)
-    metrics.add_metric(name="CheckpointsWritten", unit=MetricUnit.Count, value=checkpoints.written)
+    count(HoldsExpiring=report.sent, CheckpointsWritten=checkpoints.written, LedgerRecordsAnnounced=announced)
     return {
         "found": report.found,
         "sent": report.sent,

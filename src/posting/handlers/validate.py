@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from posting.handlers.observability import logger, metrics
+from posting.handlers.observability import count, logger, metrics
 from posting.steps.validate import validate_batch
 
 
@@ -22,6 +21,5 @@ def handler(event: list[dict[str, Any]], context: LambdaContext) -> dict[str, An
             "request rejected by validation",
             extra={"correlation_id": item.posting_id, "message_id": item.message_id, "reason": item.outcome.reason},
         )
-    metrics.add_metric(name="RequestsReceived", unit=MetricUnit.Count, value=len(batch.items))
-    metrics.add_metric(name="RequestsInvalid", unit=MetricUnit.Count, value=len(invalid))
+    count(RequestsInvalid=len(invalid))
     return batch.to_event()

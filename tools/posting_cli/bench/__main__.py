@@ -13,7 +13,8 @@ Markdown with charts to bench-results/ and docs/bench/README.md:
 4. contention    under DynamoDB's conflict rule (the strict local engine), through the local pipeline:
                  hot settlement vs spread traffic, funding bursts, a busy limited account at 8 writers;
                  and what one settlement account and one limited account carry on AWS
-5. memory        peak RSS of post_batch over 1,000 postings, in a fresh process
+5. memory        peak RSS of post_batch over 1,000 postings, in a fresh process; each handler's CPU
+                 and wall time per invocation and the peak RSS of the three, in a fresh process
 6. pipeline      the whole local stack (template.yaml on DynamoDB Local + moto, handlers in-process):
                  throughput at saturation against raw DynamoDB Local transactions, latency enqueue ->
                  result event at a small in-flight window, CPU per request
@@ -107,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         done(ledger)
         hot_accounts = bench_contention(endpoint)
         done(hot_accounts)
-        done(bench_memory(endpoint))
+        memory = bench_memory(endpoint)
+        done(memory)
         baseline = bench_dynamodb_baseline(endpoint)
         pipeline = bench_pipeline(endpoint, args.postings, baseline)
         done(pipeline)
@@ -121,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cold_start=cold_start.data,
             hot_accounts=hot_accounts.data,
             batch_costs=batch_costs.data,
+            memory=memory.data,
         )
     )
 

@@ -81,8 +81,14 @@ def measure_batch_profile(endpoint: Any) -> dict[str, Any]:
         traffic = Traffic(book, rng)
         template = Template.load(overrides={**PIPELINE_OVERRIDES, "PipeBatchSize": batch_size})
         with tempfile.TemporaryDirectory(prefix="posting-bench-batch-") as state_dir:
+            # Empty books: the same seeded traffic sent again would be duplicates, not postings.
             stack = LocalStack(
-                template, pollers=1, state_dir=Path(state_dir), dynamodb=endpoint, schedule_seconds=NO_SWEEPER
+                template,
+                pollers=1,
+                state_dir=Path(state_dir),
+                dynamodb=endpoint,
+                fresh_books=True,
+                schedule_seconds=NO_SWEEPER,
             )
             with stack:
                 assert stack.target is not None
@@ -147,6 +153,7 @@ def measure_local_fill(endpoint: Any, cycle: dict[str, float]) -> dict[str, Any]
                 Template.load(overrides=PIPELINE_OVERRIDES),
                 pollers=FILL_POLLERS,
                 state_dir=Path(state_dir),
+                fresh_books=True,
                 dynamodb=endpoint,
                 schedule_seconds=NO_SWEEPER,
             )

@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 from posting_cli.bench.section import ROOT, Section, fmt_table, progress
-from posting_cli.local.template import Template
+from posting_cli.local.stack import lambda_logging_variables
+from posting_cli.local.template import Resolver, Template
 
 COLD_START_RUNS = 5
 HANDLER_MODULES = ("posting.handlers.validate", "posting.handlers.post", "posting.handlers.emit")
@@ -21,14 +22,20 @@ HANDLER_MODULES = ("posting.handlers.validate", "posting.handlers.post", "postin
 REFERENCE_MODULES = ("aws_xray_sdk.core", "boto3", "botocore.session", "pydantic", "aws_lambda_powertools")
 IMPORT_TARGET_MS = 200
 # Runs in the child: time the import alone, then the first AWS client the handler creates on its first call.
+# Peak RSS is /proc VmHWM: ru_maxrss would carry the parent's peak over (Linux keeps it across exec).
 COLD_START_CHILD = """
 import importlib, json, resource, sys, time
+def peak_rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started, cpu_started = time.perf_counter(), time.process_time()
 importlib.import_module(sys.argv[1])
 if sys.argv[1] == "aws_xray_sdk.core":  # what Powertools' Tracer did at import with tracing active
     sys.modules["aws_xray_sdk.core"].patch_all()
 imported, cpu_imported = time.perf_counter(), time.process_time()
-rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss_import = peak_rss_kb()
 client_ms = None
 if len(sys.argv) > 2:
     from posting.handlers.bootstrap import aws_client
@@ -42,11 +49,12 @@ print(json.dumps({
     "sdk_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore", "aws_xray_sdk")),
     "rss_after_import_kb": rss_import,
     "first_clients_ms": client_ms,
-    "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "peak_rss_kb": peak_rss_kb(),
 }))
 """
 EMPTY_CHILD = (
-    "import json, resource; print(json.dumps({'peak_rss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+    "import json; print(json.dumps({'peak_rss_kb': next(int(line.split()[1]) for line in open('/proc/self/status') "
+    "if line.startswith('VmHWM:'))}))"
 )
 CLIENTS_ON_FIRST_CALL = {"posting.handlers.post": ["dynamodb"], "posting.handlers.emit": ["events", "sqs"]}
 
@@ -55,7 +63,8 @@ def lambda_like_environment() -> dict[str, str]:
     """What a Lambda function of this template sees: its Globals and variables, a task root, dummy keys.
 
     Tracing: Active gives a function a trace header and the X-Ray daemon's address; LAMBDA_TASK_ROOT
-    is what makes Powertools (and the X-Ray SDK) believe they run in Lambda. Also used by the unit
+    is what makes Powertools (and the X-Ray SDK) believe they run in Lambda; the JSON log format sets
+    the log format and level variables Powertools reads. Also used by the unit
     test that checks what the handlers import.
     """
     template = Template.load()
@@ -95,6 +104,7 @@ def lambda_like_environment() -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_EC2_METADATA_DISABLED": "true",
+        **lambda_logging_variables(Resolver(template).resolve(template.function_globals().get("LoggingConfig", {}))),
         **variables,
     }
 
@@ -192,7 +202,7 @@ def bench_cold_start() -> Section:
         title=f"2. Cold start proxies (fresh interpreter per run, median of {COLD_START_RUNS})",
         method=(
             "subprocess per run: perf_counter around importlib.import_module(handler module), then (post, emit) "
-            "around creating the botocore clients the handler builds on its first call; ru_maxrss after each; "
+            "around creating the botocore clients the handler builds on its first call; peak RSS (VmHWM) after each; "
             "process wall time measured by the parent. Lambda-like environment (tracing active, LAMBDA_TASK_ROOT, "
             f"template variables); median of {COLD_START_RUNS}; target import <= {IMPORT_TARGET_MS} ms."
         ),

@@ -27,6 +27,8 @@ from posting_cli.bench.cost_model import (
     HOURS_PER_MONTH,
     PRICES_SOURCE,
     SECONDS_PER_MONTH,
+    XRAY_DEFAULT_FIXED_RATE,
+    XRAY_DEFAULT_RESERVOIR_PER_SECOND,
     BatchProfile,
     CostLine,
     Deployment,
@@ -37,6 +39,7 @@ from posting_cli.bench.cost_model import (
     Prices,
     cloudtrail_events_per_posting,
     cost_lines,
+    lambda_cpu_stretch,
     lambda_init_gb_seconds_per_month,
     line_usd,
     provisioned_break_even_utilisation,
@@ -57,9 +60,13 @@ POLLER_UTILISATION = 0.7  # pollers busy this share of the time at 1,111/s: Pipe
 
 @dataclass(frozen=True)
 class Lever:
+    """A change to the template that costs no semantics, priced against the template without any."""
+
     name: str
-    where: str  # template | producers | semantics
-    deployment: Deployment
+    pulled: bool  # template.yaml has it
+    deployment: Deployment  # the template without the levers, with this one
+    profile: BatchProfile | None = None  # a lever on what the handlers write, not on the template
+    why_not: str = ""  # for a lever left out: what it would cost, or why it does not apply
 
 
 @dataclass
@@ -78,8 +85,8 @@ class CostModel:
     def concurrency(self, point: OperatingPoint) -> dict[str, float]:
         """Busy execution environments per function (Little's law: executions/s x duration)."""
         return {
-            name: point.executions_per_second * timing.ms(point.fill) / 1000
-            for name, timing in self.profile.functions.items()
+            name: point.executions_per_second * self.profile.lambda_ms(name, point.fill) / 1000
+            for name in self.profile.functions
         }
 
     def extras(self, point: OperatingPoint, deployment: Deployment) -> ExtraInputs:
@@ -88,15 +95,28 @@ class CostModel:
         )
         return ExtraInputs(init, inputs.fixed_monthly_costs(self.template, deployment, self.prices))
 
-    def lines(self, shape: str, point: str, deployment: Deployment | None = None) -> list[CostLine]:
+    def lines(
+        self, shape: str, point: str, deployment: Deployment | None = None, profile: BatchProfile | None = None
+    ) -> list[CostLine]:
         deployment = deployment or self.deployment
         at = self.points[point]
         return cost_lines(
-            self.mixes[shape], self.profile, at, deployment, prices=self.prices, extra=self.extras(at, deployment)
+            self.mixes[shape],
+            profile or self.profile,
+            at,
+            deployment,
+            prices=self.prices,
+            extra=self.extras(at, deployment),
         )
 
-    def total(self, shape: str, point: str, deployment: Deployment | None = None) -> float:
-        return total_usd(self.lines(shape, point, deployment))
+    def total(
+        self, shape: str, point: str, deployment: Deployment | None = None, profile: BatchProfile | None = None
+    ) -> float:
+        return total_usd(self.lines(shape, point, deployment, profile))
+
+    @property
+    def provisioned_target(self) -> float:
+        return inputs.provisioned_target(self.template)
 
     def with_point(self, point: str, **changes: Any) -> CostModel:
         points = dict(self.points)
@@ -114,8 +134,8 @@ def build_model(
 ) -> CostModel:
     """The model from the committed inputs, or from a bench run's measurements where given."""
     template = template or Template.load()
-    profile = profile or inputs.batch_profile()
     deployment = inputs.deployment_from_template(template)
+    profile = (profile or inputs.batch_profile()).at_memory(deployment.lambda_memory_mb)
     hot = inputs.hot_mix()
     if hot_attempts != 1.0:
         hot = Mix(
@@ -176,73 +196,153 @@ def simulate(
 
 
 # --- the levers -------------------------------------------------------------------------------------
-def template_levers(deployment: Deployment) -> list[Lever]:
-    """What the template could change, each alone, then together (Lambda Invoke events priced apart)."""
-    replace = dataclasses.replace
-    quiet = replace(
+# What the template would be without the levers that cost no semantics: X-Ray's default rule, Lambda's
+# text logs, the trail recording every principal, 512 MB, every metric of the handlers written each batch.
+UNPULLED_MEMORY_MB = 512
+AUDIT_LOG_NOT_PULLED = (
+    "`posting smoke` and `make logs` read the audit log group with FilterLogEvents, which the Infrequent "
+    "Access class refuses (InvalidOperationException), as it refuses Live Tail, metric and subscription "
+    "filters; and a log group's class cannot change once created"
+)
+
+
+def without_levers(deployment: Deployment) -> Deployment:
+    return dataclasses.replace(
         deployment,
-        trail_excludes_pipeline_roles=True,
-        xray_reservoir_per_second=0.0,
-        xray_fixed_rate=0.01,
-        platform_log_bytes_per_invocation=0.0,
-        audit_log_infrequent_access=True,
+        trail_excludes_pipeline_roles=False,
+        xray_reservoir_per_second=XRAY_DEFAULT_RESERVOIR_PER_SECOND,
+        xray_fixed_rate=XRAY_DEFAULT_FIXED_RATE,
+        platform_log_bytes_per_invocation=inputs.PLATFORM_LOG_BYTES_PER_INVOCATION,
+        audit_log_infrequent_access=False,
+        lambda_memory_mb=UNPULLED_MEMORY_MB,
+        provisioned_utilisation=None,
     )
+
+
+def untrimmed(profile: BatchProfile) -> BatchProfile:
+    """The handlers writing every metric each batch, zeros included (measured before they were trimmed)."""
+    return dataclasses.replace(
+        profile,
+        log_bytes_per_batch=inputs.LOG_BYTES_PER_BATCH_EVERY_METRIC,
+        log_bytes_per_record=inputs.LOG_BYTES_PER_RECORD_EVERY_METRIC,
+    )
+
+
+def template_levers(model: CostModel) -> list[Lever]:
+    """Each lever alone on the template without any: pulled (as template.yaml is) or left out, and why."""
+    deployment = model.deployment
+    base = without_levers(deployment)
+    replace = dataclasses.replace
+    sampled = deployment.xray_reservoir_per_second == 0
+    rate = deployment.xray_fixed_rate if sampled else 0.01
+    memory = chosen_memory_mb(model)
     return [
         Lever(
             "CloudTrail: leave out the pipeline's own roles",
-            "template",
-            replace(deployment, trail_excludes_pipeline_roles=True),
+            deployment.trail_excludes_pipeline_roles,
+            replace(base, trail_excludes_pipeline_roles=True),
         ),
         Lever(
-            "CloudTrail: add Lambda Invoke data events (security)",
-            "template",
-            replace(deployment, trail_records_lambda_invokes=True),
-        ),
-        Lever(
-            "CloudTrail: Lambda Invoke events, pipeline roles left out",
-            "template",
-            replace(deployment, trail_records_lambda_invokes=True, trail_excludes_pipeline_roles=True),
-        ),
-        Lever(
-            "X-Ray sampling rule: reservoir 0, 1% of executions",
-            "template",
-            replace(deployment, xray_reservoir_per_second=0.0, xray_fixed_rate=0.01),
+            f"X-Ray: sampling rule, no reservoir, {rate:.0%} of executions",
+            sampled,
+            replace(base, xray_reservoir_per_second=0.0, xray_fixed_rate=rate),
         ),
         Lever(
             "Lambda JSON logs, system log level WARN",
-            "template",
-            replace(deployment, platform_log_bytes_per_invocation=0.0),
+            deployment.platform_log_bytes_per_invocation == 0,
+            replace(base, platform_log_bytes_per_invocation=0.0),
+        ),
+        Lever(
+            "metric lines: only what dashboards and alarms read, no zeros",
+            model.profile.log_bytes_per_batch < inputs.LOG_BYTES_PER_BATCH_EVERY_METRIC,
+            base,
+            profile=model.profile,
+        ),
+        Lever(
+            f"Lambda memory {memory} MB (measured CPU and memory)",
+            deployment.lambda_memory_mb == memory != UNPULLED_MEMORY_MB,
+            replace(base, lambda_memory_mb=memory),
+            why_not="" if memory != UNPULLED_MEMORY_MB else "the measurements keep 512 MB",
         ),
         Lever(
             "audit log group in the Infrequent Access class",
-            "template",
-            replace(deployment, audit_log_infrequent_access=True),
+            deployment.audit_log_infrequent_access,
+            replace(base, audit_log_infrequent_access=True),
+            why_not=AUDIT_LOG_NOT_PULLED,
         ),
         Lever(
-            "Lambda memory 256 MB (same durations: the most it saves)",
-            "template",
-            replace(deployment, lambda_memory_mb=256),
-        ),
-        Lever("all of the above but memory and Invoke events", "template", quiet),
-        Lever(
-            f"provisioned capacity, auto scaling at {inputs.PROVISIONED_UTILISATION:.0%}",
-            "template",
-            replace(deployment, provisioned_utilisation=inputs.PROVISIONED_UTILISATION),
-        ),
-        Lever(
-            "all template levers, provisioned capacity",
-            "template",
-            replace(quiet, provisioned_utilisation=inputs.PROVISIONED_UTILISATION),
+            f"provisioned capacity, auto scaling at {model.provisioned_target:.0%}",
+            deployment.provisioned_utilisation is not None,
+            replace(base, provisioned_utilisation=model.provisioned_target),
+            why_not="offered, not the default: CapacityMode=PROVISIONED, for steady traffic (see capacity)",
         ),
     ]
 
 
 def lever_rows(model: CostModel, shape: str = "demo") -> list[dict[str, Any]]:
+    base, base_profile = without_levers(model.deployment), untrimmed(model.profile)
+    before = {point: model.total(shape, point, base, base_profile) for point in POINTS}
     rows = []
-    for lever in template_levers(model.deployment):
-        saves = {point: model.total(shape, point) - model.total(shape, point, lever.deployment) for point in POINTS}
-        rows.append({"lever": lever.name, "saves_usd_per_million": {p: round(v, 3) for p, v in saves.items()}})
+    for lever in template_levers(model):
+        saves = {
+            point: before[point] - model.total(shape, point, lever.deployment, lever.profile or base_profile)
+            for point in POINTS
+        }
+        rows.append(
+            {
+                "lever": lever.name,
+                "pulled": lever.pulled,
+                "saves_usd_per_million": {p: round(v, 3) for p, v in saves.items()},
+                "why_not": "" if lever.pulled else lever.why_not,
+            }
+        )
+    rows.append(
+        {
+            "lever": "all the pulled levers: template.yaml as it is",
+            "pulled": True,
+            "saves_usd_per_million": {p: round(before[p] - model.total(shape, p), 3) for p in POINTS},
+            "why_not": "",
+        }
+    )
     return rows
+
+
+# --- memory -------------------------------------------------------------------------------------------
+def memory_rows(model: CostModel) -> list[dict[str, Any]]:
+    """Each memory size the template could take: what the demo mix costs, how long the workflow takes
+    (CPU stretched by Lambda's share), the INIT range, and whether the measured memory fits twice."""
+    needed = inputs.HANDLERS_PEAK_RSS_MB + inputs.LAMBDA_RUNTIME_MB
+    budget_ms = LATENCY_P99_BUDGET_MS - inputs.SQS_HANDOVER_MS - inputs.RESULT_DELIVERY_MS
+    rows = []
+    for memory in inputs.MEMORY_SIZES:
+        profile = model.profile.at_memory(memory)
+        deployment = dataclasses.replace(model.deployment, lambda_memory_mb=memory)
+        full = profile.workflow_ms(model.deployment.batch_size)
+        init = max(model.init_ms.values())
+        rows.append(
+            {
+                "memory_mb": memory,
+                "demo_usd_per_million": {p: round(model.total("demo", p, deployment, profile), 3) for p in POINTS},
+                "lambda_usd_per_million": {
+                    p: round(line_usd(model.lines("demo", p, deployment, profile), "Lambda duration"), 3)
+                    for p in POINTS
+                },
+                "workflow_ms": {"1": round(profile.workflow_ms(1)), str(model.deployment.batch_size): round(full)},
+                "init_ms": [round(init), round(init * lambda_cpu_stretch(memory))],
+                "memory_share": round(needed / memory, 2),
+                "fits": memory >= inputs.MEMORY_HEADROOM * needed,
+                "within_budget": full <= budget_ms,
+            }
+        )
+    return rows
+
+
+def chosen_memory_mb(model: CostModel) -> int:
+    """The smallest size that holds twice the measured memory and keeps a full batch's workflow within
+    the latency budget: below a whole vCPU, less memory always costs less (the waiting is billed by
+    memory, the CPU work by CPU time whatever the memory), and only takes longer."""
+    fitting = [row["memory_mb"] for row in memory_rows(model) if row["fits"] and row["within_budget"]]
+    return min(fitting) if fitting else UNPULLED_MEMORY_MB
 
 
 def producer_rows(model: CostModel) -> list[dict[str, Any]]:
@@ -293,7 +393,7 @@ def report(model: CostModel) -> tuple[list[str], dict[str, Any]]:
         *per_batch_lines(model),
     ]
     totals: dict[str, dict[str, float]] = {}
-    provisioned = dataclasses.replace(model.deployment, provisioned_utilisation=inputs.PROVISIONED_UTILISATION)
+    provisioned = dataclasses.replace(model.deployment, provisioned_utilisation=model.provisioned_target)
     by_line: dict[str, list[str]] = {}
     columns = [(point, shape) for point in POINTS for shape in SHAPES]
     breakdown: dict[str, list[dict[str, Any]]] = {}
@@ -314,7 +414,7 @@ def report(model: CostModel) -> tuple[list[str], dict[str, Any]]:
     )
     rows.append(
         [
-            f"total, provisioned at {inputs.PROVISIONED_UTILISATION:.0%}",
+            f"total, provisioned at {model.provisioned_target:.0%}",
             *(f"{provisioned_totals[f'{p} {s}']:,.2f}" for p, s in columns),
         ]
     )
@@ -326,6 +426,8 @@ def report(model: CostModel) -> tuple[list[str], dict[str, Any]]:
     lines += producer_lines(producers)
     levers = lever_rows(model)
     lines += lever_lines(levers)
+    memory = memory_rows(model)
+    lines += memory_lines(model, memory)
     lines += snapstart_lines(model)
     targets = target_rows(model, totals)
     lines += target_lines(targets)
@@ -354,6 +456,8 @@ def report(model: CostModel) -> tuple[list[str], dict[str, Any]]:
         },
         "producers": producers,
         "levers": levers,
+        "memory": memory,
+        "snapstart": snapstart_rows(model),
         "targets": targets,
         "goals_usd_per_million": TARGETS_USD_PER_MILLION,
         "guidance_usd_per_million": round(guidance, 2),
@@ -421,8 +525,11 @@ def per_batch_lines(model: CostModel) -> list[str]:
     functions = ", ".join(
         f"{name} {t.fixed_ms:.1f} + {t.per_record_ms:.2f}/record" for name, t in profile.functions.items()
     )
+    cpu = ", ".join(f"{name} {t.fixed_ms:.1f} + {t.per_record_ms:.2f}/record" for name, t in profile.cpu.items())
     out = [
-        f"per execution (measured at fills 1 and 10, section 7): {functions} ms; Step Functions "
+        f"per execution (measured at fills 1 and 10, section 7): {functions} ms, of which CPU (section 5) "
+        f"{cpu} ms, stretched {lambda_cpu_stretch(model.deployment.lambda_memory_mb):.1f}x on Lambda at "
+        f"{model.deployment.lambda_memory_mb} MB; Step Functions "
         f"{profile.sfn_overhead_ms_per_task:.0f} ms per task (assumed); Lambda logs "
         f"{profile.log_bytes_per_batch:,.0f} B per batch + {profile.log_bytes_per_record:,.0f} B per record at "
         "INFO, plus "
@@ -441,16 +548,22 @@ def per_batch_lines(model: CostModel) -> list[str]:
     demo = model.mixes["demo"]
     for name, point in model.points.items():
         trail = cloudtrail_events_per_posting(demo, point, model.deployment, tasks)
-        invokes = dataclasses.replace(model.deployment, trail_records_lambda_invokes=True)
+        everyone = dataclasses.replace(model.deployment, trail_excludes_pipeline_roles=False)
         traced = xray_traced_fraction(
             point.executions_per_second, model.deployment.xray_reservoir_per_second, model.deployment.xray_fixed_rate
         )
+        recorded = (
+            f"the producers' sends ({point.producer_calls_per_posting:g} per request); the pipeline's own calls "
+            f"would add {cloudtrail_events_per_posting(demo, point, everyone, tasks) - trail:.2f} (polls, deletes, "
+            f"the batch read, {demo.mean('table_calls'):.2f} own table calls, the workflow's invokes)"
+            if model.deployment.trail_excludes_pipeline_roles
+            else f"send {point.producer_calls_per_posting:g}, poll + delete + batch read per batch, "
+            f"{demo.mean('table_calls'):.2f} own table calls"
+        )
         out.append(
             f"{name}: workflow {profile.workflow_ms(point.fill):,.0f} ms per execution of {point.fill:.2f}; CloudTrail "
-            f"{trail:.2f} data events per request (send {point.producer_calls_per_posting:g}, poll + delete + batch "
-            f"read per batch, {demo.mean('table_calls'):.2f} own table calls), "
-            f"{cloudtrail_events_per_posting(demo, point, invokes, tasks):.2f} with Lambda Invoke events; X-Ray traces "
-            f"{traced:.1%} of {point.executions_per_second:,.1f} executions/s"
+            f"{trail:.2f} data events per request: {recorded}; X-Ray traces {traced:.1%} of "
+            f"{point.executions_per_second:,.1f} executions/s"
         )
     return out
 
@@ -568,42 +681,116 @@ def producer_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def lever_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
-    table = [[row["lever"], *(f"{-value:+,.3f}" for value in row["saves_usd_per_million"].values())] for row in rows]
+    table = [
+        [
+            row["lever"],
+            "yes" if row["pulled"] else "no",
+            *(f"{-value:+,.3f}" for value in row["saves_usd_per_million"].values()),
+        ]
+        for row in rows
+    ]
+    reasons = [f"  {row['lever']}: {row['why_not']}" for row in rows if row["why_not"]]
     return [
-        "levers in the template (demo mix, $/M change; negative saves):",
-        *fmt_table(["lever", *(f"{p}" for p in POINTS)], table),
+        "levers that cost no semantics, each alone on the template without any (demo mix, $/M; negative saves):",
+        *fmt_table(["lever", "in template.yaml", *(f"{p}" for p in POINTS)], table),
+        "left out:",
+        *reasons,
     ]
 
 
-def snapstart_lines(model: CostModel) -> list[str]:
-    point = model.points[inputs.POINT_FLAT]
-    concurrency = model.concurrency(point)
-    inits = sum(
-        max(1, math.ceil(concurrency.get(name, 0.0))) * HOURS_PER_MONTH / inputs.ENVIRONMENT_LIFETIME_HOURS
-        for name in model.init_ms
-    )
-    cache, restores = snapstart_usd_per_month(
-        len(model.init_ms), model.deployment.lambda_memory_mb, inits, model.prices
-    )
-    init_usd = model.extras(point, model.deployment).init_gb_seconds_per_month * model.prices.lambda_arm_per_gb_second
+def memory_lines(model: CostModel, rows: Sequence[dict[str, Any]]) -> list[str]:
+    full = str(model.deployment.batch_size)
+    table = [
+        [
+            f"{row['memory_mb']} MB",
+            *(f"${row['demo_usd_per_million'][p]:,.2f} (${row['lambda_usd_per_million'][p]:,.3f})" for p in POINTS),
+            f"{row['workflow_ms']['1']:,} / {row['workflow_ms'][full]:,}",
+            f"{row['init_ms'][0]:,}-{row['init_ms'][1]:,}",
+            f"{row['memory_share']:.0%}",
+            "yes" if row["fits"] and row["within_budget"] else "no",
+        ]
+        for row in rows
+    ]
+    chosen = chosen_memory_mb(model)
     return [
-        f"SnapStart (Python, one published version per function): cache ${cache:,.2f} + restores ${restores:,.2f} a "
-        f"month ({inits:,.0f} restores) against ${init_usd:,.3f} of billed INIT at {inputs.POINT_FLAT}: it pays in "
-        "cold-start latency, not in dollars.",
+        "Lambda memory (the CPU time measured apart from the waiting, section 5; Lambda gives CPU in proportion "
+        "to memory, one vCPU at 1,769 MB):",
+        *fmt_table(
+            [
+                "memory",
+                *(f"demo $/M at {p} (Lambda duration)" for p in POINTS),
+                f"workflow ms, fill 1 / {full}",
+                "INIT ms",
+                "memory used",
+                "chosen rule",
+            ],
+            table,
+        ),
+        f"memory used = measured peak {inputs.HANDLERS_PEAK_RSS_MB:.0f} MB (three handlers in one process) + "
+        f"{inputs.LAMBDA_RUNTIME_MB:.0f} MB for Lambda's runtime (assumed); the rule: at most 1/"
+        f"{inputs.MEMORY_HEADROOM:g} of the memory, and a full batch's workflow within the {LATENCY_P99_BUDGET_MS:,} "
+        f"ms p99 budget less handover and delivery. Chosen: {chosen} MB (template: "
+        f"{model.deployment.lambda_memory_mb} MB). INIT: as measured (a whole core) to stretched by the CPU share "
+        "(whether INIT runs at the function's share is not documented). Needs an account: Max Memory Used and "
+        "Duration from the functions' REPORT lines (SystemLogLevel INFO for a day) at two memory sizes.",
+    ]
+
+
+def snapstart_rows(model: CostModel) -> dict[str, Any]:
+    """SnapStart's own charges at each point against what it would save: billed INIT, and cold starts."""
+    out: dict[str, Any] = {}
+    memory = model.deployment.lambda_memory_mb
+    for name, point in model.points.items():
+        concurrency = model.concurrency(point)
+        inits = sum(
+            max(1, math.ceil(concurrency.get(function, 0.0))) * HOURS_PER_MONTH / inputs.ENVIRONMENT_LIFETIME_HOURS
+            for function in model.init_ms
+        )
+        cache, restores = snapstart_usd_per_month(len(model.init_ms), memory, inits, model.prices)
+        init_usd = (
+            model.extras(point, model.deployment).init_gb_seconds_per_month * model.prices.lambda_arm_per_gb_second
+        )
+        executions = point.executions_per_second * SECONDS_PER_MONTH
+        out[name] = {
+            "cache_usd_per_month": round(cache, 2),
+            "restores_usd_per_month": round(restores, 2),
+            "restores_per_month": round(inits),
+            "usd_per_million": round((cache + restores) / point.postings_per_month * 1e6, 3),
+            "billed_init_usd_per_month": round(init_usd, 3),
+            "cold_start_share_of_executions": inits / executions,
+        }
+    return out
+
+
+def snapstart_lines(model: CostModel) -> list[str]:
+    rows = snapstart_rows(model)
+    init = model.init_ms.get("Post", max(model.init_ms.values()))
+    stretched = init * lambda_cpu_stretch(model.deployment.lambda_memory_mb)
+    each = "; ".join(
+        f"{p}: cache ${r['cache_usd_per_month']:,.2f} + restores ${r['restores_usd_per_month']:,.2f} a month "
+        f"(${r['usd_per_million']:,.3f}/M) against ${r['billed_init_usd_per_month']:,.3f} of billed INIT, cold starts "
+        f"{r['cold_start_share_of_executions']:.3%} of executions"
+        for p, r in rows.items()
+    )
+    return [
+        f"SnapStart (Python, one published version per function, {model.deployment.lambda_memory_mb} MB): {each}. "
+        f"Not adopted: it costs more than the INIT it saves, and the cold starts it shortens (Post's INIT "
+        f"{init:,.0f}-{stretched:,.0f} ms) are too rare at either point to reach the p99.",
     ]
 
 
 def target_rows(model: CostModel, totals: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    levers = {lever.name: lever.deployment for lever in template_levers(model.deployment)}
-    quiet = levers["all of the above but memory and Invoke events"]
-    best = levers["all template levers, provisioned capacity"]
+    """For each target: the demo mix without the levers, as template.yaml is, with provisioned capacity,
+    and with producers sending in batches too; what remains, and what closing it would cost in semantics."""
+    base = without_levers(model.deployment)
+    best = dataclasses.replace(model.deployment, provisioned_utilisation=model.provisioned_target)
     rows = []
     for point, goal in TARGETS_USD_PER_MILLION.items():
         batched = producers_batching(model, point)
         steps = {
-            "as the template is": totals[point]["demo"],
-            "template levers (on-demand)": model.total("demo", point, quiet),
-            "template levers, provisioned": model.total("demo", point, best),
+            "without the levers": model.total("demo", point, base, untrimmed(model.profile)),
+            "as template.yaml is (on-demand)": totals[point]["demo"],
+            "and provisioned capacity": model.total("demo", point, best),
             "and producers' SendMessageBatch": batched.total("demo", point, best),
         }
         remainder = steps["and producers' SendMessageBatch"] - goal
@@ -614,6 +801,7 @@ def target_rows(model: CostModel, totals: dict[str, dict[str, float]]) -> list[d
                 "point": point,
                 "goal": goal,
                 "steps": {k: round(v, 3) for k, v in steps.items()},
+                "remainder_as_template_is": round(steps["as template.yaml is (on-demand)"] - goal, 3),
                 "remainder": round(remainder, 3),
                 "largest_lines": {line.component: round(line.usd_per_million_postings, 3) for line in biggest},
                 "semantic_levers": semantic_levers(batched, point, best),
@@ -664,6 +852,10 @@ def semantic_levers(model: CostModel, point: str, deployment: Deployment) -> dic
         * model.prices.cloudwatch_metric_per_month
         / at.postings_per_month
         * 1e6,
+        # With the pipeline's roles left out, what the trail still records per posting is the producers' sends.
+        "the trail leaves out the producers too (each message keeps its SenderId)": line_usd(
+            current, "CloudTrail data events"
+        ),
     }
     if point == inputs.POINT_FLAT:
         window = simulate(
@@ -686,7 +878,9 @@ def target_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     for row in rows:
         steps = "; ".join(f"{k} ${v:,.2f}" for k, v in row["steps"].items())
         verdict = "met" if row["remainder"] <= 0 else f"MISSED by ${row['remainder']:,.2f}"
-        out.append(f"  {row['point']} <= ${row['goal']:.2f}: {steps} -> {verdict}")
+        as_is = row["remainder_as_template_is"]
+        template = "met" if as_is <= 0 else f"missed by ${as_is:,.2f}"
+        out.append(f"  {row['point']} <= ${row['goal']:.2f}: {steps} -> {verdict} (template.yaml as it is: {template})")
         if row["remainder"] > 0:
             largest = ", ".join(f"{k} ${v:,.2f}" for k, v in row["largest_lines"].items())
             out.append(f"    largest lines left: {largest}")
@@ -709,9 +903,12 @@ def bench_cost(
     cold_start: dict[str, Any],
     hot_accounts: dict[str, Any] | None = None,
     batch_costs: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> Section:
-    """Section 8 from this run's measurements: the batch profile (7), INIT (2), conflicts (4)."""
+    """Section 8 from this run's measurements: the batch profile (7), CPU per handler (5), INIT (2),
+    conflicts (4)."""
     profile = None
+    cpu = cpu_timings((memory or {}).get("handlers"))
     if batch_costs:
         measured = batch_costs["profile"]
         profile = inputs.batch_profile(
@@ -722,7 +919,10 @@ def bench_cost(
             },
             measured["log_bytes_per_batch"],
             measured["log_bytes_per_record"],
+            cpu=cpu,
         )
+    elif cpu:
+        profile = inputs.batch_profile(cpu=cpu)
     init_ms = dict(inputs.INIT_MS)
     for module, result in cold_start.get("results", {}).items():
         if module.startswith("posting.handlers."):
@@ -744,15 +944,29 @@ def bench_cost(
         key="cost",
         title="8. Cost per million postings on AWS, us-east-1, at 20M/month and at 1,111/s (a model, not a bill)",
         method=(
-            "pure arithmetic (cost_model, unit-tested), fed with this run's batch profile (7), INIT (2) and "
-            "hot-account conflicts (4); request shapes under the ledger's write path (cost_inputs); the flat "
-            "point's fill from the "
-            "batch-fill simulation; fixed costs counted in template.yaml and the handlers. `make cost` prints the same "
-            "model from the committed inputs."
+            "pure arithmetic (cost_model, unit-tested), fed with this run's batch profile (7), CPU per handler "
+            "(5), INIT (2) and hot-account conflicts (4); request shapes under the ledger's write path "
+            "(cost_inputs); the flat point's fill from the batch-fill simulation; fixed costs counted in "
+            "template.yaml and the handlers. `make cost` prints the same model from the committed inputs."
         ),
         data=data,
         lines=lines,
     )
+
+
+def cpu_timings(handlers: dict[str, Any] | None) -> dict[str, FunctionTiming] | None:
+    """Each step's CPU ms as fixed + per record, from the memory section's fills 1 and 10."""
+    if not handlers:
+        return None
+    fills = handlers["fills"]
+    (low, high) = sorted(fills, key=float)
+    return {
+        name: FunctionTiming.from_two_fills(
+            float(low), fills[low][name]["cpu_ms"], float(high), fills[high][name]["cpu_ms"]
+        )
+        for name in fills[low]
+        if name in inputs.FUNCTION_TIMINGS
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ When the write path changes, `posted` and its siblings are the one place that ch
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import math
 import random
@@ -61,29 +62,51 @@ SAMPLE_UUID = uuid.UUID("5f0c1a52-8a7e-4a8e-9f55-0c7d2b1e9a10")
 
 # --- measured: a batch and a record (bench section 7, batch_costs) ------------------------------
 # ms per invocation, in-process wall time on the local stack (one pipe poller, PipeBatchSize 1 then 10,
-# the demo's traffic), the straight line through fills 1 and 10: the `make bench` run of 2026-12-06,
-# load average 10.7-11.3 on 2 cores. Three runs that day put Post at 38-58 ms for one record and
-# 165-578 ms for ten, as the machine's other work came and went: these are upper bounds for Lambda,
-# where Post's 8 workers wait on the network, not on one GIL and a JVM on the same cores.
+# the demo's traffic, empty books at each fill), the straight line through fills 1 and 10: one run of
+# section 7 on 2026-12-06, load average 2-3 on 2 cores (runs at load 11 that day put Post at 38-58 ms
+# for one record). Upper bounds for Lambda's waiting: moto answers in this process, under its GIL.
 FUNCTION_TIMINGS = {
-    "Validate": FunctionTiming(fixed_ms=4.45, per_record_ms=0.38),
-    "Post": FunctionTiming(fixed_ms=45.63, per_record_ms=11.97),
-    "Emit": FunctionTiming(fixed_ms=32.83, per_record_ms=0.57),
+    "Validate": FunctionTiming(fixed_ms=0.96, per_record_ms=0.16),
+    "Post": FunctionTiming(fixed_ms=38.59, per_record_ms=7.41),
+    "Emit": FunctionTiming(fixed_ms=9.56, per_record_ms=0.70),
 }
-# Lambda log bytes per request: 1,433 at fill 1 and 194 at fill 10 (LogLevel INFO), within 3% in every
-# run: Post's summary line and each handler's metric blob are written once per batch; validation
-# refusals (one INFO line each) and rejection-reason metric blobs grow with the records.
-LOG_BYTES_PER_BATCH = 1_377.0
-LOG_BYTES_PER_RECORD = 56.3
-# The batch-fill simulation against the local stack (same run): 30 s of Poisson arrivals at 7.6/s,
-# 4 pollers, no window; the simulation run with that run's own mean execution time.
+# CPU ms per invocation, of every thread, with each handler alone in a process and the engines in
+# another (bench section 5, memory.measure_handler_costs, 2026-12-06): the straight line through fills
+# 1 and 10. The rest of an invocation waits on DynamoDB, EventBridge and SQS; on Lambda the CPU time
+# stretches with less memory (cost_model.lambda_cpu_stretch), the waiting does not.
+FUNCTION_CPU_MS = {
+    "Validate": FunctionTiming(fixed_ms=0.37, per_record_ms=0.17),
+    "Post": FunctionTiming(fixed_ms=2.26, per_record_ms=3.32),
+    "Emit": FunctionTiming(fixed_ms=2.31, per_record_ms=0.08),
+}
+# Peak resident set of one process running all three handlers over the demo's traffic (same run,
+# /proc VmHWM): one function holds one handler, so each needs less. Lambda's runtime adds its own,
+# not measurable here (a function's REPORT line, with SystemLogLevel INFO, shows Max Memory Used).
+HANDLERS_PEAK_RSS_MB = 67.0
+LAMBDA_RUNTIME_MB = 30.0  # assumed: the runtime interface client and its buffers
+MEMORY_SIZES = (128, 256, 512, 1024)  # the sizes the template chooses among
+MEMORY_HEADROOM = 2.0  # memory at least twice the peak (payloads vary; a batch of ten 8 KB requests)
+# Lambda log bytes per request (LogLevel INFO; the same runs): Post's summary line and each handler's
+# metric line are written once per batch; validation refusals (one INFO line each) and rejection-reason
+# metric lines grow with the records. 701 at fill 1 and 165 at fill 10, the metric lines holding only
+# what the dashboard and alarms read, without zeros; 1,462 and 223 with every metric, zeros included
+# (the handlers as they were, same traffic, same day).
+LOG_BYTES_PER_BATCH = 595.6
+LOG_BYTES_PER_RECORD = 105.4
+LOG_BYTES_PER_BATCH_EVERY_METRIC = 1_376.7
+LOG_BYTES_PER_RECORD_EVERY_METRIC = 85.3
+# The batch-fill simulation against the local stack (the `make bench` run of 2026-12-06 04:44 UTC,
+# load 2-3): 30 s of Poisson arrivals at 7.6/s, 4 pollers, no window; the simulation run with that
+# run's own mean execution time.
 LOCAL_FILL_CHECK = {
-    "SendMessage": {"measured": 1.299, "simulated": 1.18, "execution_ms": 442},
-    "SendMessageBatch, 1 s flush": {"measured": 5.425, "simulated": 6.577, "execution_ms": 319},
+    "SendMessage": {"measured": 1.0, "simulated": 1.001, "execution_ms": 85},
+    "SendMessageBatch, 1 s flush": {"measured": 6.382, "simulated": 6.577, "execution_ms": 153},
 }
 
 # --- measured: cold start (bench section 4): import + first clients, ms ---------------------------
-INIT_MS = {"Validate": 252.0, "Post": 515.0, "Emit": 503.0, "Sweep": 515.0}  # 2026-12-02, section 4
+# The `make bench` run of 2026-12-06 04:44 UTC, section 2 (on one x86 core; the sweeper, not measured
+# there, imports what Post does).
+INIT_MS = {"Validate": 175.0, "Post": 386.0, "Emit": 366.0, "Sweep": 386.0}
 
 # --- assumed (not measurable without an account) ------------------------------------------------
 SFN_OVERHEAD_MS_PER_TASK = 25.0  # Step Functions -> Lambda invoke and state transition, per task
@@ -99,8 +122,10 @@ KMS_REQUESTS_PER_MONTH = 100_000  # SQS, DynamoDB, EventBridge, Logs and S3 cach
 SWEEP_MS_PER_RUN = 500.0  # one Query per hold bucket and per lane, one Put per lane with entries
 SWEEP_LOG_BYTES_PER_RUN = 1_000.0
 CLOUDTRAIL_LOG_RETENTION_MONTHS = 84  # the trail bucket keeps 2,557 days (its lifecycle rule)
-PROVISIONED_UTILISATION = 0.70  # the auto scaling target the provisioned alternative is priced at
-AUTOSCALING_ALARMS = 8  # target tracking: 2 alarms per scaled dimension (table and index, reads and writes)
+# Target tracking on DynamoDB creates its own alarms for each scalable target: two on utilisation
+# (scale out, scale in) and two on provisioned capacity (as the console lists them; verify with
+# DescribeAlarms). They are billed as standard alarms.
+AUTOSCALING_ALARMS_PER_TARGET = 4
 
 POINT_FLAT = "20M/month"
 POINT_FULL = "1111/s"
@@ -426,7 +451,35 @@ def _sampling_rule(template: Template) -> tuple[float, float]:
 def _provisioned(template: Template) -> float | None:
     table = template.properties("LedgerTable")
     mode = _resolved(template, table.get("BillingMode", "PAY_PER_REQUEST"))
-    return PROVISIONED_UTILISATION if mode == "PROVISIONED" else None
+    return provisioned_target(template) if mode == "PROVISIONED" else None
+
+
+def provisioned_target(template: Template) -> float:
+    """The utilisation auto scaling keeps provisioned capacity at (ProvisionedTargetUtilization, %)."""
+    return float(template.parameters["ProvisionedTargetUtilization"]) / 100
+
+
+def with_capacity_mode(template: Template, *, provisioned: bool) -> Template:
+    """The template with CapacityMode set: what the stack deploys in that mode (alarms, targets)."""
+    mode = "PROVISIONED" if provisioned else "ON_DEMAND"
+    return dataclasses.replace(template, parameters={**template.parameters, "CapacityMode": mode})
+
+
+def scalable_targets(template: Template) -> int:
+    """The table's and its indexes' scaled dimensions with provisioned capacity (reads and writes each)."""
+    return len(template.resources_of_type("AWS::ApplicationAutoScaling::ScalableTarget"))
+
+
+def index_minimum_units(template: Template) -> tuple[float, float]:
+    """(read, write) units the indexes keep at least when provisioned, all of them together."""
+    table = template.properties("LedgerTable")
+    provisioned = with_capacity_mode(template, provisioned=True)
+    reads = writes = 0.0
+    for index in _resolved(provisioned, table.get("GlobalSecondaryIndexes", [])):
+        throughput = index.get("ProvisionedThroughput") or {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}
+        reads += float(throughput["ReadCapacityUnits"])
+        writes += float(throughput["WriteCapacityUnits"])
+    return reads, writes
 
 
 # --- what the handlers and the template deploy that costs by the month ---------------------------
@@ -436,16 +489,19 @@ HANDLERS_DIR = Path(__file__).resolve().parents[3] / "src" / "posting" / "handle
 @cache
 def custom_metrics() -> dict[str, int]:
     """The custom metrics the handlers emit, each with how many dimension values it takes: read from the
-    handlers' source (add_metric / single_metric names); `Rejected` takes one per reason code."""
+    handlers' source (add_metric / single_metric names, count's keywords); `Rejected` takes one per
+    reason code."""
     from posting.domain.outcomes import Reason
 
     names: dict[str, int] = {}
     for path in sorted(HANDLERS_DIR.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Call) or getattr(node.func, "attr", getattr(node.func, "id", None)) not in (
-                "add_metric",
-                "single_metric",
-            ):
+            if not isinstance(node, ast.Call):
+                continue
+            called = getattr(node.func, "attr", getattr(node.func, "id", None))
+            if called == "count":
+                names.update({k.arg: 1 for k in node.keywords if k.arg})
+            if called not in ("add_metric", "single_metric"):
                 continue
             name = next((k.value for k in node.keywords if k.arg == "name"), None)
             if isinstance(name, ast.Constant) and isinstance(name.value, str):
@@ -467,13 +523,15 @@ def fixed_monthly_costs(template: Template, deployment: Deployment, prices: Pric
     """What the stack costs a month whatever it carries: metrics, alarms, dashboards, the key, the sweeper."""
     from posting.adapters.ledger_keys import OPEN_HOLD_BUCKETS
 
+    deployed = with_capacity_mode(template, provisioned=deployment.provisioned_utilisation is not None)
+
     def created(resource_type: str) -> int:
-        return sum(1 for logical_id in template.resources_of_type(resource_type) if template.is_created(logical_id))
+        return sum(1 for logical_id in deployed.resources_of_type(resource_type) if deployed.is_created(logical_id))
 
     metrics = sum(custom_metrics().values())
     alarms = created("AWS::CloudWatch::Alarm")
     if deployment.provisioned_utilisation is not None:
-        alarms += AUTOSCALING_ALARMS
+        alarms += AUTOSCALING_ALARMS_PER_TARGET * scalable_targets(deployed)
     dashboards = created("AWS::CloudWatch::Dashboard")
     keys = created("AWS::KMS::Key")
     runs = SECONDS_PER_MONTH / 60  # the sweeper runs once a minute
@@ -525,6 +583,14 @@ def fixed_monthly_costs(template: Template, deployment: Deployment, prices: Pric
             ddb,
         ),
         MonthlyCost("sweeper: logs", sweep_log_gb, "GB", sweep_log_gb * prices.cloudwatch_logs_ingest_per_gb),
+        # The schedule starts no trace: Lambda samples the sweeper with X-Ray's default rule, whose
+        # reservoir (one a second) takes every run.
+        MonthlyCost(
+            "sweeper: X-Ray traces",
+            runs if deployment.tracing else 0,
+            "traces",
+            (runs if deployment.tracing else 0) * prices.xray_per_million_traces_recorded / 1e6,
+        ),
         MonthlyCost(
             "sweeper: CloudTrail data events",
             trail_events,
@@ -533,13 +599,14 @@ def fixed_monthly_costs(template: Template, deployment: Deployment, prices: Pric
         ),
     ]
     if deployment.provisioned_utilisation is not None:
-        # The sparse index needs its own capacity: at least one unit of each, all month.
+        # The sparse indexes keep their own minimum capacity all month (their traffic is small).
+        reads, writes = index_minimum_units(template)
         costs.append(
             MonthlyCost(
-                "index minimum capacity (provisioned)",
-                2,
+                "indexes' minimum capacity (provisioned)",
+                reads + writes,
                 "units",
-                (prices.dynamodb_wcu_hour + prices.dynamodb_rcu_hour) * HOURS_PER_MONTH,
+                (writes * prices.dynamodb_wcu_hour + reads * prices.dynamodb_rcu_hour) * HOURS_PER_MONTH,
             )
         )
     return tuple(costs)
@@ -549,6 +616,8 @@ def batch_profile(
     functions: Mapping[str, FunctionTiming] | None = None,
     log_bytes_per_batch: float = LOG_BYTES_PER_BATCH,
     log_bytes_per_record: float = LOG_BYTES_PER_RECORD,
+    cpu: Mapping[str, FunctionTiming] | None = None,
+    memory_mb: int = 512,
 ) -> BatchProfile:
     return BatchProfile(
         functions=dict(functions or FUNCTION_TIMINGS),
@@ -556,6 +625,8 @@ def batch_profile(
         log_bytes_per_record=log_bytes_per_record,
         sfn_overhead_ms_per_task=SFN_OVERHEAD_MS_PER_TASK,
         sfn_memory_mb=SFN_MEMORY_MB,
+        cpu=dict(cpu or FUNCTION_CPU_MS),
+        memory_mb=memory_mb,
     )
 
 

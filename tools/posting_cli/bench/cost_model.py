@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Prices, us-east-1, as researched in 2026 (verify on the AWS pricing pages): the Prices below.
 PRICES_SOURCE = "us-east-1 list prices as researched in 2026 (cost_model.Prices; verify on the AWS pricing pages)"
@@ -38,6 +38,8 @@ SECONDS_PER_MONTH = 30.44 * 86_400
 HOURS_PER_MONTH = SECONDS_PER_MONTH / 3600
 XRAY_DEFAULT_RESERVOIR_PER_SECOND = 1.0  # X-Ray's default sampling rule: the first request each second...
 XRAY_DEFAULT_FIXED_RATE = 0.05  # ...and 5% of the rest
+# Lambda gives a function one vCPU at 1,769 MB of memory, and CPU in proportion to memory below it.
+LAMBDA_MB_PER_VCPU = 1769
 # What the pipe's SQS record adds to a message body (ids, receipt handle, attributes, the body's JSON
 # escaping): 694 bytes around an empty body in workload.sqs_record, which follows AWS's record shape.
 PIPE_RECORD_OVERHEAD_BYTES = 750
@@ -105,6 +107,12 @@ def sfn_express_gb_seconds(duration_ms: float, memory_mb: float) -> float:
 def lambda_gb_seconds(duration_ms: float, memory_mb: int) -> float:
     """Billed GB-seconds of one Lambda invocation: duration rounded up to the millisecond."""
     return (math.ceil(duration_ms) / 1000) * (memory_mb / 1024)
+
+
+def lambda_cpu_stretch(memory_mb: int) -> float:
+    """How much longer CPU work takes on Lambda at `memory_mb` than on one whole core (at most; within
+    the scheduler's period a short burst may run at full speed)."""
+    return max(1.0, LAMBDA_MB_PER_VCPU / memory_mb)
 
 
 def xray_traced_fraction(
@@ -221,17 +229,33 @@ class FunctionTiming:
 
 @dataclass(frozen=True)
 class BatchProfile:
-    """What one workflow execution costs whatever it carries, and what each record adds."""
+    """What one workflow execution costs whatever it carries, and what each record adds.
+
+    `functions` are the tasks' times as measured, on whole cores; `cpu` their CPU time (the rest is
+    waiting on DynamoDB, EventBridge, SQS). On Lambda the CPU time stretches with less memory
+    (lambda_cpu_stretch), the waiting does not: `lambda_ms` is a task's time at `memory_mb`.
+    """
 
     functions: Mapping[str, FunctionTiming]  # the workflow's tasks, by name
     log_bytes_per_batch: float  # the handlers' own lines and metric blobs written once per batch
     log_bytes_per_record: float  # lines written per record (validation refusals at INFO, ...)
     sfn_overhead_ms_per_task: float  # what Step Functions adds per task (invoke, transition)
     sfn_memory_mb: float = 64.0
+    cpu: Mapping[str, FunctionTiming] = field(default_factory=dict)  # CPU ms of each task, by name
+    memory_mb: int = LAMBDA_MB_PER_VCPU  # the functions' memory (a whole vCPU: times as measured)
+
+    def lambda_ms(self, name: str, fill: float, memory_mb: int | None = None) -> float:
+        """A task's time on Lambda at `memory_mb` (the profile's own by default)."""
+        stretch = lambda_cpu_stretch(memory_mb or self.memory_mb)
+        cpu = self.cpu[name].ms(fill) if name in self.cpu else 0.0
+        return self.functions[name].ms(fill) + cpu * (stretch - 1)
 
     def workflow_ms(self, fill: float) -> float:
-        tasks = sum(timing.ms(fill) for timing in self.functions.values())
+        tasks = sum(self.lambda_ms(name, fill) for name in self.functions)
         return tasks + self.sfn_overhead_ms_per_task * len(self.functions)
+
+    def at_memory(self, memory_mb: int) -> BatchProfile:
+        return replace(self, memory_mb=memory_mb)
 
     def log_bytes(self, fill: float) -> float:
         return self.log_bytes_per_batch + self.log_bytes_per_record * fill
@@ -339,6 +363,7 @@ def cost_lines(
     def add(component: str, per_posting: float, unit: str, usd_per_unit: float) -> None:
         lines.append(CostLine(component, per_posting, unit, per_posting * usd_per_unit * MILLION))
 
+    profile = profile.at_memory(deployment.lambda_memory_mb)
     _request_path(add, mix=mix, profile=profile, point=point, deployment=deployment, prices=prices)
     _ledger(add, mix=mix, point=point, deployment=deployment, prices=prices)
     _observability(add, mix=mix, profile=profile, point=point, deployment=deployment, prices=prices)
@@ -372,7 +397,9 @@ def _request_path(
     workflow = sfn_express_gb_seconds(profile.workflow_ms(fill), profile.sfn_memory_mb)
     add("Step Functions duration", workflow / fill, "GB-s", prices.sfn_express_per_gb_second)
     add("Lambda requests", tasks / fill, "invocations", prices.lambda_arm_per_million_requests / MILLION)
-    gb_seconds = sum(lambda_gb_seconds(t.ms(fill), deployment.lambda_memory_mb) for t in profile.functions.values())
+    gb_seconds = sum(
+        lambda_gb_seconds(profile.lambda_ms(name, fill), deployment.lambda_memory_mb) for name in profile.functions
+    )
     add("Lambda duration", gb_seconds / fill, "GB-s", prices.lambda_arm_per_gb_second)
     events = sum(share * chunks_64kb(shape.billed_event_bytes) for share, shape in mix.shapes)
     add("EventBridge events", events, "events", prices.eventbridge_per_million_events / MILLION)
@@ -470,7 +497,8 @@ def lambda_init_gb_seconds_per_month(
     environment_lifetime_hours: float,
 ) -> float:
     """Billed INIT GB-seconds a month: each function's environments (at least one) are replaced every
-    `environment_lifetime_hours`, and each INIT bills its import and first clients."""
+    `environment_lifetime_hours`, and each INIT bills its import and first clients (as measured on a
+    whole core: whether INIT runs at the function's CPU share is not documented)."""
     total = 0.0
     for function, ms in init_ms.items():
         environments = max(1, math.ceil(concurrency.get(function, 0.0)))

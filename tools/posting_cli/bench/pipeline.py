@@ -121,7 +121,9 @@ def bench_pipeline(endpoint: Any, postings: int, baseline: dict[str, Any]) -> Se
     phases: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="posting-bench-") as state_dir:
         began = time.monotonic()
-        stack = LocalStack(template, pollers=PIPELINE_POLLERS, state_dir=Path(state_dir), dynamodb=endpoint)
+        stack = LocalStack(
+            template, pollers=PIPELINE_POLLERS, state_dir=Path(state_dir), dynamodb=endpoint, fresh_books=True
+        )
         with stack:
             started_s = time.monotonic() - began
             assert stack.target is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -92,7 +93,8 @@ ABOUT = [
     "",
     "Where the speed targets are missed: the cold start of the post and emit handlers is mostly the libraries",
     "they import (the `(ref)` rows: botocore, pydantic, Powertools), so trimming the project's own modules",
-    "cannot bring it under the target; the next lever is Lambda SnapStart for Python. The local pipeline's",
+    "cannot bring it under the target. Lambda SnapStart would shorten it, but at both operating points cold",
+    "starts are under 0.01% of executions and its charges exceed the INIT it saves (section 8). The local pipeline's",
     "throughput and latency are bound by CPU: moto, the ASL interpreter, the handlers and the load generator",
     "share one Python process and one GIL, next to DynamoDB Local on the same cores (its CPU lines show the",
     "bound this puts on the run).",
@@ -153,46 +155,83 @@ def draw_charts(sections: dict[str, Section], directory: Path, prefix: str) -> d
         pipeline_charts(plt, sections["pipeline"], save)
     if "cost" in sections:
         cost_chart(plt, sections["cost"], save)
-    if "ledger" in sections:
-        ledger_chart(plt, sections["ledger"], save)
+    if "hot_accounts" in sections:
+        hot_accounts_chart(plt, sections["hot_accounts"], save)
     return charts
 
 
 def pipeline_charts(plt: Any, pipeline: Section, save: Any) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     phases = {n: p for n, p in pipeline.data["phases"].items() if p.get("samples")}
-    figure, axis = plt.subplots(figsize=(7, 3.6))
+    figure, axis = plt.subplots(figsize=(9, 3.8))
     for name, phase in phases.items():
         latencies = sorted(phase["samples"]["latency_ms"])
         if latencies:
             shares = [(i + 1) / len(latencies) for i in range(len(latencies))]
             axis.plot(latencies, shares, label=f"{name} ({phase['in_flight']} in flight)")
     axis.set_xscale("log")
+    # Plain milliseconds at 1, 2 and 5 of each decade; no labels on the other minor ticks (they overlap).
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set_xlabel("enqueue -> result event, ms (log scale)")
     axis.set_ylabel("share of requests")
     axis.axhline(0.5, color="grey", linewidth=0.5)
     axis.axhline(0.99, color="grey", linewidth=0.5)
-    axis.legend(fontsize=8)
+    # Beside the plot, not over it: the curves fill its whole width.
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axis.set_title("Latency distribution (cumulative)")
     save("latency", figure)
 
-    figure, axis = plt.subplots(figsize=(7, 3.6))
+    figure, axis = plt.subplots(figsize=(9, 3.8))
+    ends = [max(p["samples"]["decided_at_s"]) for p in phases.values() if p["samples"]["decided_at_s"]]
+    longest = max(ends, default=0.0)
+    width = bin_seconds(longest)
     for name, phase in phases.items():
         decided = phase["samples"]["decided_at_s"]
         if decided:
-            seconds = int(max(decided)) + 1
-            per_second = [0] * seconds
-            for at in decided:
-                per_second[max(0, int(at))] += 1
-            axis.plot(range(seconds), per_second, label=name)
-    axis.set_xlabel("seconds into the phase")
+            starts, rates = binned_rate(decided, width)
+            axis.step(starts, rates, where="post", label=name)
+    axis.set_xlabel(f"seconds into the phase ({width:g} s bins)")
     axis.set_ylabel("results per second")
-    axis.legend(fontsize=8)
+    axis.set_ylim(bottom=0)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axis.set_title("Throughput over time")
     save("throughput", figure)
 
 
+BIN_WIDTHS_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
+# Results arrive a batch at a time: a bin holds several batches when the longest phase has about a dozen.
+BINS_PER_RUN = 12
+
+
+def bin_seconds(longest_s: float) -> float:
+    """The round bin width that gives the longest phase the number of bins nearest BINS_PER_RUN."""
+    return min(BIN_WIDTHS_S, key=lambda width: abs(longest_s / width - BINS_PER_RUN))
+
+
+def binned_rate(moments_s: list[float], width_s: float) -> tuple[list[float], list[float]]:
+    """Results per second in bins of `width_s` from 0 to the last result; the last bin is as wide as the
+    run it covers (a phase that ends mid-bin shows no drop that did not happen), and one shorter than
+    half a bin joins the one before (a few results over a sliver would show a spike). The last value
+    is repeated to close the step."""
+    end = max(moments_s)
+    count = max(1, math.ceil(end / width_s))
+    if count > 1 and end - (count - 1) * width_s < width_s / 2:
+        count -= 1
+    totals = [0] * count
+    for moment in moments_s:
+        totals[min(count - 1, max(0, int(moment / width_s)))] += 1
+    starts = [index * width_s for index in range(count)]
+    widths = [width_s] * (count - 1) + [end - starts[-1] or width_s]
+    rates = [total / covered for total, covered in zip(totals, widths, strict=True)]
+    return [*starts, end], [*rates, rates[-1]]
+
+
 def cost_chart(plt: Any, cost: Section, save: Any) -> None:
-    """Stacked bars per operating point and shape; the largest lines in distinct colours, the rest in greys."""
+    """Stacked bars per operating point and shape: the largest lines in colours no two of which are alike
+    (and labelled with their share), the rest in greys."""
     breakdown = cost.data["breakdown"]
     bars = list(breakdown)
     components = list(dict.fromkeys(line["component"] for lines in breakdown.values() for line in lines))
@@ -205,32 +244,71 @@ def cost_chart(plt: Any, cost: Section, save: Any) -> None:
     greys = plt.get_cmap("Greys")
     colours = {component: palette(index) for index, component in enumerate(ranked[:10])}
     rest = ranked[10:]
-    colours |= {component: greys(0.25 + 0.5 * index / max(1, len(rest))) for index, component in enumerate(rest)}
-    figure, axis = plt.subplots(figsize=(11, 4.6))
+    colours |= {component: greys(0.2 + 0.45 * index / max(1, len(rest))) for index, component in enumerate(rest)}
+    hatches = {component: "//" for component in ranked[7:10]}  # tab10's last colours are the palest: hatched
+    figure, axis = plt.subplots(figsize=(11, 4.8))
     left = [0.0] * len(bars)
     for component in ranked:
         values = [usd(bar, component) for bar in bars]
-        axis.barh(bars, values, left=left, label=component, color=colours[component])
+        axis.barh(
+            bars,
+            values,
+            left=left,
+            label=component,
+            color=colours[component],
+            hatch=hatches.get(component),
+            edgecolor="white",
+            linewidth=0.5,
+        )
         left = [a + b for a, b in zip(left, values, strict=True)]
+    for index, total in enumerate(left):
+        axis.text(total, index, f" ${total:,.2f}", va="center", fontsize=8)
     goals = cost.data.get("goals_usd_per_million") or {"goal": cost.data.get("goal_usd_per_million", 5)}
     for style, (point, goal) in zip(("--", ":"), goals.items(), strict=False):
         axis.axvline(goal, color="black", linestyle=style, linewidth=1, label=f"{point} goal ${goal:g}")
     axis.invert_yaxis()
+    axis.set_xlim(right=max(left, default=1) * 1.12)
     axis.set_xlabel("$ per million postings")
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    axis.set_title("Cost per million postings, by line (template as deployed, on-demand)")
+    axis.set_title("Cost per million postings, by line (template.yaml as it is, on-demand)")
     save("cost", figure)
 
 
-def ledger_chart(plt: Any, ledger: Section, save: Any) -> None:
-    scenarios = ledger.data["scenarios"]
-    labels = [f"{s['scenario']}\n{s['threads']} thread(s)" for s in scenarios]
-    figure, (rate_axis, latency_axis) = plt.subplots(1, 2, figsize=(8, 3.6))
-    rate_axis.bar(labels, [s["postings_per_s_median"] for s in scenarios], color="tab:blue")
-    rate_axis.set_ylabel("postings/s (median of repeats)")
-    latency_axis.bar(labels, [s["latency_ms_p95"] for s in scenarios], color="tab:orange")
-    latency_axis.set_ylabel("p95 ms per posting")
-    for axis in (rate_axis, latency_axis):
-        axis.tick_params(axis="x", labelsize=7)
-    figure.suptitle("Ledger on DynamoDB Local: hot versus distinct accounts")
+def hot_accounts_chart(plt: Any, contention: Section, save: Any) -> None:
+    """Section 4 as the report quotes it: each traffic shape through the local pipeline under
+    DynamoDB's conflict rule (spread, hot settlement, funding burst) and the busy limited account,
+    with its rate, its conflicts per posting and its latency."""
+    data = contention.data
+    scenarios = [*data["shapes"], data["busy_limited_account"]]
+    labels = [str(s["shape"]).replace(" ", "\n", 1) for s in scenarios]
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"][: len(scenarios)]
+    figure, (rate_axis, latency_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    rates = [s["postings_per_s"] or 0 for s in scenarios]
+    rate_axis.bar(labels, rates, color=colours)
+    for index, scenario in enumerate(scenarios):
+        rate_axis.annotate(
+            f"{rates[index]:,.1f}/s\n{scenario['conflicts_per_posting'] or 0:.2f} conflicts/posting",
+            (index, rates[index]),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    rate_axis.set_ylabel("postings/s")
+    rate_axis.set_ylim(top=max(rates) * 1.35 or 1)
+    rate_axis.tick_params(axis="x", labelsize=7)
+    positions = range(len(scenarios))
+    latency_axis.bar([p - 0.2 for p in positions], [s["latency_ms"]["p50"] for s in scenarios], 0.4, label="p50")
+    latency_axis.bar([p + 0.2 for p in positions], [s["latency_ms"]["p99"] for s in scenarios], 0.4, label="p99")
+    latency_axis.set_xticks(list(positions), labels)
+    latency_axis.tick_params(axis="x", labelsize=7)
+    latency_axis.set_ylabel("ms per posting")
+    latency_axis.legend(fontsize=8)
+    tau = (data.get("capacity_model") or {}).get("tau_ms")
+    rules = f"strict conflict rules, τ {tau:g} ms" if tau else "conflict rules not recorded"
+    figure.suptitle(
+        f"Contention on DynamoDB Local, {rules}: hot settlement / spread {data['hot_vs_spread']:.2f}x",
+        fontsize=10,
+    )
     save("ledger", figure)

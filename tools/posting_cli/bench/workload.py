@@ -69,7 +69,7 @@ def create_ledger_table(client: Any) -> str:
     from posting_cli.local.stack import create_table
 
     name = f"bench-{uuid.uuid4().hex[:10]}"
-    create_table(client, name, Template.load().properties("LedgerTable"))
+    create_table(client, name, Template.load().table_definition("LedgerTable"))
     return name
 
 

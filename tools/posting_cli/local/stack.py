@@ -284,6 +284,7 @@ class LocalStack:
         name = self._name(logical_id)[:64]
         setting = self.template.function_setting
         environment = self.resolver.resolve(setting(logical_id, "Environment"))["Variables"]
+        environment.update(lambda_logging_variables(self.resolver.resolve(setting(logical_id, "LoggingConfig") or {})))
         function = LocalFunction(
             logical_id=logical_id,
             function_name=name,
@@ -347,6 +348,14 @@ class LocalStack:
         self.resolver.provide(
             logical_id, settings.name, Arn=f"arn:aws:pipes:{REGION}:{ACCOUNT_ID}:pipe/{settings.name}"
         )
+
+
+def lambda_logging_variables(config: dict[str, Any]) -> dict[str, str]:
+    """What Lambda sets in a function's environment for its LoggingConfig: with the JSON format, the
+    format and the application log level (which Powertools takes over POWERTOOLS_LOG_LEVEL)."""
+    if config.get("LogFormat") != "JSON":
+        return {}
+    return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": str(config.get("ApplicationLogLevel", "INFO"))}
 
 
 class ExistingTableMismatch(TemplateError):
@@ -419,5 +428,19 @@ def create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> dict[str, A
     for optional in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "ProvisionedThroughput"):
         if optional in props:
             kwargs[optional] = props[optional]
+    if "ProvisionedThroughput" in kwargs:
+        kwargs["ProvisionedThroughput"] = _units(kwargs["ProvisionedThroughput"])
+    if "GlobalSecondaryIndexes" in kwargs:
+        kwargs["GlobalSecondaryIndexes"] = [
+            {**index, "ProvisionedThroughput": _units(index["ProvisionedThroughput"])}
+            if "ProvisionedThroughput" in index
+            else index
+            for index in kwargs["GlobalSecondaryIndexes"]
+        ]
     description: dict[str, Any] = dynamodb.create_table(**kwargs)["TableDescription"]
     return description
+
+
+def _units(throughput: dict[str, Any]) -> dict[str, int]:
+    """Capacity units as numbers (a template parameter resolves to a string)."""
+    return {name: int(value) for name, value in throughput.items()}

@@ -3,7 +3,7 @@
 Nothing about the deployed resources is repeated by hand in the local code. This module loads the
 template (with CloudFormation's short-form tags), applies parameter defaults and overrides with their
 constraints, orders resources by their references, and resolves the intrinsic functions the template
-uses (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::If with the template's Conditions) against
+uses (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::FindInMap, Fn::If with the template's Conditions) against
 the physical names and ARNs of the local resources.
 """
 
@@ -87,13 +87,17 @@ class Template:
         return self.body.get("Globals", {}).get("Function", {})
 
     def function_setting(self, logical_id: str, name: str) -> Any:
-        """A function property, falling back to Globals the way SAM does (Environment variables merge)."""
+        """A function property, falling back to Globals the way SAM does: a map merges with the global
+        one key by key, the function's keys first (Environment merges its Variables)."""
         own = self.properties(logical_id)
         if name == "Environment":
             variables = dict(self.function_globals().get("Environment", {}).get("Variables", {}))
             variables.update(own.get("Environment", {}).get("Variables", {}))
             return {"Variables": variables}
-        return own.get(name, self.function_globals().get(name))
+        default = self.function_globals().get(name)
+        if isinstance(default, dict) and isinstance(own.get(name), dict):
+            return {**default, **own[name]}
+        return own.get(name, default)
 
     def _bind_parameters(self, overrides: Mapping[str, Any]) -> dict[str, str]:
         declared = self.body.get("Parameters", {})
@@ -114,6 +118,18 @@ class Template:
             _check_parameter(name, spec, value)
             bound[name] = value
         return bound
+
+    def table_definition(self, logical_id: str) -> dict[str, Any]:
+        """A table's keys, indexes and capacity as this template's parameters make them (what creating
+        the table needs), without the properties that name other resources (its key, its policy)."""
+        resolver = Resolver(self)
+        for other in self.resources:
+            resolver.skip(other)
+        wanted = ("KeySchema", "AttributeDefinitions", "BillingMode", "ProvisionedThroughput", "GlobalSecondaryIndexes")
+        definition: dict[str, Any] = resolver.resolve(
+            {k: v for k, v in self.properties(logical_id).items() if k in wanted}
+        )
+        return definition
 
     def condition(self, name: str) -> bool:
         """The value of one of the template's Conditions, given the bound parameters."""
@@ -239,6 +255,7 @@ class Resolver:
                 "Fn::Join": self._join,
                 "Fn::Split": self._split,
                 "Fn::If": self._if,
+                "Fn::FindInMap": self._find_in_map,
             }
             if key in intrinsic:
                 return intrinsic[key](value)
@@ -273,6 +290,13 @@ class Resolver:
     def _join(self, value: list[Any]) -> str:
         separator, values = value
         return str(separator).join(str(v) for v in self.resolve(values))
+
+    def _find_in_map(self, value: list[Any]) -> Any:
+        name, top, second = (self.resolve(v) for v in value)
+        try:
+            return self.template.body["Mappings"][name][str(top)][str(second)]
+        except KeyError:
+            raise TemplateError(f"Fn::FindInMap {name}.{top}.{second}: not in the template's Mappings") from None
 
     def _split(self, value: list[Any]) -> list[str]:
         separator, text = value
