@@ -99,8 +99,8 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
         f"book: {len(book.accounts)} accounts (customers in EUR and USD, {len(book.merchants)} merchants, a hot "
         f"settlement account, funding, fees, FX, payouts, loans, interest); traffic: {len(funding)} fundings, "
         f"then {len(everyday)} mixed requests (card payments and authorisations, payouts, transfers, FX, purchase "
-        "chains, value-dated interest and late card payments, ...), then captures, settlement chains, voids, "
-        "refunds, expiries, late captures, end-of-day sweeps, collections and merchant-funded refund chains"
+        "chains, value-dated postings, ...), then settlements (captures, chains, voids, refunds), expiries, "
+        "end-of-day sweeps, collections and merchant refunds"
     )
     # Each phase is decided before the next is built and sent (lines of one queue are decided in any
     # order): customers are funded before they spend, holds are placed before they settle, expiring
@@ -295,14 +295,14 @@ def _print_verdict(reconciliation: Reconciliation, report: DemoReport, console: 
         f"reversals within their originals; {reconciliation.checkpoints} lane checkpoints"
     )
     value_dates = (
-        f"balances by value date match them on {report.value_date_balances} accounts"
+        f"balances by value date match on {report.value_date_balances} accounts"
         if report.value_date_balances is not None
-        else "no ledger read of balances by value date to check"
+        else "balances by value date: no ledger read"
     )
     console.print(
-        "checked by kind: chains all or nothing (members decided with their chain_id, moves in the books; refused "
-        "ones moved nothing, used no member id); balancing legs moved min(asked, available + limit), as their "
-        f"events say; value-dated lines carry their effective_at ({value_dates})"
+        "checked by kind: chains all or nothing (members with their chain_id; refused ones moved nothing, used no "
+        "member id); balancing legs moved min(asked, available + limit) as their events say; value-dated lines "
+        f"carry their effective_at ({value_dates})"
     )
     if report.ok:
         console.print("verdict: [bold green]OK[/bold green]")
