@@ -22,6 +22,7 @@ class Result:
     event_id: str | None
     observed_ms: int  # when the result event was delivered (ms since the epoch); 0 if unknown
     posting_status: str | None = None  # the decision recorded for the posting_id, when the event says
+    moved: list[dict[str, Any]] | None = None  # a balancing posting's legs as posted, when it moved less
 
 
 class ResultCollector:
@@ -130,6 +131,7 @@ class ResultCollector:
             event_id=detail.get("event_id"),
             observed_ms=observed_ms,
             posting_status=detail.get("posting_status"),
+            moved=detail.get("moved"),
         )
         return 1
 

@@ -42,7 +42,7 @@ from posting.domain.model import Account, AccountState, Side
 from posting.domain.outcomes import Decision, Status
 from posting.domain.plan import Entry
 from posting_cli import operations
-from posting_cli.demo import Book, Traffic, _leg
+from posting_cli.demo_traffic import Book, Traffic, _leg
 from posting_cli.local.dynamodb_local import attach_or_start
 from posting_cli.local.faults import FAULT_KINDS, IN_PROCESS_KINDS, FaultPlan
 from posting_cli.target import Target

@@ -41,6 +41,7 @@ class LineOutcome:
     observed_ms: int | None = None
     posting_status: str | None = None
     event_id: str | None = None
+    moved: list[dict[str, Any]] | None = None  # from the result event: a balancing posting's legs as posted
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -267,6 +268,7 @@ def _settle(outcome: LineOutcome, result: Result) -> None:
     outcome.observed_ms = result.observed_ms or None
     outcome.posting_status = result.posting_status
     outcome.event_id = result.event_id
+    outcome.moved = result.moved
 
 
 def write_results(path: Path, outcomes: list[LineOutcome]) -> None:
