@@ -165,11 +165,10 @@ def run_demo(target: Target, postings: int, seed: int, console: Console, stall_s
 
 
 def _value_date_read(target: Target) -> ValueDateRead | None:
-    """The ledger's read of an account's balance as of a value date, (account_id, moment) -> posted.
-
-    The back-valued postings' check of balances by value date plugs the ledger's read in here;
-    without one (None) their lines are checked by their effective_at alone."""
-    return None
+    """The ledger's read of an account's posted balance as of a value date, (account_id, moment) ->
+    posted: the figures as recorded then, corrected by the value-dated lines (LedgerBooks)."""
+    books = target.ledger().books
+    return lambda account_id, moment: books.figures_by_value_date(account_id, moment).posted
 
 
 def _after_expiries(target: Target, traffic: Traffic, console: Console, build: Callable[[], list[str]]) -> list[str]:
