@@ -385,6 +385,10 @@ class FakeBooks:
             return None, []
         return state, with_running_balance(self._ledger.lines_of(account_id), 0)
 
+    def find_by_ref(self, external_ref: str) -> list[Decision]:
+        found = [r for r in self._ledger.everything() if isinstance(r, Decision) and r.external_ref == external_ref]
+        return sorted(found, key=lambda decision: decision.decided_at)
+
     def scan(self) -> Iterator[AccountState | Entry | Checkpoint | Decision]:
         return self._ledger.everything()
 

@@ -226,3 +226,21 @@ def test_the_period_closes_forward_only_and_comes_in_force_a_horizon_later(books
         (1, utc_timestamp(T0), "day end"),
         (2, utc_timestamp(T0 + timedelta(minutes=1)), ""),
     ]
+
+
+# -- finding a posting by its external reference --------------------------------------------------
+
+
+def test_a_posting_is_found_by_its_external_reference_with_its_state(books):
+    ref = "ARN-74001234567890123456789"
+    post(books, {**hold("auth-1", "alice", "settlement", 300), "external_ref": ref}, 1)
+    capture = {"kind": "capture", "posting_id": "cap-1", "hold_id": "auth-1", "external_ref": ref}
+    post(books, capture, 2)
+    post(books, {**request("other-1", leg("alice", "debit", 1), leg("settlement", "credit", 1))}, 3)
+    found = books.books.find_by_ref(ref)
+    assert [(d.posting_id, d.kind, d.hold_state) for d in found] == [
+        ("auth-1", "hold", "captured"),
+        ("cap-1", "capture", None),
+    ]
+    assert all(d.external_ref == ref for d in found)
+    assert books.books.find_by_ref("nothing-like-it") == []

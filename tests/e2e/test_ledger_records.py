@@ -132,3 +132,22 @@ def test_balances_and_statements_by_value_date_and_the_period_close(local_stack,
     )
     refused = post_all(local_stack.target, [dated_1999])[0]
     assert (refused.status, refused.reason) == ("REJECTED", "PERIOD_CLOSED")
+
+
+def test_a_posting_is_found_by_its_external_reference(local_stack, verbs, tmp_path):
+    ids = uuid.uuid4().hex[:8]
+    payer, payee, ref = f"payer-{ids}", f"payee-{ids}", f"NET-{ids}-0042"
+    (tmp_path / "accounts.json").write_text(json.dumps([account(payer, overdraft_limit=None), account(payee)]))
+    assert verbs("accounts", "open", "accounts.json")[0] == 0
+    log = io.StringIO()
+    with ResultCollector(local_stack.target, event_log=log) as collector:
+        body = request(f"ref-{ids}", leg(payer, "debit", 250), leg(payee, "credit", 250), external_ref=ref)
+        assert [r.status for r in post_all(local_stack.target, [json.dumps(body)])] == ["POSTED"]
+        collector.poll_events(wait_seconds=2)
+    posted = [json.loads(line)["detail"] for line in log.getvalue().splitlines()]
+    assert any(d.get("posting_id") == f"ref-{ids}" and d.get("external_ref") == ref for d in posted), posted
+    code, out = verbs("find", "--ref", ref)
+    assert code == 0, out
+    found = json.loads(out)
+    assert (found["posting_id"], found["status"], found["external_ref"]) == (f"ref-{ids}", "POSTED", ref)
+    assert verbs("find", "--ref", f"none-{ids}")[0] == 1

@@ -205,7 +205,7 @@ def test_the_functions_have_the_memory_the_measurements_choose(template: Templat
 
 # Capacity -----------------------------------------------------------------------------------------
 
-INDEXES = ("OpenHoldsByExpiry", "UnlimitedAccounts", "ValueDatedLines")
+INDEXES = ("OpenHoldsByExpiry", "UnlimitedAccounts", "ValueDatedLines", "ByExternalRef")
 
 
 def created(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:

@@ -550,13 +550,17 @@ def test_ledger_table_is_on_demand_keyed_recoverable_encrypted_and_retained(temp
         "unlimited": "S",
         "value_partition": "S",
         "value_key": "S",
+        "external_ref": "S",
+        "decided_at": "S",
     }
     assert properties["KeySchema"] == [
         {"AttributeName": "PK", "KeyType": "HASH"},
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
     # The sweeper's sparse indexes: a few bytes per open hold, and per account without a limit.
-    holds, unlimited, value_dated = properties["GlobalSecondaryIndexes"]
+    holds, unlimited, value_dated, by_ref = properties["GlobalSecondaryIndexes"]
+    assert by_ref["IndexName"] == "ByExternalRef"
+    assert [k["AttributeName"] for k in by_ref["KeySchema"]] == ["external_ref", "decided_at"]
     # Sparse: only lines dated apart from when they were recorded.
     assert value_dated["IndexName"] == "ValueDatedLines"
     assert [k["AttributeName"] for k in value_dated["KeySchema"]] == ["value_partition", "value_key"]

@@ -431,13 +431,13 @@ def test_provisioned_capacity_brings_the_alarms_auto_scaling_creates_and_the_ind
     }
     before = {c.item: c for c in on_demand}
     targets = inputs.scalable_targets(provisioned)
-    assert targets == 8  # reads and writes of the table and of its three indexes
+    assert targets == 10  # reads and writes of the table and of its four indexes
     ceilings = 2  # the alarms on the table's capacity ceiling, PROVISIONED only
     assert costs["alarms"].quantity == before["alarms"].quantity + ceilings + 4 * targets
     reads, writes = inputs.index_minimum_units(provisioned)
-    assert (reads, writes) == (15, 15)  # 5 of each per index
+    assert (reads, writes) == (20, 20)  # 5 of each per index
     assert costs["indexes' minimum capacity (provisioned)"].usd_per_month == pytest.approx(
-        (15 * 0.00065 + 15 * 0.00013) * 30.44 * 24
+        (20 * 0.00065 + 20 * 0.00013) * 30.44 * 24
     )
     assert "indexes' minimum capacity (provisioned)" not in before
 

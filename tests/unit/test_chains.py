@@ -240,3 +240,21 @@ def test_a_chain_sample_is_a_valid_request():
     parsed = parse_request(sample.read_text())
     assert parsed.kind == "chain" and len(parsed.requests) >= 3
     assert json.loads(sample.read_text())["requests"][1]["kind"] == "capture"
+
+
+def test_a_members_balancing_leg_says_what_it_moved_in_the_chains_event(ledger):
+    sweep = {
+        **request("sweep-1", leg("acc-alice", "debit", 5000), leg("acc-bank", "credit", 5000), external_ref="EOD-1"),
+    }
+    sweep["legs"][0]["balancing"] = True
+    body = chain("chain-sweep", transfer("pay-1", "acc-alice", "acc-shop", 300), sweep)
+
+    item = post(ledger, body)
+
+    event = result_event(item, outcome_of(item))
+    members = event.detail["members"]
+    assert members[0] == {"posting_id": "pay-1", "kind": "posting"}  # moved all it asked: nothing more said
+    assert members[1]["posting_id"] == "sweep-1"
+    assert [(m["account_id"], m["amount"]) for m in members[1]["moved"]] == [("acc-alice", 700), ("acc-bank", 700)]
+    assert "external_ref" not in event.detail  # the chain carried none; its member's decision has its own
+    assert ledger.get_decision("sweep-1").external_ref == "EOD-1"

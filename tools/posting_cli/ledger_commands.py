@@ -1,10 +1,12 @@
-"""The `posting` verbs of operators' acts on the ledger: an account's lifecycle and the period close.
+"""The `posting` verbs of operators' acts on the ledger (an account's lifecycle, the period close) and
+of finding a posting by its external reference.
 
 posting accounts freeze|unfreeze|close ACCOUNT [--note TEXT]
 posting accounts limit ACCOUNT AMOUNT [--note TEXT]
 posting accounts history ACCOUNT
 posting period close THROUGH [--note TEXT]
 posting period show
+posting find --ref REF
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def add_verbs(verbs: Any, accounts: Any, operator: Callable[..., argparse.Argume
     close.add_argument("through", help="ISO 8601 instant (inclusive); a date alone means the end of that day, UTC")
     close.add_argument("--note", default="", help="why, as recorded with the close and in its event")
     operator("show", cmd_period_show, "the close in force and every close recorded", period)
+
+    find = operator("find", cmd_find, "the postings a reference from outside the ledger names, with their state")
+    find.add_argument("--ref", required=True, help="the request's external_ref (one Query of the ByExternalRef index)")
 
 
 def cmd_account_act(args: argparse.Namespace) -> int:
@@ -123,6 +128,21 @@ def cmd_period_show(args: argparse.Namespace) -> int:
     for close in closes:
         table.add_row(str(close.revision), close.through, close.closed_at, close.in_force_from, close.closed_by)
     console.print(table)
+    return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    import json
+
+    from posting_cli import ledger_operations
+    from posting_cli.cli import _target, console
+
+    found = ledger_operations.find_by_ref(_target(args), args.ref)
+    for decision in found:
+        console.print_json(json.dumps(ledger_operations.posting_state(decision)))
+    if not found:
+        console.print(f"no posting carries external_ref {args.ref}")
+        return 1
     return 0
 
 

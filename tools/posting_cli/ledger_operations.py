@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime
+from typing import Any
 
 from posting.domain.accounts import AccountAct
 from posting.domain.books import Figures
+from posting.domain.outcomes import Decision
 from posting.domain.periods import Period
 from posting.steps import ledger_acts
 from posting_cli.target import Target
@@ -55,3 +57,28 @@ def figures_as_of(target: Target, account_id: str, moment: str) -> Figures:
 
 def figures_by_value_date(target: Target, account_id: str, moment: str) -> Figures:
     return target.ledger().books.figures_by_value_date(account_id, moment)
+
+
+def find_by_ref(target: Target, external_ref: str) -> list[Decision]:
+    """Every decision whose request carried `external_ref`, oldest first (one Query)."""
+    return target.ledger().books.find_by_ref(external_ref)
+
+
+def posting_state(decision: Decision) -> dict[str, Any]:
+    """What `posting find` prints of a decision: the posting and where it stands."""
+    state = {
+        "posting_id": decision.posting_id,
+        "external_ref": decision.external_ref,
+        "kind": decision.kind or "posting",
+        "status": str(decision.status),
+        "reason": str(decision.reason) if decision.reason else None,
+        "decided_at": decision.decided_at,
+        "hold_id": decision.hold_id,
+        "hold_state": decision.hold_state,
+        "settled_by": decision.settled_by,
+        "reverses": decision.reverses,
+        "reversed_by": decision.reversed_by,
+        "chain_id": decision.chain_id,
+        "legs": decision.posted_legs or decision.pending_legs or (decision.request or {}).get("legs"),
+    }
+    return {name: value for name, value in state.items() if value is not None}

@@ -223,6 +223,18 @@ class LedgerBooks:
         ]
         return statement_order(lines)
 
+    # -- decisions by reference -----------------------------------------------------------------
+
+    def find_by_ref(self, external_ref: str) -> list[Decision]:
+        """Every decision whose request carried `external_ref`, oldest first: one Query of the sparse
+        ByExternalRef index (eventually consistent: a decision just written shows within moments)."""
+        return [
+            keys.decision_from(record)
+            for record in self.table.query(
+                external_ref, index=keys.EXTERNAL_REF_INDEX, key_names=keys.EXTERNAL_REF_KEYS, consistent=False
+            )
+        ]
+
     # -- the whole table ------------------------------------------------------------------------
 
     def scan(self) -> Iterator[AccountState | Entry | Checkpoint | Decision]:

@@ -23,12 +23,13 @@ or a release's, are numbered from 49 up). A checkpoint's key sorts right after e
 instant (`~` follows every character a posting_id may hold), so walking a lane backwards from any
 instant meets the lines after the last checkpoint, then the checkpoint.
 
-Three sparse indexes: `OpenHoldsByExpiry` (only open holds with an expiry carry its keys: the
+Sparse indexes: `OpenHoldsByExpiry` (only open holds with an expiry carry its keys: the
 sweeper's Query for expired holds), `UnlimitedAccounts` (only accounts without a limit: the
 sweeper's Query for the lanes to checkpoint) and `ValueDatedLines` (only lines whose value date is
 not the instant they were recorded, in their own partition: `BACK#<recorded_at>#...` when dated
 before, `FWD#<effective_at>#...` when dated after; a balance as of a value date is the balance as
-recorded then, corrected by these).
+recorded then, corrected by these). A fourth, `ByExternalRef`, holds the decisions of requests
+that carried an `external_ref`, by that reference and the decision time.
 
 Nothing outside this module spells a key.
 """
@@ -62,6 +63,8 @@ VALUE_KEYS = ("value_partition", "value_key")  # the index's keys; only lines wi
 BACK_PREFIX = "BACK#"  # a line dated before it was recorded, by the instant it was recorded
 FORWARD_PREFIX = "FWD#"  # a line dated after it was recorded, by its value date
 PERIOD_PARTITION = "LEDGER"
+EXTERNAL_REF_INDEX = "ByExternalRef"
+EXTERNAL_REF_KEYS = ("external_ref", "decided_at")  # only decisions of requests that carried one
 
 
 def account_partition(account_id: str) -> str:

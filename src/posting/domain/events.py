@@ -67,6 +67,9 @@ class PostingPosted(EventDetail):
         default=None,
         description="Present only when a balancing leg moved less than it asked: the legs as posted.",
     )
+    external_ref: str | None = Field(
+        default=None, description="Present only when the request carried one: its reference from outside the ledger."
+    )
 
 
 class PostingRejected(EventDetail):
@@ -86,6 +89,10 @@ class PostingRejected(EventDetail):
     balances: list[BalanceAfter] = Field(max_length=0, description="Always empty: nothing moved.")
     decided_at: str | None
     message_id: str = Field(description=_MESSAGE_ID)
+    external_ref: str | None = Field(
+        default=None,
+        description="Present only when the decision recorded for the posting_id carries one (its request's).",
+    )
 
 
 class PostingDeadLettered(EventDetail):
@@ -147,6 +154,10 @@ class ChainMember(BaseModel):
 
     posting_id: str
     kind: str = Field(description="posting, hold, capture, void or reversal.")
+    moved: list[MovedLeg] | None = Field(
+        default=None,
+        description="Present only when the member's balancing leg moved less than it asked: its legs as posted.",
+    )
 
 
 class ChainPosted(PostingPosted):

@@ -40,6 +40,16 @@ MAX_METADATA_BYTES = 2048
 MAX_METADATA_KEYS = 16
 
 POSTING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+# A reference from outside the ledger (a card network's, a bank's, an invoice's): printable ASCII
+# without spaces at either end, up to 128 characters.
+EXTERNAL_REF_PATTERN = r"^[!-~]([ -~]{0,126}[!-~])?$"
+ExternalRef = Annotated[
+    str,
+    StringConstraints(pattern=EXTERNAL_REF_PATTERN),
+    Field(
+        description="A reference from outside the ledger (a card network's, a bank's); `posting find --ref` finds it."
+    ),
+]
 PostingId = Annotated[str, StringConstraints(pattern=POSTING_ID_PATTERN)]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")]
 
@@ -171,6 +181,7 @@ class PostingRequest(_Contract):
     expect: Expectations | None = Field(
         default=None, description="What must hold of accounts this request changes, or it is PRECONDITION_FAILED."
     )
+    external_ref: ExternalRef | None = None
     description: Annotated[str, StringConstraints(max_length=256)] = ""
     metadata: Annotated[dict[MetadataKey, MetadataValue], AfterValidator(_bounded_metadata)] = Field(
         default_factory=dict

@@ -137,6 +137,7 @@ class Decision(BaseModel):
     version: int | None = None  # original: bumped by each reversal (their optimistic lock)
     members: list[dict[str, Any]] | None = None  # chain: its members' posting_id and kind, in order
     chain_id: str | None = None  # a chain's member: the chain it was decided in
+    external_ref: str | None = None  # the request's reference from outside the ledger (ByExternalRef index)
 
 
 class Outcome(BaseModel):
@@ -156,6 +157,7 @@ class Outcome(BaseModel):
     # A posting with a balancing leg that moved less than it asked: the legs as posted.
     moved: list[dict[str, Any]] | None = None
     members: list[dict[str, Any]] | None = None  # a chain's members, as decided
+    external_ref: str | None = None  # the decision's reference from outside the ledger
 
     @classmethod
     def answering(
@@ -174,6 +176,7 @@ class Outcome(BaseModel):
                 f"({decision.status} at {decision.decided_at}){_differences(decision, request)}",
                 posting_status=decision.status,
                 decided_at=decision.decided_at,
+                external_ref=decision.external_ref,
             )
         return cls(
             status=decision.status if created else Status.DUPLICATE,
@@ -185,6 +188,7 @@ class Outcome(BaseModel):
             kind=decision.kind,
             moved=decision.posted_legs if decision.kind is None else None,
             members=decision.members,
+            external_ref=decision.external_ref,
         )
 
 

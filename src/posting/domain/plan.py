@@ -213,8 +213,18 @@ def decision_for(plan: PostingPlan, request_hash: str, message_id: str | None) -
         pending_legs=[_leg_record(leg) for leg in plan.pending_legs] if kind == "hold" else None,
         expires_at=utc_timestamp(expires_at) if expires_at is not None else None,
         hold_state=HoldState.OPEN if kind == "hold" else None,
-        members=[{"posting_id": m.request.posting_id, "kind": m.kind} for m in plan.members] or None,
+        members=[_member(m) for m in plan.members] or None,
+        external_ref=request.external_ref,
     )
+
+
+def _member(member: PostingPlan) -> dict[str, Any]:
+    """A chain's member as its decision and event list it; with the legs as posted when a
+    balancing leg moved less than it asked."""
+    found: dict[str, Any] = {"posting_id": member.request.posting_id, "kind": member.kind}
+    if member.kind == "posting" and _posts_other_legs(member):
+        found["moved"] = [_leg_record(leg) for leg in member.posted_legs]
+    return found
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, Discriminator, Field, StringConstraints, Ta
 from posting.domain.model import (
     MAX_LEGS,
     Expectations,
+    ExternalRef,
     Instant,
     Leg,
     MetadataKey,
@@ -43,6 +44,7 @@ class _KindRequest(_Contract):
     posting_id: PostingId
     effective_at: Instant | None = None  # absent: when it is decided
     expect: Expectations | None = None  # what must hold of accounts it changes
+    external_ref: ExternalRef | None = None  # a reference from outside the ledger: `posting find --ref`
     description: Description = ""
     metadata: Metadata = Field(default_factory=dict)
 

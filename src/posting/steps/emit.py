@@ -210,9 +210,15 @@ def result_event(item: BatchItem, outcome: Outcome) -> ResultEvent:
         fields["members"] = outcome.members or []
     if posted and outcome.moved is not None:
         fields["moved"] = outcome.moved
+    if outcome.external_ref is not None:
+        fields["external_ref"] = outcome.external_ref
     detail = model.model_validate(fields)
-    # `moved` appears only when a balancing leg moved less: every other event keeps its exact form.
-    dumped = detail.model_dump(mode="json", exclude={"moved"} if outcome.moved is None else None)
+    # `moved` and `external_ref` appear only when there is one: every other event keeps its form.
+    absent = {name for name in ("moved", "external_ref") if fields.get(name) is None}
+    dumped = detail.model_dump(mode="json", exclude=absent or None)
+    for member in dumped.get("members") or []:
+        if member.get("moved") is None:
+            member.pop("moved", None)
     return ResultEvent(detail_type=model.detail_type, detail=dumped)
 
 

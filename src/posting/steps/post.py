@@ -315,6 +315,7 @@ def _record_rejection(
         decided_at=now(),
         message_id=item.message_id,
         request=request.model_dump(mode="json", exclude_none=True),
+        external_ref=request.external_ref,
     )
     try:
         return _answer(ledger.record_rejection(decision), item, request)
