@@ -296,3 +296,16 @@ def test_decisions_stored_in_the_layout_before_read_the_same_and_still_catch_dup
         record(alice_and_bob, plan(alice_and_bob, request("pay-old")), message_id="msg-retry")
     assert already.value.decision == decision
     assert already.value.decision.request_hash == first.request.content_hash()  # a DUPLICATE, not a conflict
+
+
+def test_the_clock_watch_measures_dynamodb_locals_answers(dynamodb_client):
+    # DynamoDB Local runs on this host: its Date headers and this clock agree, so the offset's
+    # bounds hold zero and the ledger goes on writing.
+    from posting.adapters.clock import ClockWatch
+
+    watch = ClockWatch().attach(dynamodb_client)
+    for _ in range(3):
+        dynamodb_client.list_tables()
+    low, high = watch.bounds()
+    assert low <= 0 <= high and high - low <= 1.5
+    watch.check()

@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from posting.adapters import ledger_keys as keys
+from posting.adapters.clock import ClockWatch
 from posting.adapters.dynamodb import Table, cancellation_codes, error_code, transient_errors
 from posting.adapters.ledger_acts import LedgerActs
 from posting.adapters.ledger_books import LedgerBooks, since_checkpoint
@@ -44,8 +45,17 @@ _EXISTS = f"attribute_exists({keys.KEY_NAMES[0]})"
 class LedgerTable:
     """Reads and writes the ledger table through a botocore DynamoDB client."""
 
-    def __init__(self, client: Any, table_name: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: ClockWatch | None = None,
+    ) -> None:
         self.table = Table(client, table_name, sleep)
+        # Lines and checkpoints are dated by this host's clock: with a watch, none is written while
+        # the clock is known to be off (posting.adapters.clock).
+        self.clock = clock
         self.table_name = table_name
         self.books = LedgerBooks(client, table_name)  # balances, statements and reconciliation reads
         self.acts = LedgerActs(self.table, self.books)  # operators' acts: accounts, period close, outbox
@@ -114,6 +124,8 @@ class LedgerTable:
         member's id failed, with the accounts as DynamoDB found them; TransientPostingError for
         throttling, transaction conflicts and timeouts.
         """
+        if self.clock is not None:
+            self.clock.check()
         records = records_of(plan, request_hash, message_id)
         actions: list[dict[str, Any]] = [{"Put": self._decision_put(decision)} for decision in records.decisions]
         actions += [{"Update": self._settle(settlement)} for settlement in records.settlements]
@@ -168,6 +180,8 @@ class LedgerTable:
 
     def write_checkpoint(self, checkpoint: Checkpoint) -> bool:
         """Write a lane's checkpoint (immutable: an existing one is left as it is); True if written."""
+        if self.clock is not None:
+            self.clock.check()
         with transient_errors():
             try:
                 self.table.client.put_item(

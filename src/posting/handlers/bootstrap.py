@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import botocore.session
 from pydantic import BaseModel
 
+from posting.adapters.clock import ClockWatch
 from posting.adapters.dead_letters import DeadLetterQueue
 from posting.adapters.event_bus import EventBus
 from posting.adapters.ledger_table import LedgerTable
@@ -56,7 +57,13 @@ def ledger_records() -> LedgerRecords:
 
 @cache
 def _ledger_table() -> LedgerTable:
-    return LedgerTable(aws_client("dynamodb"), settings(LedgerConfig).ledger_table_name)
+    return LedgerTable(aws_client("dynamodb"), settings(LedgerConfig).ledger_table_name, clock=clock_watch())
+
+
+@cache
+def clock_watch() -> ClockWatch:
+    """This container's clock against DynamoDB's, measured from every answer of its client."""
+    return ClockWatch().attach(aws_client("dynamodb"))
 
 
 @cache

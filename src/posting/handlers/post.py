@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from posting.domain.outcomes import Status
-from posting.handlers.bootstrap import ledger, settings
+from posting.handlers.bootstrap import clock_watch, ledger, settings
 from posting.handlers.config import PostConfig
 from posting.handlers.observability import count, logger, metrics
 from posting.steps.items import Batch
@@ -72,4 +72,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for reason, rejections in rejected.items():
         with single_metric(name="Rejected", unit=MetricUnit.Count, value=rejections) as metric:
             metric.add_dimension(name="reason", value=reason)
+    # How far this host's clock is from DynamoDB's (Date headers, 1 s resolution): beyond 2 s the
+    # ledger refuses to write until it is right (posting.adapters.clock), and an alarm says so.
+    if (offset := clock_watch().offset_ms()) is not None:
+        metrics.add_metric(name="ClockOffsetMs", unit=MetricUnit.Milliseconds, value=offset)
     return batch.to_event()
