@@ -240,3 +240,46 @@ def test_a_chain_sample_is_a_valid_request():
     parsed = parse_request(sample.read_text())
     assert parsed.kind == "chain" and len(parsed.requests) >= 3
     assert json.loads(sample.read_text())["requests"][1]["kind"] == "capture"
+
+
+@pytest.mark.parametrize(
+    ("expectation", "posts"),
+    [
+        ({"account_id": "acc-alice", "version": 1}, True),
+        ({"account_id": "acc-alice", "available_at_least": 1000}, True),
+        ({"account_id": "acc-alice", "version": 2}, False),
+        ({"account_id": "acc-alice", "available_at_least": 1001}, False),
+        ({"account_id": "acc-bank", "version": 0}, False),  # no limit: its figures are not read
+    ],
+)
+def test_a_chains_own_expectations_are_checked_on_the_figures_before_it(ledger, expectation, posts):
+    # alice has 1000 after one entry; the chain's members take 300 of it.
+    body = {
+        **chain(
+            "chain-1", transfer("pay-1", "acc-alice", "acc-shop", 200), transfer("pay-2", "acc-alice", "acc-bank", 100)
+        ),
+        "expect": [expectation],
+    }
+    outcome = outcome_of(post(ledger, body))
+    if posts:
+        assert outcome.status == Status.POSTED
+        assert ledger.books.get_account("acc-alice").balance == 700
+    else:
+        assert (outcome.status, outcome.reason) == (Status.REJECTED, Reason.PRECONDITION_FAILED)
+        assert expectation["account_id"] in outcome.detail
+        assert ledger.books.get_account("acc-alice").balance == 1000
+        assert ledger.get_decision("pay-1") is None and ledger.get_decision("pay-2") is None
+    assert_books_balance(ledger)
+
+
+def test_a_chains_own_expectation_is_checked_at_the_write_not_only_at_the_read(ledger):
+    # Another posting moves alice between the read and the write: the chain's pin no longer holds.
+    ledger.before_transaction = lambda: post(ledger, transfer("pay-other", "acc-alice", "acc-shop", 1))
+    body = {
+        **chain("chain-1", transfer("pay-1", "acc-alice", "acc-shop", 100)),
+        "expect": [{"account_id": "acc-alice", "version": 1}],
+    }
+    outcome = outcome_of(post(ledger, body))
+    assert (outcome.status, outcome.reason) == (Status.REJECTED, Reason.PRECONDITION_FAILED)
+    assert ledger.books.get_account("acc-alice").balance == 999
+    assert_books_balance(ledger)

@@ -44,7 +44,7 @@ def member_ids(request: Request) -> list[str]:
 def must_read(request: Request) -> bool:
     """Whether it is only ever decided on figures read for it (see ledger.needs_read)."""
     if isinstance(request, ChainRequest):
-        return any(needs_read(member) for member in request.requests)
+        return needs_read(request) or any(needs_read(member) for member in request.requests)
     return needs_read(request)
 
 
