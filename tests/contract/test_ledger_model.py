@@ -487,7 +487,7 @@ def ledger_kind(request: pytest.FixtureRequest) -> tuple[str, Callable[[], tuple
     from posting_cli.local.stack import create_table
 
     client = request.getfixturevalue("dynamodb_client")
-    properties = request.getfixturevalue("template").properties("LedgerTable")
+    properties = request.getfixturevalue("template").table_definition("LedgerTable")
 
     def open_table() -> tuple[Any, Callable[[], None]]:
         name = f"model-{uuid.uuid4().hex[:12]}"
