@@ -15,6 +15,7 @@ from posting.handlers.config import PostConfig
 from posting.handlers.observability import logger, metrics
 from posting.steps.items import Batch
 from posting.steps.post import post_batch
+from posting.steps.sequencing import HELD_BACK
 
 TIME_RESERVE_SECONDS = 3.0
 
@@ -67,6 +68,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Posted", unit=MetricUnit.Count, value=statuses[Status.POSTED])
     metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=statuses[Status.DUPLICATE])
     metrics.add_metric(name="Undecided", unit=MetricUnit.Count, value=sum(i.failure is not None for i in batch.items))
+    # Of those, the records of a FIFO queue's group that waited behind an earlier one not decided.
+    held_back = sum(i.failure is not None and i.failure.error == HELD_BACK for i in batch.items)
+    if held_back:
+        metrics.add_metric(name="HeldBack", unit=MetricUnit.Count, value=held_back)
     for reason, count in rejected.items():
         with single_metric(name="Rejected", unit=MetricUnit.Count, value=count) as metric:
             metric.add_dimension(name="reason", value=reason)

@@ -19,7 +19,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -41,6 +40,7 @@ from posting.domain.planning import accounts_of, member_ids, must_read, referenc
 from posting.domain.requests import Request, parse_request
 from posting.steps.items import Batch, BatchItem, Failure
 from posting.steps.ports import Ledger
+from posting.steps.sequencing import decide_in_order
 
 # Contention on a busy account is normal (several batches post to it at once): retry with full
 # jitter, up to about 3 s in all, well inside the function's timeout. Past that the record goes back
@@ -91,7 +91,9 @@ def post_batch(
 ) -> Batch:
     """Decide every item of the batch; items come back in order, each with an outcome or a failure.
 
-    Items run concurrently, but two items that share an account with a limit, a posting_id or the
+    Items of one message group (a FIFO queue's) are decided one after another in the order they came,
+    and the first that is not decided holds back the rest of its group (posting.steps.sequencing).
+    Other items run concurrently, but two items that share an account with a limit, a posting_id or the
     hold or original they act on never run at the same time inside this invocation: they would only
     make each other retry. Accounts without a limit take no lock: no two requests share an item on
     them. `deadline` (a time.monotonic() value) is when the invocation must stop starting work: items
@@ -119,10 +121,7 @@ def post_batch(
             return _failed(item, error)
 
     pairs = list(zip(batch.items, requests, strict=True))
-    if len(batch.items) <= 1 or workers <= 1:
-        return Batch(items=[decide(pair) for pair in pairs])
-    with ThreadPoolExecutor(max_workers=min(workers, len(batch.items))) as pool:
-        return Batch(items=list(pool.map(decide, pairs)))
+    return Batch(items=decide_in_order(batch.items, lambda position: decide(pairs[position]), workers))
 
 
 def _reads_first(item: BatchItem, request: Request | None) -> bool:
