@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from posting.adapters.dead_letters import ORIGINAL_PRODUCER_ID  # a redrive sets it on the posting queue too
+from posting.adapters.posting_queue import is_fifo
 from posting.domain.outcomes import Outcome, error_text
 
 
@@ -80,7 +81,6 @@ class Batch(BaseModel):
 _PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_+=,.@:-]{1,256}", re.ASCII)
 # What SQS accepts as a MessageGroupId: 1 to 128 letters, digits and ASCII punctuation.
 _GROUP_ID = re.compile(r"[!-~]{1,128}", re.ASCII)
-FIFO_SUFFIX = ".fifo"  # SQS: a FIFO queue's name ends in it, and no standard queue's may
 
 
 def item_of_record(record: Any, position: int) -> BatchItem:
@@ -113,7 +113,7 @@ def _group_id(fields: dict[str, Any], system_attributes: Any) -> str | None:
     """The record's MessageGroupId, when it comes from a FIFO queue. A standard queue may carry group
     ids too (fair queues): they promise no order, so its records are never sequenced."""
     source = fields.get("eventSourceARN")
-    if not (isinstance(source, str) and source.endswith(FIFO_SUFFIX) and isinstance(system_attributes, dict)):
+    if not (isinstance(source, str) and is_fifo(source) and isinstance(system_attributes, dict)):
         return None
     group = system_attributes.get("MessageGroupId")
     return group if isinstance(group, str) and _GROUP_ID.fullmatch(group) else None
