@@ -100,6 +100,20 @@ def test_a_hold_its_capture_and_a_payout_funded_by_it_in_one_group_are_decided_i
     assert_books_balance(ledger)
 
 
+def test_a_later_record_sees_what_every_earlier_one_wrote_not_the_batchs_first_read():
+    # The batch reads alice and the merchant before deciding anything. The top-up consumes that read
+    # of alice; the hold then reads both again and the capture (whose accounts only its hold names)
+    # writes the merchant: the payout must see the merchant as the capture left it.
+    ledger = a_ledger()
+    top_up = transfer("top-up", FUNDING, "acc-alice", 500)
+
+    items = decide(ledger, [sqs_record(body, group_id="g") for body in [top_up, *hold_capture_payout("p2")]])
+
+    assert statuses(items) == [("POSTED", None)] * 4
+    assert balances(ledger, "acc-alice", "acc-merchant") == {"acc-alice": 4500, "acc-merchant": 0}
+    assert_books_balance(ledger)
+
+
 def test_a_group_is_decided_in_its_order_even_when_its_first_record_is_the_slow_one():
     # Two transfers on accounts they do not share: on a standard queue the fast one commits first.
     first, second = transfer("t-1", "acc-alice", "acc-bob", 10), transfer("t-2", FUNDING, "acc-carol", 10)

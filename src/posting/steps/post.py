@@ -116,7 +116,13 @@ def post_batch(
                 if deadline is not None and time.monotonic() > deadline:
                     return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
                 read = prefetched.take(accounts) if request and _reads_first(item, request) else None
-                return post_item(item, ledger, sleep, request, deadline, accounts=read)
+                try:
+                    return post_item(item, ledger, sleep, request, deadline, accounts=read)
+                finally:
+                    # Whatever it wrote, the batch's read of it is stale now; a capture's, void's or
+                    # reversal's accounts are its hold's or original's, which the batch cannot know.
+                    if request is not None and item.outcome is None:
+                        prefetched.spend(accounts, every=bool(references_of(request)))
         except Exception as error:  # noqa: BLE001 - one item's failure is that item's, never the batch's
             return _failed(item, error)
 
@@ -136,7 +142,8 @@ class _BatchRead:
 
     An account with a limit serves the first item that takes it, and only its first attempt: once
     that item has written, the read is stale, so later items (which the batch's key locks run one
-    after another) read it again. An account without a limit serves every item: planning takes its
+    after another) read it again. An item that wrote an account without taking its read (it read
+    for itself) spends that read all the same. An account without a limit serves every item: planning takes its
     terms and status only, which a posting never changes. Either way the read serves for at most
     READ_MAX_AGE_SECONDS.
     """
@@ -156,6 +163,15 @@ class _BatchRead:
             return cls(ledger.read_accounts(ids), time.monotonic())
         except Exception:  # noqa: BLE001 - an optimisation only: each item then reads its own accounts
             return cls({}, 0.0)
+
+    def spend(self, account_ids: set[str], *, every: bool = False) -> None:
+        """Drop the read of these accounts with a limit (with `every`, of all of them): an item that
+        did not take it may have written them since."""
+        with self._guard:
+            for account_id in list(self._states) if every else account_ids:
+                state = self._states.get(account_id)
+                if state is not None and not state.account.is_unlimited:
+                    del self._states[account_id]
 
     def unlimited(self, account_id: str) -> bool:
         return account_id in self._unlimited
