@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from posting.adapters.dead_letters import DeadLetterQueue
-from posting.adapters.posting_queue import PostingQueue, content_deduplication_id
+from posting.adapters.fifo import content_deduplication_id
+from posting.adapters.posting_queue import PostingQueue
 from posting.domain.outcomes import Outcome, Status
 from posting.steps.emit import emit_batch
 from posting.steps.expiry import sweep_expired_holds

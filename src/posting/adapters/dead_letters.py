@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from posting.adapters.posting_queue import is_fifo
+from posting.adapters.fifo import is_fifo
 
 # Message attribute names a DLQ entry carries; `posting dlq list` shows them.
 FAILURE_ERROR = "failure_error"

@@ -1,32 +1,18 @@
 """The posting queue: the expiry sweeper puts its requests where every request goes, and the emit
-step hands undecided records back to it sooner than its visibility timeout.
-
-A FIFO posting queue (template parameter PostingQueueType=fifo; its name ends in `.fifo`) takes
-every message with a MessageGroupId, the order it keeps, and a MessageDeduplicationId, the id it
-drops a second send of within 5 minutes.
+step hands undecided records back to it sooner than its visibility timeout. A FIFO posting queue
+takes each message in a group, with a deduplication id (posting.adapters.fifo).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from posting.adapters.fifo import content_deduplication_id, is_fifo
+
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
-FIFO_SUFFIX = ".fifo"  # SQS: a FIFO queue's name (so its URL and ARN) ends in it, and no standard queue's may
-
-
-def is_fifo(queue: str) -> bool:
-    """Whether the queue a URL or ARN names is a FIFO queue."""
-    return queue.endswith(FIFO_SUFFIX)
-
-
-def content_deduplication_id(body: str) -> str:
-    """A deduplication id for a body that is the same whenever it is sent: its SHA-256, as SQS's
-    content-based deduplication computes it."""
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class PostingQueue:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from posting.adapters.dead_letters import ORIGINAL_PRODUCER_ID  # a redrive sets it on the posting queue too
-from posting.adapters.posting_queue import is_fifo
+from posting.adapters.fifo import is_fifo
 from posting.domain.outcomes import Outcome, error_text
 
 
