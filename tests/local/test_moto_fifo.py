@@ -1,0 +1,115 @@
+"""moto's FIFO queues, as the local stack serves them: what they keep of SQS's FIFO rules already, and
+the deduplication window the local stack adds (posting_cli/local/moto_fifo.py). Against an
+in-process moto server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from posting_cli.local import moto_patches
+from posting_cli.local.moto_server import MotoServer
+
+pytestmark = pytest.mark.local_stack
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sqs(moto: MotoServer) -> Any:
+    return boto3.client("sqs", **moto.client_kwargs("us-east-1"))
+
+
+@pytest.fixture
+def queue(sqs: Any, request: pytest.FixtureRequest) -> str:
+    name = request.node.name.replace("[", "-").replace("]", "")[:60]
+    url: str = sqs.create_queue(
+        QueueName=f"{name}.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "DeduplicationScope": "messageGroup",
+            "FifoThroughputLimit": "perMessageGroupId",
+        },
+    )["QueueUrl"]
+    return url
+
+
+def send(sqs: Any, queue: str, body: str, group: str, dedup: str | None = None) -> str:
+    message_id: str = sqs.send_message(
+        QueueUrl=queue, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=dedup or body
+    )["MessageId"]
+    return message_id
+
+
+def receive(sqs: Any, queue: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = sqs.receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    ).get("Messages", [])
+    return messages
+
+
+def bodies(messages: list[dict[str, Any]]) -> list[str]:
+    return [message["Body"] for message in messages]
+
+
+def test_a_group_is_locked_while_any_of_its_messages_is_in_flight(sqs, queue):
+    for body, group in [("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A")]:
+        send(sqs, queue, body, group)
+
+    first = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=2)["Messages"]
+    assert bodies(first) == ["a1", "a2"]  # one receive takes several of a group, in order
+    assert bodies(receive(sqs, queue)) == ["b1"]  # A stays locked behind a1 and a2
+
+    # a2 visible again, a1 still in flight: A is still locked.
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=first[1]["ReceiptHandle"], VisibilityTimeout=0)
+    assert receive(sqs, queue) == []
+    # a1 visible again too: the group comes back whole, in its order.
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=first[0]["ReceiptHandle"], VisibilityTimeout=0)
+    again = receive(sqs, queue)
+    assert bodies(again) == ["a1", "a2", "a3"]
+    assert {message["Attributes"]["MessageGroupId"] for message in again} == {"A"}
+
+
+def test_a_send_without_a_group_or_a_deduplication_id_is_refused(sqs, queue):
+    with pytest.raises(sqs.exceptions.ClientError, match="MessageGroupId"):
+        sqs.send_message(QueueUrl=queue, MessageBody="x", MessageDeduplicationId="x")
+    with pytest.raises(sqs.exceptions.ClientError, match="MessageDeduplicationId"):
+        sqs.send_message(QueueUrl=queue, MessageBody="x", MessageGroupId="A")
+
+
+def test_a_deduplication_id_is_remembered_after_its_message_is_deleted(sqs, queue):
+    first = send(sqs, queue, "pay-1", "A", dedup="d-1")
+    for message in receive(sqs, queue):
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    again = send(sqs, queue, "pay-1 sent again", "A", dedup="d-1")
+
+    assert again == first  # accepted, answered with the original's id, not delivered
+    assert receive(sqs, queue) == []
+
+
+def test_with_a_group_scope_one_deduplication_id_may_be_sent_once_per_group(sqs, queue):
+    send(sqs, queue, "x", "A", dedup="same")
+    send(sqs, queue, "y", "B", dedup="same")
+    send(sqs, queue, "z", "A", dedup="same")
+
+    assert sorted(bodies(receive(sqs, queue))) == ["x", "y"]
+
+
+def test_without_the_patch_moto_forgets_a_deleted_messages_deduplication_id(moto, sqs, queue):
+    moto_patches.uninstall()
+    try:
+        send(sqs, queue, "pay-1", "A", dedup="d-1")
+        for message in receive(sqs, queue):
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        send(sqs, queue, "pay-1", "A", dedup="d-1")
+        assert bodies(receive(sqs, queue)) == ["pay-1"]  # delivered twice
+    finally:
+        moto_patches.install_all(moto.endpoint_url)
