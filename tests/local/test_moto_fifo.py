@@ -4,6 +4,7 @@ in-process moto server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +78,19 @@ def test_a_group_is_locked_while_any_of_its_messages_is_in_flight(sqs, queue):
     assert {message["Attributes"]["MessageGroupId"] for message in again} == {"A"}
 
 
+def test_a_group_whose_messages_all_time_out_comes_back_in_its_order(sqs, queue):
+    for body in ("a1", "a2", "a3"):
+        send(sqs, queue, body, "A")
+    assert bodies(sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=1)["Messages"]) == [
+        "a1",
+        "a2",
+        "a3",
+    ]
+    time.sleep(1.2)  # none deleted: the whole group comes back after its visibility timeout
+
+    assert bodies(receive(sqs, queue)) == ["a1", "a2", "a3"]
+
+
 def test_a_send_without_a_group_or_a_deduplication_id_is_refused(sqs, queue):
     with pytest.raises(sqs.exceptions.ClientError, match="MessageGroupId"):
         sqs.send_message(QueueUrl=queue, MessageBody="x", MessageDeduplicationId="x")
@@ -101,6 +115,18 @@ def test_with_a_group_scope_one_deduplication_id_may_be_sent_once_per_group(sqs,
     send(sqs, queue, "z", "A", dedup="same")
 
     assert sorted(bodies(receive(sqs, queue))) == ["x", "y"]
+
+
+def test_without_the_patches_moto_hands_out_the_last_of_a_timed_out_group_first(moto, sqs, queue):
+    moto_patches.uninstall()
+    try:
+        for body in ("a1", "a2", "a3"):
+            send(sqs, queue, body, "A")
+        sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=1)
+        time.sleep(1.2)
+        assert bodies(receive(sqs, queue)) == ["a3"]
+    finally:
+        moto_patches.install_all(moto.endpoint_url)
 
 
 def test_without_the_patch_moto_forgets_a_deleted_messages_deduplication_id(moto, sqs, queue):

@@ -6,7 +6,7 @@ visible again), one receive may return several messages of one group in their or
 visible again keeps its place at the head of its group, and a send without a MessageGroupId, or
 without a MessageDeduplicationId to a queue without content-based deduplication, is refused.
 
-One gap remains:
+Two gaps remain:
 
 13. Deduplication. moto drops a send whose deduplication id matches a message *still in the queue*,
     and answers it with a new message id. SQS remembers a deduplication id for 5 minutes after the
@@ -20,6 +20,14 @@ One gap remains:
     of ``Queue.add_message``, which :func:`posting_cli.local.moto_patches.install_fifo_deduplication`
     installs (undone by that module's ``uninstall``). A message moved to a dead-letter queue by the
     redrive policy is added, never deduplicated, as SQS moves it.
+
+14. Order after a visibility timeout. moto counts a message as in flight until a receive walks past
+    it visible again, and decides whether a group is locked from that count as it walks the queue:
+    when several messages of a group become visible again by their timeout (a batch the workflow
+    handed back), the walk passes the first ones while the later ones still count as in flight and
+    hands out the *last* one alone, ahead of the others. SQS hands the group back in its order.
+    -> :func:`releasing_visible` in place of ``SQSBackend.receive_message``: on a FIFO queue, every
+    message visible again stops counting as in flight before the walk starts.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from typing import Any
 from moto.sqs.models import DEDUPLICATION_TIME_IN_SECONDS, Message, Queue, SQSBackend
 
 _REMEMBERED = "_posting_local_deduplication"  # on each FIFO queue: id -> (sent at, message id, sequence)
-_guard = threading.Lock()
+# Reentrant: a second stack in the process installs the patches again over the first's.
+_guard = threading.RLock()
+_WRAPPED = "_posting_local_fifo"
 
 
 def deduplication_key(queue: Queue, body: str, deduplication_id: str | None, group_id: str | None) -> str | None:
@@ -52,7 +62,9 @@ def deduplicating(
     original_send: Callable[..., Any], window_seconds: float = DEDUPLICATION_TIME_IN_SECONDS
 ) -> Callable[..., Any]:
     """``SQSBackend.send_message`` deduplicating FIFO sends as SQS does (see 13. above); a send to a
-    standard queue goes to `original_send` as it is."""
+    standard queue goes to `original_send` as it is. Given one of its own, returns it unchanged."""
+    if getattr(original_send, _WRAPPED, False):
+        return original_send
 
     def send_message(self: SQSBackend, queue_name: str, message_body: str, *args: Any, **kwargs: Any) -> Any:
         queue = self.get_queue(queue_name)
@@ -80,13 +92,16 @@ def deduplicating(
                     del remembered[stale]
             return message
 
+    setattr(send_message, _WRAPPED, True)
     return send_message
 
 
 def appending(original_add: Callable[[Queue, Message], None]) -> Callable[[Queue, Message], None]:
     """``Queue.add_message`` without moto's deduplication scan on a FIFO queue (``deduplicating``
     has decided already); a standard queue, or one feeding moto's own Lambda event source mappings,
-    goes to `original_add` as it is."""
+    goes to `original_add` as it is. Given one of its own, returns it unchanged."""
+    if getattr(original_add, _WRAPPED, False):
+        return original_add
 
     def add_message(self: Queue, message: Message) -> None:
         if not self.fifo_queue or self.lambda_event_source_mappings:
@@ -96,4 +111,23 @@ def appending(original_add: Callable[[Queue, Message], None]) -> Callable[[Queue
             self._messages.append(message)
             self._messages_lock.notify_all()
 
+    setattr(add_message, _WRAPPED, True)
     return add_message
+
+
+def releasing_visible(original_receive: Callable[..., Any]) -> Callable[..., Any]:
+    """``SQSBackend.receive_message`` that first stops counting as in flight every message of a FIFO
+    queue that is visible again (see 14. above). Given one of its own, returns it unchanged."""
+    if getattr(original_receive, _WRAPPED, False):
+        return original_receive
+
+    def receive_message(self: SQSBackend, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue:
+            with queue._messages_lock:
+                for message in [m for m in queue.pending_messages if m.visible]:
+                    queue.pending_messages.discard(message)
+        return original_receive(self, queue_name, *args, **kwargs)
+
+    setattr(receive_message, _WRAPPED, True)
+    return receive_message

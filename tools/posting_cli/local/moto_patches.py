@@ -119,7 +119,8 @@ remain; each patch below fills one and says why:
    already takes to append a sent message.
 
 13. FIFO deduplication as SQS keeps it (5 minutes from the send, deleted
-   or not; see :mod:`posting_cli.local.moto_fifo`).
+   or not), and 14. a FIFO group handed back in its order after a
+   visibility timeout (see :mod:`posting_cli.local.moto_fifo`).
    -> :func:`install_fifo_deduplication`.
 
 Optional: :func:`install_retry_sleep` lets tests skip real ``Retry`` waits
@@ -737,10 +738,12 @@ def install_sqs_queue_lock() -> None:
     _patch(SQSBackend, "change_message_visibility", change_message_visibility)
 
 
-# 13. FIFO deduplication ------------------------------------------------------------
+# 13. and 14. FIFO queues ------------------------------------------------------------
 
 
 def install_fifo_deduplication() -> None:
-    """Remember a FIFO queue's deduplication ids for 5 minutes from the send (see 13. above)."""
+    """Remember a FIFO queue's deduplication ids for 5 minutes from the send, and hand a group back in
+    its order after a visibility timeout (see 13. above)."""
     _patch(SQSBackend, "send_message", moto_fifo.deduplicating(SQSBackend.send_message))
     _patch(Queue, "add_message", moto_fifo.appending(Queue.add_message))
+    _patch(SQSBackend, "receive_message", moto_fifo.releasing_visible(SQSBackend.receive_message))
