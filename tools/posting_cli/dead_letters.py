@@ -17,6 +17,7 @@ from posting.adapters.dead_letters import (
     PRODUCER_ID,
     SOURCE_MESSAGE_ID,
 )
+from posting.adapters.fifo import is_fifo
 from posting_cli.producers import Producers, allowed_producers
 from posting_cli.target import Target
 
@@ -40,6 +41,8 @@ class DeadLetter:
     # failed delivery, and the producer the request is attributed to.
     producer_id: str | None = None
     original_producer_id: str | None = None
+    # Its message group, in a FIFO DLQ (the group its request was sent in): a redrive re-sends it there.
+    group_id: str | None = None
 
     @property
     def producer(self) -> str:
@@ -74,6 +77,7 @@ def _received(messages: Iterable[dict[str, Any]]) -> list[DeadLetter]:
             sent_by=message.get("Attributes", {}).get("SenderId") or None,
             producer_id=attribute(PRODUCER_ID),
             original_producer_id=attribute(ORIGINAL_PRODUCER_ID),
+            group_id=message.get("Attributes", {}).get("MessageGroupId") or None,
         )
     return list(seen.values())
 
@@ -186,35 +190,87 @@ def redrive(
     producers = producers or allowed_producers(target, allow)
     selection = Selection(frozenset(message_ids), frozenset(reasons))
     sqs = target.client("sqs")
+    if is_fifo(target.dead_letter_queue_url) and not dry_run:
+        return _redrive_in_order(target, sqs, selection, producers)
     letters = _received(_drain(sqs, target.dead_letter_queue_url, visibility_seconds=60))
     plan = plan_redrive(letters, selection, producers)
     moved: set[str] = set()
     try:
         for letter, producer in [] if dry_run else plan.moves:
-            sqs.send_message(
-                QueueUrl=target.queue_url,
-                MessageBody=letter.body,
-                MessageAttributes={ORIGINAL_PRODUCER_ID: {"DataType": "String", "StringValue": producer}},
-            )
-            sqs.delete_message(QueueUrl=target.dead_letter_queue_url, ReceiptHandle=letter.receipt_handle)
+            _move(sqs, target, letter, producer)
             moved.add(letter.message_id)
     finally:
         _release(sqs, target.dead_letter_queue_url, [letter for letter in letters if letter.message_id not in moved])
     return RedriveReport(plan=plan, unresolved=producers.unresolved, dry_run=dry_run)
 
 
+def _redrive_in_order(target: Target, sqs: Any, selection: Selection, producers: Producers) -> RedriveReport:
+    """A FIFO DLQ's redrive: each message group's letters go back in their order, and the first letter
+    of a group that stays (not selected, or refused) keeps the later ones of its group with it, so no
+    request is re-sent ahead of an earlier one of its group. The queue shows no later letter of a
+    group while an earlier one is received, so letters are taken a receive at a time: a moved letter
+    lets the next ones of its group be received."""
+    plan = RedrivePlan(moves=[], refusals=[], unselected=[])
+    kept: list[DeadLetter] = []
+    stopped: dict[str, str] = {}  # group -> the message id of the letter that stays at its head
+    try:
+        while letters := _received(_receive(sqs, target.dead_letter_queue_url, visibility_seconds=60)):
+            for letter in letters:
+                group = letter.group_id or letter.message_id
+                if group in stopped:
+                    kept.append(letter)
+                    if letter in selection:
+                        plan.refusals.append((letter, f"behind {stopped[group]}, which stays, in its message group"))
+                    else:
+                        plan.unselected.append(letter)
+                    continue
+                step = plan_redrive([letter], selection, producers)
+                if step.moves:
+                    _move(sqs, target, letter, step.moves[0][1])
+                    plan.moves.append(step.moves[0])
+                    continue
+                stopped[group] = letter.source_message_id
+                kept.append(letter)
+                plan.refusals.extend(step.refusals)
+                plan.unselected.extend(step.unselected)
+    finally:
+        _release(sqs, target.dead_letter_queue_url, kept)
+    return RedriveReport(plan=plan, unresolved=producers.unresolved, dry_run=False)
+
+
+def _move(sqs: Any, target: Target, letter: DeadLetter, producer: str) -> None:
+    """Re-send a dead letter's body, named for its producer, then delete it from the DLQ. To a FIFO
+    queue it goes in its own group, deduplicated by its DLQ message id (a redrive interrupted between
+    the send and the delete, and run again, sends nothing twice)."""
+    ordering = (
+        {"MessageGroupId": letter.group_id or letter.source_message_id, "MessageDeduplicationId": letter.message_id}
+        if target.is_fifo
+        else {}
+    )
+    sqs.send_message(
+        QueueUrl=target.queue_url,
+        MessageBody=letter.body,
+        MessageAttributes={ORIGINAL_PRODUCER_ID: {"DataType": "String", "StringValue": producer}},
+        **ordering,
+    )
+    sqs.delete_message(QueueUrl=target.dead_letter_queue_url, ReceiptHandle=letter.receipt_handle)
+
+
 def _drain(sqs: Any, queue_url: str, visibility_seconds: int) -> Iterator[dict[str, Any]]:
-    """Receive until the queue has nothing visible left (messages stay in flight meanwhile)."""
-    while True:
-        response = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=SQS_BATCH,
-            WaitTimeSeconds=0,
-            VisibilityTimeout=visibility_seconds,
-            MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["SenderId"],
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            return
+    """Receive until the queue has nothing visible left (messages stay in flight meanwhile). A FIFO
+    queue shows only what it can hand out: no later message of a group whose earlier ones are in flight."""
+    while messages := _receive(sqs, queue_url, visibility_seconds):
         yield from messages
+
+
+def _receive(sqs: Any, queue_url: str, visibility_seconds: int) -> list[dict[str, Any]]:
+    response = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=SQS_BATCH,
+        WaitTimeSeconds=0,
+        VisibilityTimeout=visibility_seconds,
+        MessageAttributeNames=["All"],
+        MessageSystemAttributeNames=["SenderId", "MessageGroupId"],
+    )
+    messages: list[dict[str, Any]] = response.get("Messages", [])
+    return messages

@@ -6,7 +6,8 @@ They go through the same adapters the Lambda functions use, so what they read is
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
@@ -18,6 +19,7 @@ from posting.domain.model import Account, AccountState, utc_timestamp
 from posting.domain.outcomes import AccountAlreadyExists
 from posting.domain.plan import Entry
 from posting.domain.reconciliation import Reconciliation, reconcile_records
+from posting_cli import groups as grouping
 
 # Dead letters live in posting_cli.dead_letters; the tools find them here too.
 from posting_cli.dead_letters import (  # noqa: F401
@@ -105,53 +107,70 @@ class Submitted:
     sent_ms: int
 
 
-def submit(target: Target, bodies: Iterable[str]) -> list[Submitted]:
+def submit(target: Target, bodies: Iterable[str], group_ids: Sequence[str] | None = None) -> list[Submitted]:
     """Send each body as one message, exactly as given, 10 per call; one answer per body, in order.
 
     The queue refuses some bodies outright (empty, larger than its MaximumMessageSize, characters
     SQS does not carry): those come back with the queue's error instead of a message id.
+
+    On a FIFO queue each body goes in its message group (`group_ids`, one per body; by default the
+    `linked` grouping of posting_cli.groups), with a deduplication id of its own, kept across the
+    SDK's retries of its call: every body sent is decided and answered, a second one of the same
+    request as a DUPLICATE, exactly as on a standard queue.
     """
     sqs = target.client("sqs")
+    texts = list(bodies)
+    ordering: list[dict[str, str]] = [{} for _ in texts]
+    if target.is_fifo:
+        groups = list(group_ids) if group_ids is not None else grouping.group_ids(texts)
+        if len(groups) != len(texts):
+            raise ValueError(f"{len(groups)} message group ids for {len(texts)} bodies")
+        ordering = [{"MessageGroupId": group, "MessageDeduplicationId": uuid.uuid4().hex} for group in groups]
     answers: list[Submitted] = []
-    batch: list[str] = []
+    batch: list[int] = []  # positions in texts
 
-    def send_one(body: str) -> Submitted:
+    def send_one(position: int) -> Submitted:
         now = _now_ms()
+        body = texts[position]
         if not body:
             return Submitted(None, "empty message: SQS cannot carry an empty body", now)
         try:
-            return Submitted(sqs.send_message(QueueUrl=target.queue_url, MessageBody=body)["MessageId"], None, now)
+            sent = sqs.send_message(QueueUrl=target.queue_url, MessageBody=body, **ordering[position])
+            return Submitted(sent["MessageId"], None, now)
         except ClientError as error:
             refusal = error.response.get("Error", {})
             return Submitted(None, _refused(refusal.get("Code"), refusal.get("Message")), now)
 
     def flush() -> None:
         now = _now_ms()
-        sendable = [index for index, body in enumerate(batch) if body]
+        sendable = [index for index, position in enumerate(batch) if texts[position]]
         answer: dict[int, Submitted] = {}
         try:
             response = (
                 sqs.send_message_batch(
                     QueueUrl=target.queue_url,
-                    Entries=[{"Id": str(index), "MessageBody": batch[index]} for index in sendable],
+                    Entries=[
+                        {"Id": str(index), "MessageBody": texts[batch[index]], **ordering[batch[index]]}
+                        for index in sendable
+                    ],
                 )
                 if sendable
                 else {"Successful": [], "Failed": []}
             )
         except ClientError:
             # One oversized body can sink the whole batch request: send them one by one instead.
-            answers.extend(send_one(body) for body in batch)
+            answers.extend(send_one(position) for position in batch)
             batch.clear()
             return
         for entry in response.get("Successful", []):
             answer[int(entry["Id"])] = Submitted(entry["MessageId"], None, now)
         for entry in response.get("Failed", []):
             answer[int(entry["Id"])] = Submitted(None, _refused(entry.get("Code"), entry.get("Message")), now)
-        answers.extend(answer.get(index) or send_one(body) for index, body in enumerate(batch))
+        answers.extend(answer.get(index) or send_one(position) for index, position in enumerate(batch))
         batch.clear()
 
-    for body in bodies:
-        batch.append(body)
+    for position in range(len(texts)):
+        batch.append(position)
         if len(batch) == SQS_BATCH:
             flush()
     if batch:
