@@ -149,3 +149,44 @@ def test_a_standard_queue_gets_neither_a_group_nor_a_deduplication_id(sqs):
 def test_a_fifo_queue_refuses_bodies_without_groups():
     with pytest.raises(ValueError, match="one message group id per body"):
         PostingQueue(client=None, queue_url="https://sqs/q.fifo").send(["{}"])
+
+
+# -- posting dlq redrive from a FIFO DLQ -----------------------------------------------------------
+
+
+def test_a_redrive_re_sends_a_group_in_order_and_stops_at_the_first_letter_that_stays(sqs):
+    from posting_cli.dead_letters import redrive
+    from posting_cli.producers import Producers
+    from posting_cli.target import REQUIRED_OUTPUTS, Target
+
+    queue, dlq_url = fifo_queue(sqs, "stack-postings"), fifo_queue(sqs, "stack-dlq")
+    target = Target(
+        outputs={key: "-" for key in REQUIRED_OUTPUTS} | {"PostingQueueUrl": queue, "DeadLetterQueueUrl": dlq_url},
+        region="us-east-1",
+    )
+    target._clients["sqs"] = sqs
+    dlq = DeadLetterQueue(sqs, dlq_url)
+    senders = {"a1": "AIDAGOOD", "a2": "AIDASTRANGER", "a3": "AIDAGOOD", "b1": "AIDAGOOD"}
+    for name, sender in senders.items():
+        dlq.send(json.dumps({"posting_id": name}), f"m-{name}", 5, "E", "x", producer_id=sender, group_id=name[0])
+
+    # The DLQ's letters are the emit step's (moto records one sender for every message).
+    looked = received(sqs, dlq_url)
+    emit_step = looked[0]["Attributes"]["SenderId"]
+    for letter in looked:  # back at once: the look must not leave them in flight
+        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=letter["ReceiptHandle"], VisibilityTimeout=0)
+    producers = Producers(allowed=frozenset({"AIDAGOOD"}), pipeline=frozenset({emit_step}), redrivers=frozenset())
+
+    report = redrive(target, producers=producers)
+
+    assert [letter.source_message_id for letter, _ in report.plan.moves] == ["m-a1", "m-b1"]
+    assert [(letter.source_message_id, why) for letter, why in report.plan.refusals] == [
+        ("m-a2", "AIDASTRANGER is not an allowed producer"),
+        ("m-a3", "behind m-a2, which stays, in its message group"),
+    ]
+    moved = received(sqs, queue)
+    assert [(m["Body"], m["Attributes"]["MessageGroupId"]) for m in moved] == [
+        ('{"posting_id": "a1"}', "a"),
+        ('{"posting_id": "b1"}', "b"),
+    ]
+    assert sorted(json.loads(m["Body"])["posting_id"] for m in received(sqs, dlq_url)) == ["a2", "a3"]
