@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -68,7 +69,6 @@ class LocalLambdaRuntime:
         self._handlers: dict[str, Callable[[Any, LambdaContext], Any]] = {}
         # function name -> [invocations, seconds spent in the handler], for benchmarks
         self.durations: dict[str, list[float]] = {name: [0, 0.0] for name in self.functions}
-        self._replaced: dict[str, str | None] = {}  # what install_environment replaced, to restore
 
     def merged_environment(self) -> dict[str, str]:
         merged: dict[str, str] = {}
@@ -86,19 +86,12 @@ class LocalLambdaRuntime:
     def install_environment(self, extra: Mapping[str, str]) -> None:
         """Set the functions' environment (and the local endpoints in `extra`) in os.environ, until
         restore_environment()."""
-        for name, value in {**self.merged_environment(), **extra}.items():
-            self._replaced.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
+        _ENVIRONMENT.push(self, {**self.merged_environment(), **extra})
 
     def restore_environment(self) -> None:
-        """Put back what install_environment replaced: once the stack stops, clients built after it
-        are not sent to its endpoints."""
-        for name, value in self._replaced.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._replaced.clear()
+        """Take back what install_environment set: once the stack stops, clients built after it are
+        not sent to its endpoints, and a stack still running keeps its own values."""
+        _ENVIRONMENT.pop(self)
 
     def load_handlers(self) -> None:
         """Import every handler now (a cold start), so that configuration errors show up at start-up.
@@ -133,6 +126,43 @@ class LocalLambdaRuntime:
 
 
 HANDLER_PACKAGE = "posting.handlers"
+
+
+class _EnvironmentLayers:
+    """The process environment as layers, one per running stack over what the process had: stacks
+    in one process (a test's own beside the session's) may stop in any order, and each stop leaves
+    os.environ as the stacks still running set it."""
+
+    def __init__(self) -> None:
+        self._base: dict[str, str | None] = {}
+        self._layers: list[tuple[object, dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def push(self, owner: object, values: Mapping[str, str]) -> None:
+        with self._lock:
+            for name in values:
+                self._base.setdefault(name, os.environ.get(name))
+            self._layers = [layer for layer in self._layers if layer[0] is not owner]
+            self._layers.append((owner, dict(values)))
+            os.environ.update(values)
+
+    def pop(self, owner: object) -> None:
+        with self._lock:
+            mine = [values for who, values in self._layers if who is owner]
+            self._layers = [layer for layer in self._layers if layer[0] is not owner]
+            for name in {name for values in mine for name in values}:
+                value = next((values[name] for _, values in reversed(self._layers) if name in values), None)
+                if value is None:
+                    value = self._base.get(name)
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            if not self._layers:
+                self._base.clear()
+
+
+_ENVIRONMENT = _EnvironmentLayers()
 
 
 def fresh_execution_environments() -> None:
