@@ -23,6 +23,8 @@ from posting.steps.emit import EVENT_SOURCE
 from posting_cli.local.template import Resolver, Template
 from posting_cli.target import REQUIRED_OUTPUTS
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # Outside facts -----------------------------------------------------------------------------------
 
 STEP_FUNCTIONS_PAYLOAD_LIMIT = 256 * 1024  # bytes, per state input/output and execution input
@@ -182,8 +184,23 @@ def sam_policy_templates(template: Template, logical_id: str) -> dict[str, list[
 def test_cfn_lint_passes(template: Template) -> None:
     from cfnlint.api import lint_file
 
-    matches = lint_file(template.path)
-    assert [str(match) for match in matches] == []
+    for linted in (template, *template.nested().values()):
+        matches = lint_file(linted.path)
+        assert [str(match) for match in matches] == [], linted.path.name
+
+
+# Nested applications -----------------------------------------------------------------------------
+
+
+def test_nested_applications_are_the_plain_cloudformation_templates_under_templates(template: Template) -> None:
+    """`make lint` lints and scans templates/*.yaml as they are: every nested template is one of them,
+    with no transform to expand first (nor CAPABILITY_AUTO_EXPAND to acknowledge for it)."""
+    nested = template.nested()
+    assert len(nested) == len(template.resources_of_type("AWS::Serverless::Application")) >= 1
+    assert {child.path for child in nested.values()} == set((ROOT / "templates").glob("*.yaml"))
+    for logical_id, child in nested.items():
+        assert "Transform" not in child.body, logical_id
+        assert set(child.parameters) == set(template.properties(logical_id).get("Parameters", {})), logical_id
 
 
 # Intake: queue, dead-letter queue, pipe ----------------------------------------------------------

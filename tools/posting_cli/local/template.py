@@ -131,6 +131,23 @@ class Template:
         )
         return definition
 
+    def nested(self) -> dict[str, Template]:
+        """Each nested application with a local Location (AWS::Serverless::Application), by logical id:
+        its template, bound to the parameters this one passes it (every resource a placeholder)."""
+        resolver = Resolver(self)
+        for logical_id in self.resources:
+            resolver.skip(logical_id)
+        found: dict[str, Template] = {}
+        for logical_id, resource in self.resources_of_type("AWS::Serverless::Application").items():
+            location = resource.get("Properties", {}).get("Location")
+            if not isinstance(location, str) or location.startswith(("https://", "s3://")):
+                continue  # a published application or an uploaded template: nothing here to read
+            parameters = resolver.resolve(resource["Properties"].get("Parameters", {}))
+            found[logical_id] = Template.load(
+                self.path.parent / location, stack_name=f"{self.stack_name}-{logical_id}", overrides=parameters
+            )
+        return found
+
     def condition(self, name: str) -> bool:
         """The value of one of the template's Conditions, given the bound parameters."""
         return bool(Resolver(self).evaluate({"Condition": name}))
