@@ -52,6 +52,10 @@ lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, checkov and parliament o
 	PYTHON=$(PYTHON) tools/checkov.sh translate --output build/translated-template.json
 	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json $(foreach t,$(NESTED_TEMPLATES),--file $(t)) \
 	  --file deploy/bootstrap.yaml
+	@# The same template deployed with a FIFO posting queue (PostingQueueType=fifo).
+	PYTHON=$(PYTHON) tools/checkov.sh translate --default PostingQueueType=fifo --output build/translated-template-fifo.json
+	$(BIN)/cfn-lint build/translated-template-fifo.json
+	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template-fifo.json
 	PYTHON=$(PYTHON) tools/checkov.sh parliament --translated build/translated-template.json --source template.yaml \
 	  --template deploy/bootstrap.yaml --policy deploy/scp.json
 

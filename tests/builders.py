@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 _message_ids = itertools.count(1)
+_sequence_numbers = itertools.count(18_000_000_000_000_000_000)
 
 
 def leg(account_id: str, side: str, amount: int, currency: str = "EUR") -> dict[str, Any]:
@@ -42,9 +43,11 @@ def account(
     }
 
 
-def sqs_record(body: dict[str, Any] | str, message_id: str | None = None, receive_count: int = 1) -> dict[str, Any]:
-    """An SQS record as the EventBridge Pipe hands it to the workflow."""
-    return {
+def sqs_record(
+    body: dict[str, Any] | str, message_id: str | None = None, receive_count: int = 1, group_id: str | None = None
+) -> dict[str, Any]:
+    """An SQS record as the EventBridge Pipe hands it to the workflow; with `group_id`, from a FIFO queue."""
+    record: dict[str, Any] = {
         "messageId": message_id or f"msg-{next(_message_ids)}",
         "receiptHandle": "AQEB-test",
         "body": body if isinstance(body, str) else json.dumps(body),
@@ -60,3 +63,11 @@ def sqs_record(body: dict[str, Any] | str, message_id: str | None = None, receiv
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:posting-queue",
         "awsRegion": "us-east-1",
     }
+    if group_id is not None:
+        record["eventSourceARN"] += ".fifo"
+        record["attributes"] |= {
+            "MessageGroupId": group_id,
+            "MessageDeduplicationId": record["messageId"],
+            "SequenceNumber": str(next(_sequence_numbers)),
+        }
+    return record

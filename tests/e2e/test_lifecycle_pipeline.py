@@ -177,3 +177,49 @@ def test_local_run_on_a_file_of_every_kind(tmp_path):
         a: (f["balance"], f["pending_debits"], f["pending_credits"], f["available"]) for a, f in figures.items()
     } == expected
     assert all(f["posted"] == f["balance"] for f in figures.values())
+
+
+def test_chains_through_the_pipeline_are_all_or_nothing(local_stack, ids):
+    target = local_stack.target
+    alice, shop, bank, funding = f"alice-{ids}", f"shop-{ids}", f"bank-{ids}", f"funding-{ids}"
+    open_accounts(
+        target,
+        account(alice),
+        account(shop),
+        account(bank, overdraft_limit=None),
+        account(funding, normal_balance="debit", overdraft_limit=None),
+    )
+    fund = request(f"fund-{ids}", leg(funding, "debit", 1000), leg(alice, "credit", 1000))
+    assert [r.status for r in post_all(target, [json.dumps(fund)])] == ["POSTED"]
+
+    def chain(posting_id: str, payout: int) -> dict[str, Any]:
+        return {
+            "kind": "chain",
+            "posting_id": posting_id,
+            "requests": [
+                hold(f"{posting_id}-auth", alice, shop, 800),
+                {"kind": "capture", "posting_id": f"{posting_id}-cap", "hold_id": f"{posting_id}-auth"},
+                request(f"{posting_id}-payout", leg(shop, "debit", payout), leg(bank, "credit", payout)),
+            ],
+        }
+
+    # The last member asks for more than the capture left the shop: nothing of the chain happens.
+    refused = post_all(target, [json.dumps(chain(f"c1-{ids}", 900))])[0]
+    assert (refused.status, refused.reason) == ("REJECTED", "INSUFFICIENT_FUNDS")
+    assert refused.detail.startswith(f"requests[2] (c1-{ids}-payout):")
+    books = operations.books(target)
+    assert {a: s.balance for a, s in books.get_accounts([alice, shop, bank]).items()} == {alice: 1000, shop: 0, bank: 0}
+    assert books.get_account(alice).pending_debits == 0
+    assert operations.ledger(target).get_decisions([f"c1-{ids}-auth", f"c1-{ids}-cap", f"c1-{ids}-payout"]) == {}
+
+    posted, again = post_all(target, [json.dumps(chain(f"c2-{ids}", 800)), json.dumps(chain(f"c2-{ids}", 800))])
+    assert sorted([posted.status, again.status]) == ["DUPLICATE", "POSTED"]
+    assert {a: s.balance for a, s in books.get_accounts([alice, shop, bank]).items()} == {
+        alice: 200,
+        shop: 0,
+        bank: 800,
+    }
+    members = operations.ledger(target).get_decisions([f"c2-{ids}-auth", f"c2-{ids}-cap", f"c2-{ids}-payout"])
+    assert {m.chain_id for m in members.values()} == {f"c2-{ids}"} and len(members) == 3
+    assert members[f"c2-{ids}-auth"].hold_state == "captured"
+    assert operations.reconcile(target).ok

@@ -71,3 +71,12 @@ def test_reconcile_finds_a_balance_that_does_not_match_its_entries(local_stack, 
             UpdateExpression="SET balance = :b",
             ExpressionAttributeValues={":b": {"N": "0"}},
         )
+
+
+def test_submit_group_by_is_refused_on_a_standard_queue(verbs, tmp_path):
+    (tmp_path / "one.jsonl").write_text(json.dumps(request(f"p-{uuid.uuid4().hex[:8]}")) + "\n")
+
+    code, output = verbs("submit", "--group-by", "file", str(tmp_path / "one.jsonl"))
+
+    assert code == 1
+    assert "--group-by orders requests on a FIFO posting queue only" in output

@@ -246,3 +246,56 @@ def test_the_workflow_sample_runs_through_the_real_state_machine(local_stack):
 
     assert response["status"] == "SUCCEEDED", response
     assert json.loads(response["output"]) == {"batchItemFailures": []}
+
+
+# -- order: what a standard queue does not promise (tests/e2e/test_fifo.py: what a FIFO queue does) --
+
+
+def card_payment(ids: str) -> tuple[list[dict], list[str]]:
+    """Accounts, and a hold, its capture and a payout the capture funds: each line needs the one before."""
+    accounts = [
+        account(f"funding-{ids}", normal_balance="debit", overdraft_limit=None),
+        account(f"bank-{ids}", normal_balance="debit", overdraft_limit=None),
+        account(f"alice-{ids}"),
+        account(f"merchant-{ids}"),
+    ]
+    lines = [
+        request(f"fund-{ids}", leg(f"funding-{ids}", "debit", 5000), leg(f"alice-{ids}", "credit", 5000)),
+        request(f"hold-{ids}", leg(f"alice-{ids}", "debit", 1000), leg(f"merchant-{ids}", "credit", 1000), kind="hold"),
+        {"kind": "capture", "posting_id": f"capture-{ids}", "hold_id": f"hold-{ids}"},
+        request(f"payout-{ids}", leg(f"merchant-{ids}", "debit", 1000), leg(f"bank-{ids}", "credit", 1000)),
+    ]
+    return accounts, [json.dumps(line) for line in lines]
+
+
+def fail_first_delivery_of(posting_id: str, monkeypatch) -> list[str]:
+    """Every attempt of the posting's first delivery fails as a throttled transaction does."""
+    original = LedgerTable.record_posting
+    attempts: list[str] = []
+
+    def record_posting(self, plan, request_hash, message_id):
+        if plan.request.posting_id == posting_id:
+            attempts.append(message_id)
+            if len(attempts) <= 12:  # the post step's attempts in one delivery
+                raise TransientPostingError("transaction cancelled: ThrottlingException (injected)")
+        return original(self, plan, request_hash, message_id)
+
+    monkeypatch.setattr(LedgerTable, "record_posting", record_posting)
+    return attempts
+
+
+def test_on_a_standard_queue_what_follows_a_hold_that_was_not_decided_is_decided_without_it(
+    local_stack, monkeypatch, ids
+):
+    accounts, lines = card_payment(ids)
+    open_accounts(local_stack.target, *accounts)
+    fail_first_delivery_of(f"hold-{ids}", monkeypatch)
+
+    results = post_all(local_stack.target, lines)
+
+    assert [(r.status, r.reason) for r in results] == [
+        ("POSTED", None),
+        ("POSTED", None),  # on its second delivery: too late for what needed it
+        ("REJECTED", "HOLD_NOT_FOUND"),
+        ("REJECTED", "INSUFFICIENT_FUNDS"),
+    ]

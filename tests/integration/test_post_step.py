@@ -343,3 +343,35 @@ def test_chains_racing_on_shared_accounts_apply_all_or_nothing_and_never_overdra
     }
     assert len(posted_members) == 14
     assert_books_balance(ledger)
+
+
+def test_balancing_legs_racing_on_one_account_move_exactly_what_it_had(ledger_table):
+    # Twelve sweeps at once, each "up to 1000" from a payer holding 5,000 with a limit of 300: between
+    # them they move exactly 5,300, each what was left when it was decided, and never more.
+    sinks = [f"acc-sweep-{n}" for n in range(12)]
+    open_accounts(ledger_table, account(FUNDING, overdraft_limit=None), account("acc-payer", overdraft_limit=300))
+    open_accounts(ledger_table, *(account(sink) for sink in sinks))
+    fund(ledger_table, "acc-payer", 5_000)
+    bodies = []
+    for n, sink in enumerate(sinks):
+        body = transfer(f"sweep-{n}", "acc-payer", sink, 1_000)
+        body["legs"][0]["balancing"] = True
+        bodies.append(body)
+
+    decided = post_concurrently(ledger_table, [item_for(body) for body in bodies])
+
+    received = balances(ledger_table, *sinks)
+    moved = {item.posting_id: received[sinks[int(item.posting_id.split("-")[1])]] for item in decided}
+    posted = [item for item in decided if outcome_of(item).status == Status.POSTED]
+    refused = [item for item in decided if outcome_of(item).status == Status.REJECTED]
+    assert all(outcome_of(item).reason == Reason.INSUFFICIENT_FUNDS for item in refused)
+    assert sum(moved.values()) == 5_300
+    assert all(0 < moved[item.posting_id] <= 1_000 for item in posted)
+    assert len(posted) == 6 and len(refused) == 6  # five whole sweeps and one of 300
+    payer = ledger_table.books.get_account("acc-payer")
+    assert (payer.balance, payer.available, payer.headroom) == (-300, -300, 0)
+    for item in posted:  # each posted leg says what it moved, as the event will
+        outcome = outcome_of(item)
+        if moved[item.posting_id] < 1_000:
+            assert [leg["amount"] for leg in outcome.moved] == [moved[item.posting_id]] * 2
+    assert_books_balance(ledger_table)

@@ -28,6 +28,8 @@ def test_a_provisioned_ledger_table_is_created_with_the_templates_minimums(dynam
         } == {
             "OpenHoldsByExpiry": 5,
             "UnlimitedAccounts": 5,
+            "ValueDatedLines": 5,
+            "ByExternalRef": 5,
         }
     finally:
         dynamodb_client.delete_table(TableName=name)

@@ -570,3 +570,71 @@ def test_the_budget_counts_retries_and_the_slowest_branch() -> None:
     seconds, path = longest_path(states, "A", {"f": 10})
     assert path == ["A", "Slow"]
     assert seconds == (10 + 1) + (1 + 2) + 2 * 1 + 2
+
+
+# On a FIFO queue: the last-resort path keeps each dead letter in its message group ------------------
+
+
+@pytest.fixture(scope="module")
+def fifo_dlq(aws: dict[str, Any]) -> str:
+    sqs = boto3.client("sqs", **aws)
+    url: str = sqs.create_queue(QueueName="posting-workflow-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    return url
+
+
+@pytest.fixture(scope="module")
+def fifo_workflow(template: Template, aws: dict[str, Any], role: str, sfn: Any, fifo_dlq: str) -> str:
+    """The workflow as template.yaml wires it, dead-lettering to a FIFO DLQ; its functions are the
+    stubs test_state_machine.py creates (named after their step)."""
+    asl = STATEMACHINE_DIR / "posting.asl.json"
+    properties = template.properties(state_machine_for(template, asl))
+    text = asl.read_text()
+    lam = boto3.client("lambda", **aws)
+    existing = {f["FunctionName"] for f in lam.list_functions()["Functions"]}
+    for key, value in properties["DefinitionSubstitutions"].items():
+        if value == {"Ref": "PostingDLQ"}:
+            text = text.replace("${" + key + "}", fifo_dlq)
+        elif value == {"Ref": "MaxReceiveCount"}:
+            text = text.replace("${" + key + "}", str(max_receive_count(template)))
+        else:
+            name = str(template.properties(value["Fn::GetAtt"][0])["Handler"].split(".")[-2])
+            if name not in existing:
+                lam.create_function(FunctionName=name, Role=role, Code={"ZipFile": b"x"})
+                existing.add(name)
+            text = text.replace("${" + key + "}", f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
+    assert not re.search(r"\$\{[^}]+\}", text)
+    arn: str = sfn.create_state_machine(name="posting-fifo", definition=text, roleArn=role, type=properties["Type"])[
+        "stateMachineArn"
+    ]
+    return arn
+
+
+def test_on_a_fifo_queue_a_last_delivery_is_dead_lettered_in_its_group_and_the_rest_go_back(
+    sfn: Any, fifo_workflow: str, steps: dict[str, Step], template: Template, *, aws: dict[str, Any], fifo_dlq: str
+) -> None:
+    last = max_receive_count(template)
+    groups = ["acc-alice", "acc-alice", "acc-bob"]
+    items = [
+        {**item, "receive_count": count, "group_id": group}
+        for item, count, group in zip(VALIDATED["items"], [last, last, 1], groups, strict=True)
+    ]
+    steps["validate"] = answer({"items": items})
+    steps["post"] = fail()
+    steps["emit"] = fail()
+
+    result = sfn.start_sync_execution(stateMachineArn=fifo_workflow, input=json.dumps(RECORDS))
+
+    assert result["status"] == "SUCCEEDED", result
+    assert json.loads(result["output"]) == failures("m3")
+    sqs = boto3.client("sqs", **aws)
+    letters = sqs.receive_message(
+        QueueUrl=fifo_dlq, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"]
+    )["Messages"]
+    assert sorted(
+        (
+            letter["MessageAttributes"]["source_message_id"]["StringValue"],
+            letter["Attributes"]["MessageGroupId"],
+            letter["Attributes"]["MessageDeduplicationId"],
+        )
+        for letter in letters
+    ) == [("m1", "acc-alice", "m1"), ("m2", "acc-alice", "m2")]

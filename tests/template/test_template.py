@@ -276,7 +276,10 @@ def test_pipe_hands_queue_batches_to_the_workflow_and_waits_for_its_answer(
     assert template.properties(state_machine_id)["Type"] == "EXPRESS"
     sqs = pipe["SourceParameters"]["SqsQueueParameters"]
     batch_size = parameter(template, sqs["BatchSize"])
-    window = parameter(template, sqs["MaximumBatchingWindowInSeconds"])
+    # With a FIFO queue no window at all (tests/template/test_fifo_template.py); else the parameter's.
+    condition, fifo_window, standard_window = sqs["MaximumBatchingWindowInSeconds"]["Fn::If"]
+    assert (condition, fifo_window) == ("FifoPostingQueue", 0)
+    window = parameter(template, standard_window)
     assert 1 <= batch_size["MinValue"] <= batch_size["Default"] <= batch_size["MaxValue"] <= 10_000
     assert 0 <= window["MinValue"] <= window["Default"] <= window["MaxValue"] <= 300
     if batch_size["MaxValue"] > 10:  # SQS sources need a batching window for batches above 10

@@ -25,7 +25,18 @@ class FakeDeadLetterQueue:
         self.messages: list[dict] = []
         self._broken = broken
 
-    def send(self, body, message_id, receive_count, error, message, *, producer_id=None, original_producer_id=None):
+    def send(
+        self,
+        body,
+        message_id,
+        receive_count,
+        error,
+        message,
+        *,
+        producer_id=None,
+        original_producer_id=None,
+        group_id=None,
+    ):
         if self._broken:
             from botocore.exceptions import EndpointConnectionError
 
@@ -39,5 +50,6 @@ class FakeDeadLetterQueue:
                 "message": message,
                 "producer_id": producer_id,
                 "original_producer_id": original_producer_id,
+                "group_id": group_id,
             }
         )

@@ -258,3 +258,46 @@ def test_a_members_balancing_leg_says_what_it_moved_in_the_chains_event(ledger):
     assert [(m["account_id"], m["amount"]) for m in members[1]["moved"]] == [("acc-alice", 700), ("acc-bank", 700)]
     assert "external_ref" not in event.detail  # the chain carried none; its member's decision has its own
     assert ledger.get_decision("sweep-1").external_ref == "EOD-1"
+
+
+@pytest.mark.parametrize(
+    ("expectation", "posts"),
+    [
+        ({"account_id": "acc-alice", "version": 1}, True),
+        ({"account_id": "acc-alice", "available_at_least": 1000}, True),
+        ({"account_id": "acc-alice", "version": 2}, False),
+        ({"account_id": "acc-alice", "available_at_least": 1001}, False),
+        ({"account_id": "acc-bank", "version": 0}, False),  # no limit: its figures are not read
+    ],
+)
+def test_a_chains_own_expectations_are_checked_on_the_figures_before_it(ledger, expectation, posts):
+    # alice has 1000 after one entry; the chain's members take 300 of it.
+    body = {
+        **chain(
+            "chain-1", transfer("pay-1", "acc-alice", "acc-shop", 200), transfer("pay-2", "acc-alice", "acc-bank", 100)
+        ),
+        "expect": [expectation],
+    }
+    outcome = outcome_of(post(ledger, body))
+    if posts:
+        assert outcome.status == Status.POSTED
+        assert ledger.books.get_account("acc-alice").balance == 700
+    else:
+        assert (outcome.status, outcome.reason) == (Status.REJECTED, Reason.PRECONDITION_FAILED)
+        assert expectation["account_id"] in outcome.detail
+        assert ledger.books.get_account("acc-alice").balance == 1000
+        assert ledger.get_decision("pay-1") is None and ledger.get_decision("pay-2") is None
+    assert_books_balance(ledger)
+
+
+def test_a_chains_own_expectation_is_checked_at_the_write_not_only_at_the_read(ledger):
+    # Another posting moves alice between the read and the write: the chain's pin no longer holds.
+    ledger.before_transaction = lambda: post(ledger, transfer("pay-other", "acc-alice", "acc-shop", 1))
+    body = {
+        **chain("chain-1", transfer("pay-1", "acc-alice", "acc-shop", 100)),
+        "expect": [{"account_id": "acc-alice", "version": 1}],
+    }
+    outcome = outcome_of(post(ledger, body))
+    assert (outcome.status, outcome.reason) == (Status.REJECTED, Reason.PRECONDITION_FAILED)
+    assert ledger.books.get_account("acc-alice").balance == 999
+    assert_books_balance(ledger)

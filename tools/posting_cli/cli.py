@@ -65,10 +65,13 @@ def _stack(args: argparse.Namespace, **options: Any) -> Any:
     from posting_cli.local.stack import LocalStack
     from posting_cli.local.template import Template, TemplateError
 
+    overrides = _parameters(args.parameter)
+    if getattr(args, "fifo", False):
+        if overrides.get("PostingQueueType", "fifo") != "fifo":
+            raise CliError("--fifo asks for PostingQueueType=fifo; drop the --parameter that says otherwise")
+        overrides["PostingQueueType"] = "fifo"
     try:
-        template = Template.load(
-            stack_name=getattr(args, "stack_name", None) or "posting-local", overrides=_parameters(args.parameter)
-        )
+        template = Template.load(stack_name=getattr(args, "stack_name", None) or "posting-local", overrides=overrides)
     except TemplateError as error:
         raise CliError(str(error)) from error
     return LocalStack(template, fresh_books=getattr(args, "fresh_books", False), faults=_faults(args), **options)
@@ -178,6 +181,7 @@ def cmd_local_run(args: argparse.Namespace) -> int:
                     deadline_seconds=args.timeout,
                     on_progress=lambda done, total: progress.update(task, completed=done, total=total),
                     event_log=event_log,
+                    group_by=_group_by(args, target),
                 )
             except RunIncomplete as error:
                 raise CliError(str(error)) from error
@@ -302,13 +306,31 @@ def _target(args: argparse.Namespace) -> Any:
         raise CliError(str(error)) from error
 
 
+def _group_by(args: argparse.Namespace, target: Any) -> str:
+    """The grouping --group-by asks for (posting_cli.groups); only a FIFO queue orders by group."""
+    from posting_cli.groups import GroupingError, check_grouping
+
+    if args.group_by is not None and not target.is_fifo:
+        raise CliError(
+            "--group-by orders requests on a FIFO posting queue only, and this one is standard: deploy with "
+            "PostingQueueType=fifo (locally: --fifo)"
+        )
+    try:
+        return check_grouping(args.group_by or "linked")
+    except GroupingError as error:
+        raise CliError(str(error)) from error
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from posting_cli import operations
+    from posting_cli.groups import group_ids
 
     stream = sys.stdin if args.file == "-" else open(args.file)  # noqa: SIM115 - closed below
     with stream:
         bodies = [line.rstrip("\n") for line in stream if line.strip()]
-    answers = operations.submit(_target(args), bodies)
+    target = _target(args)
+    grouping = _group_by(args, target)
+    answers = operations.submit(target, bodies, group_ids(bodies, grouping) if target.is_fifo else None)
     refused = [a for a in answers if a.error]
     console.print(f"sent {len(answers) - len(refused)} message(s)" + (f", {len(refused)} refused" if refused else ""))
     for answer in refused:
@@ -577,6 +599,12 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
         command.add_argument(
             "--stack-name", default="posting-local", help="local stack name (names the ledger table and the rest)"
         )
+        command.add_argument(
+            "--fifo",
+            action="store_true",
+            help="a FIFO posting queue (PostingQueueType=fifo): the requests of one message group are decided in "
+            "the order they were sent (see --group-by)",
+        )
         _add_fault_options(command)
         _add_dynamodb_options(command)
         command.set_defaults(command=handler)
@@ -596,6 +624,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
     run.add_argument("--balances", required=True, help="where to write the final balances")
     run.add_argument("--timeout", type=float, default=1800, help="overall bound on the wait, in seconds")
     run.add_argument("--events", metavar="FILE", help="append every result event seen to this JSONL file")
+    _add_group_by(run)
     run.add_argument(
         "--stall-timeout",
         type=float,
@@ -620,9 +649,9 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
         command.set_defaults(command=handler)
         return command
 
-    operator("submit", cmd_submit, "send posting requests (one JSON per line) to the posting queue").add_argument(
-        "file", help="JSONL file, or - for stdin"
-    )
+    submit = operator("submit", cmd_submit, "send posting requests (one JSON per line) to the posting queue")
+    submit.add_argument("file", help="JSONL file, or - for stdin")
+    _add_group_by(submit)
     accounts = verbs.add_parser("accounts", help="open accounts and act on them").add_subparsers(
         title="accounts commands"
     )
@@ -680,6 +709,17 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
     )
     schema.set_defaults(command=cmd_schema)
     return parser
+
+
+def _add_group_by(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--group-by",
+        metavar="HOW",
+        help="on a FIFO posting queue, the message group of each line, decided in order within a group: linked "
+        "(the default: lines that share an account or name each other's posting_id), file (one group), "
+        "account (the first account a line names), or field:PATH (a field of the request, e.g. "
+        "field:metadata.customer)",
+    )
 
 
 def _add_redrive(redrive: argparse.ArgumentParser) -> None:

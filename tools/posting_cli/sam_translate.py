@@ -5,7 +5,11 @@ what the account actually gets, so the least-privilege tests and checkov read th
 the SAM source. No AWS call is made: the region is fixed and no managed-policy lookup is needed (the
 template names no managed policy by name).
 
-    python -m posting_cli.sam_translate [--template template.yaml] [--output translated.json]
+    python -m posting_cli.sam_translate [--template template.yaml] [--output translated.json] \
+        [--default PostingQueueType=fifo ...]
+
+`--default NAME=VALUE` changes a parameter's default before translating, so that tools reading
+defaults (checkov evaluates conditions with them) check the template as deployed with that value.
 """
 
 from __future__ import annotations
@@ -66,17 +70,26 @@ def translate(template: dict[str, Any], region: str = REGION) -> dict[str, Any]:
     return translated
 
 
-def translate_file(path: Path | None = None) -> dict[str, Any]:
+def translate_file(path: Path | None = None, defaults: dict[str, str] | None = None) -> dict[str, Any]:
     path = path or default_template_path()
-    return translate(packaged(load_template(path), path.parent))
+    template = load_template(path)
+    for name, value in (defaults or {}).items():
+        if name not in template.get("Parameters", {}):
+            raise SystemExit(f"--default {name}: the template declares no such parameter")
+        template["Parameters"][name]["Default"] = value
+    return translate(packaged(template, path.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", type=Path, default=default_template_path())
     parser.add_argument("--output", type=Path, help="write here (default: stdout)")
+    parser.add_argument(
+        "--default", action="append", default=[], metavar="NAME=VALUE", help="a parameter's default, changed"
+    )
     args = parser.parse_args(argv)
-    text = json.dumps(translate_file(args.template), indent=2, sort_keys=True) + "\n"
+    defaults = dict(item.split("=", 1) for item in args.default)
+    text = json.dumps(translate_file(args.template, defaults), indent=2, sort_keys=True) + "\n"
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from posting.adapters.fifo import is_fifo
+
 if TYPE_CHECKING:
     from posting.adapters.ledger_table import LedgerTable
 
@@ -54,6 +56,11 @@ class Target:
     @property
     def queue_url(self) -> str:
         return self.outputs["PostingQueueUrl"]
+
+    @property
+    def is_fifo(self) -> bool:
+        """Whether the posting queue is a FIFO queue (PostingQueueType=fifo): its name ends in .fifo."""
+        return is_fifo(self.queue_url)
 
     @property
     def dead_letter_queue_url(self) -> str:

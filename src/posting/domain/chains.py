@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from posting.domain.content import referenced_id
-from posting.domain.ledger import accounts_touched, plan_request
+from posting.domain.ledger import accounts_touched, check_expectations, plan_request
 from posting.domain.model import AccountState, utc_timestamp
 from posting.domain.outcomes import Decision, PostingRejected, Reason
 from posting.domain.plan import AccountChange, PostingPlan, decision_for, transaction_items
@@ -48,7 +48,8 @@ def plan_chain(
     references: Mapping[str, Decision | None],
     decided_at: datetime,
 ) -> PostingPlan:
-    """Plan every member in turn at decided_at, + 1 ms each, and merge them into one plan."""
+    """Plan every member in turn at decided_at, + 1 ms each, and merge them into one plan; then check
+    the chain's own expectations against the figures before its first member."""
     states = dict(accounts)
     decisions: dict[str, Decision | None] = dict(references)
     members: list[PostingPlan] = []
@@ -76,6 +77,8 @@ def plan_chain(
             Reason.CHAIN_TOO_LARGE,
             f"the chain needs {items} items in its transaction; one transaction holds {MAX_TRANSACTION_ITEMS}",
         )
+    # The chain's own expectations: of the accounts its members change, as they were before it.
+    check_expectations(chain, accounts, merged)
     return merged
 
 

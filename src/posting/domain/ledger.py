@@ -116,7 +116,7 @@ def _balancing(legs: Sequence[Leg], accounts: Mapping[str, AccountState]) -> Seq
     return [leg.model_copy(update={"amount": moved}) for leg in legs]
 
 
-def _check_expectations(request: Request, accounts: Mapping[str, AccountState], plan: PostingPlan) -> None:
+def check_expectations(request: Request, accounts: Mapping[str, AccountState], plan: PostingPlan) -> None:
     """Each of the request's expectations holds on the figures the plan was made from (and pins)."""
     changed = {change.account_id for change in plan.changes}
     touched = {entry.account_id for entry in plan.entries} | changed
@@ -147,7 +147,7 @@ def plan_request(
 ) -> PostingPlan:
     """Plan a request of any kind at `decided_at`, given the decision it refers to (hold or original)."""
     plan = _plan_kind(request, accounts, reference, decided_at)
-    _check_expectations(request, accounts, plan)
+    check_expectations(request, accounts, plan)
     return plan
 
 

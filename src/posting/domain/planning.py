@@ -52,7 +52,7 @@ def names_value_date(request: Request) -> bool:
 def must_read(request: Request) -> bool:
     """Whether it is only ever decided on figures read for it (see ledger.needs_read)."""
     if isinstance(request, ChainRequest):
-        return any(needs_read(member) for member in request.requests)
+        return needs_read(request) or any(needs_read(member) for member in request.requests)
     return needs_read(request)
 
 

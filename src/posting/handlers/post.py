@@ -15,6 +15,7 @@ from posting.handlers.config import PostConfig
 from posting.handlers.observability import count, logger, metrics
 from posting.steps.items import Batch
 from posting.steps.post import post_batch
+from posting.steps.sequencing import HELD_BACK
 
 TIME_RESERVE_SECONDS = 3.0
 
@@ -64,10 +65,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "undecided": sum(item.failure is not None for item in batch.items),
         },
     )
+    # Of the undecided, the records of a FIFO queue's group that waited behind an earlier one not decided.
+    held_back = sum(i.failure is not None and i.failure.error == HELD_BACK for i in batch.items)
     count(
         Posted=statuses[Status.POSTED],
         Duplicates=statuses[Status.DUPLICATE],
         Undecided=sum(i.failure is not None for i in batch.items),
+        **({"HeldBack": held_back} if held_back else {}),
     )
     for reason, rejections in rejected.items():
         with single_metric(name="Rejected", unit=MetricUnit.Count, value=rejections) as metric:

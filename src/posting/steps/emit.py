@@ -115,12 +115,24 @@ def emit_batch(
 
 
 def _return_soon(batch: Batch, failures: list[str], queue: RecordReturns | None) -> int:
+    """Hand the returned records back after `return_delay`. The records of one message group (a FIFO
+    queue's) get one delay, that of the group's most delivered record: the queue keeps the group
+    locked until the last of them is visible again, and then hands them over in their order."""
     if queue is None or not failures:
         return 0
     by_id = {item.message_id: item for item in batch.items}
+    returned = [by_id[message_id] for message_id in failures]
+    deliveries: dict[str, int] = {}
+    for item in returned:
+        if item.group_id is not None:
+            deliveries[item.group_id] = max(deliveries.get(item.group_id, 1), item.receive_count)
+    group_delays = {group: return_delay(count) for group, count in deliveries.items()}
     returns = [
-        (item.receipt_handle, return_delay(item.receive_count))
-        for item in (by_id[message_id] for message_id in failures)
+        (
+            item.receipt_handle,
+            group_delays[item.group_id] if item.group_id is not None else return_delay(item.receive_count),
+        )
+        for item in returned
         if item.receipt_handle
     ]
     return queue.return_after(returns) if returns else 0
@@ -247,6 +259,7 @@ def _dead_letter(item: BatchItem, dead_letters: DeadLetterQueue) -> bool:
             message=item.failure.message,
             producer_id=item.producer_id,
             original_producer_id=item.original_producer_id,
+            group_id=item.group_id,
         )
     except (ClientError, BotoCoreError):
         return False

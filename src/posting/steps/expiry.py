@@ -38,7 +38,15 @@ def expiry_request(hold_id: str, expires_at: str) -> str:
 
 
 def sweep_expired_holds(ledger: Ledger, queue: PostingQueue, now: str, limit: int = 1000) -> SweepReport:
-    """Send an expiry request for every open hold whose expires_at is at or before `now` (UTC text)."""
+    """Send an expiry request for every open hold whose expires_at is at or before `now` (UTC text).
+
+    On a FIFO queue each request is a message group of its own (its posting_id): an expiry waits for
+    nothing and holds nothing up, since whether it or a racing capture wins is decided by the time,
+    not by the order they arrive in.
+    """
     expired = ledger.expired_holds(now, limit=limit)
-    sent = queue.send([expiry_request(hold_id, expires_at) for hold_id, expires_at in expired])
+    sent = queue.send(
+        [expiry_request(hold_id, expires_at) for hold_id, expires_at in expired],
+        group_ids=[expiry_posting_id(hold_id) for hold_id, _ in expired],
+    )
     return SweepReport(found=len(expired), sent=sent)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from posting.adapters.dead_letters import ORIGINAL_PRODUCER_ID  # a redrive sets it on the posting queue too
+from posting.adapters.fifo import is_fifo
 from posting.domain.outcomes import Outcome, error_text
 
 
@@ -55,6 +56,10 @@ class BatchItem(BaseModel):
     # the sender itself. A dead letter carries both; `posting dlq redrive` checks them.
     producer_id: str | None = None
     original_producer_id: str | None = None
+    # The record's message group on a FIFO queue (the producer's MessageGroupId): the post step decides
+    # a group's records one after another, and the first it cannot decide holds back the rest. None
+    # on a standard queue.
+    group_id: str | None = None
 
 
 class Batch(BaseModel):
@@ -74,6 +79,8 @@ class Batch(BaseModel):
 
 # What a principal id may hold: IAM unique ids, account ids and role session names.
 _PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_+=,.@:-]{1,256}", re.ASCII)
+# What SQS accepts as a MessageGroupId: 1 to 128 letters, digits and ASCII punctuation.
+_GROUP_ID = re.compile(r"[!-~]{1,128}", re.ASCII)
 
 
 def item_of_record(record: Any, position: int) -> BatchItem:
@@ -98,7 +105,18 @@ def item_of_record(record: Any, position: int) -> BatchItem:
         producer_id=sender,
         # Only a sender SQS names can stand behind an attribution.
         original_producer_id=(_attributed_producer(fields) or sender) if sender else None,
+        group_id=_group_id(fields, system_attributes),
     )
+
+
+def _group_id(fields: dict[str, Any], system_attributes: Any) -> str | None:
+    """The record's MessageGroupId, when it comes from a FIFO queue. A standard queue may carry group
+    ids too (fair queues): they promise no order, so its records are never sequenced."""
+    source = fields.get("eventSourceARN")
+    if not (isinstance(source, str) and is_fifo(source) and isinstance(system_attributes, dict)):
+        return None
+    group = system_attributes.get("MessageGroupId")
+    return group if isinstance(group, str) and _GROUP_ID.fullmatch(group) else None
 
 
 def _principal_id(value: Any) -> str | None:

@@ -19,7 +19,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -42,6 +41,7 @@ from posting.domain.planning import accounts_of, member_ids, must_read, names_va
 from posting.domain.requests import Request, parse_request
 from posting.steps.items import Batch, BatchItem, Failure
 from posting.steps.ports import Ledger
+from posting.steps.sequencing import decide_in_order
 
 # Contention on a busy account is normal (several batches post to it at once): retry with full
 # jitter, up to about 3 s in all, well inside the function's timeout. Past that the record goes back
@@ -92,7 +92,9 @@ def post_batch(
 ) -> Batch:
     """Decide every item of the batch; items come back in order, each with an outcome or a failure.
 
-    Items run concurrently, but two items that share an account with a limit, a posting_id or the
+    Items of one message group (a FIFO queue's) are decided one after another in the order they came,
+    and the first that is not decided holds back the rest of its group (posting.steps.sequencing).
+    Other items run concurrently, but two items that share an account with a limit, a posting_id or the
     hold or original they act on never run at the same time inside this invocation: they would only
     make each other retry. Accounts without a limit take no lock: no two requests share an item on
     them. `deadline` (a time.monotonic() value) is when the invocation must stop starting work: items
@@ -117,15 +119,18 @@ def post_batch(
                 if deadline is not None and time.monotonic() > deadline:
                     return _failed(item, TransientPostingError("not attempted: the invocation ran out of time"))
                 read = prefetched.take(accounts) if request and _reads_first(item, request) else None
-                return post_item(item, ledger, sleep, request, deadline, accounts=read, period=period)
+                try:
+                    return post_item(item, ledger, sleep, request, deadline, accounts=read, period=period)
+                finally:
+                    # Whatever it wrote, the batch's read of it is stale now; a capture's, void's or
+                    # reversal's accounts are its hold's or original's, which the batch cannot know.
+                    if request is not None and item.outcome is None:
+                        prefetched.spend(accounts, every=bool(references_of(request)))
         except Exception as error:  # noqa: BLE001 - one item's failure is that item's, never the batch's
             return _failed(item, error)
 
     pairs = list(zip(batch.items, requests, strict=True))
-    if len(batch.items) <= 1 or workers <= 1:
-        return Batch(items=[decide(pair) for pair in pairs])
-    with ThreadPoolExecutor(max_workers=min(workers, len(batch.items))) as pool:
-        return Batch(items=list(pool.map(decide, pairs)))
+    return Batch(items=decide_in_order(batch.items, lambda position: decide(pairs[position]), workers))
 
 
 def _reads_first(item: BatchItem, request: Request | None) -> bool:
@@ -140,7 +145,8 @@ class _BatchRead:
 
     An account with a limit serves the first item that takes it, and only its first attempt: once
     that item has written, the read is stale, so later items (which the batch's key locks run one
-    after another) read it again. An account without a limit serves every item: planning takes its
+    after another) read it again. An item that wrote an account without taking its read (it read
+    for itself) spends that read all the same. An account without a limit serves every item: planning takes its
     terms and status only, which a posting never changes. Either way the read serves for at most
     READ_MAX_AGE_SECONDS.
     """
@@ -160,6 +166,15 @@ class _BatchRead:
             return cls(ledger.read_accounts(ids), time.monotonic())
         except Exception:  # noqa: BLE001 - an optimisation only: each item then reads its own accounts
             return cls({}, 0.0)
+
+    def spend(self, account_ids: set[str], *, every: bool = False) -> None:
+        """Drop the read of these accounts with a limit (with `every`, of all of them): an item that
+        did not take it may have written them since."""
+        with self._guard:
+            for account_id in list(self._states) if every else account_ids:
+                state = self._states.get(account_id)
+                if state is not None and not state.account.is_unlimited:
+                    del self._states[account_id]
 
     def unlimited(self, account_id: str) -> bool:
         return account_id in self._unlimited

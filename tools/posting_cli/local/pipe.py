@@ -11,7 +11,12 @@ keeps with the queue and the workflow:
 - on FAILED or TIMED_OUT nothing is deleted;
 - records that are kept are left in flight untouched, so they return after the queue's visibility
   timeout and the queue's redrive policy moves them to the DLQ after maxReceiveCount deliveries;
-- several pollers run concurrently, as the pipe scales out.
+- several pollers run concurrently, as the pipe scales out;
+- from a FIFO queue (its name ends in .fifo), batches of at most 10 and no batching window, the limits
+  Lambda's event source mapping documents for a FIFO source; the queue itself keeps a message group
+  locked while any of its records is in flight, so no two batches hold records of one group, and a
+  batch holds a group's records in their order. The records carry the group's attributes
+  (MessageGroupId, MessageDeduplicationId, SequenceNumber) as SQS returns them.
 
 `poller_death` (fault injection, see faults.py) can make a poller die at one stage of a batch:
 `received` (before the workflow runs), `executed` (after it, before any delete) or `deleting`
@@ -28,6 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from posting.adapters.fifo import is_fifo
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,13 @@ class LocalPipe:
                 f"pipe {settings.name} uses {settings.invocation_type}: only REQUEST_RESPONSE lets failed "
                 "records flow back to the queue"
             )
+        if is_fifo(settings.source_queue_arn) and (
+            settings.batch_size > SQS_RECEIVE_MAX or settings.batching_window_seconds
+        ):
+            raise ValueError(
+                f"pipe {settings.name}: a FIFO source takes batches of at most {SQS_RECEIVE_MAX} and no batching "
+                f"window (got {settings.batch_size} and {settings.batching_window_seconds} s)"
+            )
         self.settings = settings
         self._sqs = sqs
         self._sfn = stepfunctions
@@ -91,6 +105,8 @@ class LocalPipe:
         self.stats = PipeStats()
 
     def start(self) -> None:
+        """Start the pollers (again, after a stop)."""
+        self._stop.clear()
         for index in range(self._pollers):
             thread = threading.Thread(target=self._poll, name=f"pipe-{self.settings.name}-{index}", daemon=True)
             thread.start()

@@ -6,12 +6,13 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from posting.domain.outcomes import Decision
 from posting_cli import operations
+from posting_cli.groups import group_ids
 from posting_cli.results import Result, ResultCollector, posting_id_of
 from posting_cli.target import Target
 
@@ -27,6 +28,7 @@ class Line:
     number: int  # 1-based, counted across all request files in order
     body: str | None  # None when the line is not text SQS can carry
     problem: str | None = None
+    group_id: str | None = None  # its message group, on a FIFO posting queue
 
 
 @dataclass
@@ -96,13 +98,18 @@ def run(
     deadline_seconds: float,
     on_progress: Callable[[int, int], None] | None = None,
     event_log: TextIO | None = None,
+    group_by: str = "linked",
 ) -> list[LineOutcome]:
     """Send each file's lines (each file drained before the next) and wait for every final outcome.
 
-    `event_log` gets every result event seen, one JSON object per line (repeats included).
+    `event_log` gets every result event seen, one JSON object per line (repeats included). On a FIFO
+    posting queue each file's lines go in the message groups `group_by` makes of them
+    (posting_cli.groups), and so are decided in order within each group.
     """
     outcomes: list[LineOutcome] = []
     files = read_lines(request_files)
+    if target.is_fifo:
+        files = [grouped(lines, group_by) for lines in files]
     total = sum(len(lines) for lines in files)
     pace = Pace(stall_seconds=stall_seconds, deadline=time.monotonic() + deadline_seconds)
     with ResultCollector(target, event_log=event_log) as collector:
@@ -150,6 +157,14 @@ def drain(
             pending = list(waiting.values())
             raise _incomplete(pending, now > pace.deadline, pace.stall_seconds, _whereabouts(target, pending))
     return [outcomes[line.number] for line in lines]
+
+
+def grouped(lines: list[Line], group_by: str) -> list[Line]:
+    """The lines, each with its message group: those SQS can carry grouped as `group_by` says."""
+    sendable = [line for line in lines if line.body is not None]
+    groups = group_ids([line.body or "" for line in sendable], group_by)
+    ids = dict(zip((line.number for line in sendable), groups, strict=True))
+    return [replace(line, group_id=ids.get(line.number)) for line in lines]
 
 
 def _incomplete(
@@ -243,9 +258,14 @@ def _send(target: Target, chunk: list[Line], outcomes: dict[int, LineOutcome], w
     for line in chunk:
         if line.body is None:
             outcomes[line.number] = LineOutcome(line.number, None, "REJECTED", "INVALID_REQUEST", line.problem)
-    for line, submitted in zip(
-        sendable, operations.submit(target, [line.body or "" for line in sendable]), strict=True
-    ):
+    bodies = [line.body or "" for line in sendable]
+    groups = [line.group_id for line in sendable]
+    answers = (
+        operations.submit(target, bodies, [group or "" for group in groups])
+        if any(groups)
+        else operations.submit(target, bodies)
+    )
+    for line, submitted in zip(sendable, answers, strict=True):
         outcome = LineOutcome(
             line.number,
             posting_id_of(line.body or ""),

@@ -221,7 +221,9 @@ class LocalStack:
         self.resolver.provide(logical_id, name, Arn=description["TableArn"])
 
     def _queue(self, logical_id: str, props: dict[str, Any]) -> None:
-        name = props.get("QueueName") or self._name(logical_id)
+        fifo = str(props.get("FifoQueue", "false")).lower() == "true"
+        # CloudFormation names a FIFO queue it names itself with the suffix SQS requires.
+        name = props.get("QueueName") or self._name(logical_id) + (".fifo" if fifo else "")
         attributes: dict[str, str] = {
             key: str(props[key])
             for key in (
@@ -233,6 +235,11 @@ class LocalStack:
             )
             if key in props
         }
+        if fifo:
+            attributes["FifoQueue"] = "true"
+            for key in ("ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"):
+                if key in props:
+                    attributes[key] = str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
         if "RedrivePolicy" in props:
             policy = props["RedrivePolicy"]
             attributes["RedrivePolicy"] = json.dumps(
