@@ -326,6 +326,11 @@ def test_cloudformations_role_passes_itself_to_cloudformation_only_for_the_neste
     assert pass_itself["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
     (nested,) = [s for s in statements if "cloudformation:CreateStack" in as_list(s["Action"])]
     assert nested["Resource"] == f"arn:aws:cloudformation:*:{ACCOUNT_ID}:stack/posting-pipeline-*/*"
+    # `sam deploy` uploads each nested template to SAM's artifact bucket: CloudFormation reads it there.
+    (templates,) = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
+    assert fnmatch.fnmatch(
+        "arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1a2b3c/6e01.template", templates["Resource"]
+    )
 
 
 def test_roles_are_created_only_with_the_boundary_and_never_given_managed_policies(bootstrap: Template) -> None:

@@ -67,7 +67,9 @@ def test_the_local_stack_skips_a_nested_application_whole_so_nothing_in_it_has_a
     template: Template,
 ) -> None:
     nested = template.nested()
-    assert set(nested) == set(template.resources_of_type("AWS::Serverless::Application")) == {"EventSchemas"}
+    assert (
+        set(nested) == set(template.resources_of_type("AWS::Serverless::Application")) == {"EventSchemas", "Monitoring"}
+    )
     for logical_id, child in nested.items():
         types = {resource["Type"] for resource in child.resources.values()}
         assert types <= set(NO_LOCAL_MEANING), f"{logical_id}: {types - set(NO_LOCAL_MEANING)}"

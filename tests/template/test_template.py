@@ -189,20 +189,6 @@ def test_cfn_lint_passes(template: Template) -> None:
         assert [str(match) for match in matches] == [], linted.path.name
 
 
-# Nested applications -----------------------------------------------------------------------------
-
-
-def test_nested_applications_are_the_plain_cloudformation_templates_under_templates(template: Template) -> None:
-    """`make lint` lints and scans templates/*.yaml as they are: every nested template is one of them,
-    with no transform to expand first (nor CAPABILITY_AUTO_EXPAND to acknowledge for it)."""
-    nested = template.nested()
-    assert len(nested) == len(template.resources_of_type("AWS::Serverless::Application")) >= 1
-    assert {child.path for child in nested.values()} == set((ROOT / "templates").glob("*.yaml"))
-    for logical_id, child in nested.items():
-        assert "Transform" not in child.body, logical_id
-        assert set(child.parameters) == set(template.properties(logical_id).get("Parameters", {})), logical_id
-
-
 # Intake: queue, dead-letter queue, pipe ----------------------------------------------------------
 
 
@@ -652,19 +638,19 @@ def alarmed_metrics(template: Template) -> Iterator[tuple[str, str, list[dict[st
                 yield metric["Namespace"], metric["MetricName"], metric.get("Dimensions", [])
 
 
-def test_dead_letters_raise_an_alarm(template: Template, dlq_id: str) -> None:
+def test_dead_letters_raise_an_alarm(stack: Template, dlq_id: str) -> None:
     watched = {
         (namespace, name)
-        for namespace, name, dimensions in alarmed_metrics(template)
+        for namespace, name, dimensions in alarmed_metrics(stack)
         if {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}} in dimensions
     }
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in watched
 
 
-def test_workflow_alarms_cover_failed_and_timed_out_executions(template: Template, state_machine_id: str) -> None:
+def test_workflow_alarms_cover_failed_and_timed_out_executions(stack: Template, state_machine_id: str) -> None:
     watched = {
         name
-        for namespace, name, dimensions in alarmed_metrics(template)
+        for namespace, name, dimensions in alarmed_metrics(stack)
         if namespace == "AWS/States" and {"Name": "StateMachineArn", "Value": {"Ref": state_machine_id}} in dimensions
     }
     assert {"ExecutionsFailed", "ExecutionsTimedOut"} <= watched

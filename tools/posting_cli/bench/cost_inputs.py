@@ -523,17 +523,11 @@ def fixed_monthly_costs(template: Template, deployment: Deployment, prices: Pric
     """What the stack costs a month whatever it carries: metrics, alarms, dashboards, the key, the sweeper."""
     from posting.adapters.ledger_keys import OPEN_HOLD_BUCKETS
 
-    deployed = with_capacity_mode(template, provisioned=deployment.provisioned_utilisation is not None)
-    # A nested application's resources are the stack's too (the schema registry's are free).
-    stacks = (deployed, *deployed.nested().values())
+    # The whole stack: its nested applications' resources (the alarms, the dashboard) are billed too.
+    deployed = with_capacity_mode(template, provisioned=deployment.provisioned_utilisation is not None).flattened()
 
     def created(resource_type: str) -> int:
-        return sum(
-            1
-            for stack in stacks
-            for logical_id in stack.resources_of_type(resource_type)
-            if stack.is_created(logical_id)
-        )
+        return sum(1 for logical_id in deployed.resources_of_type(resource_type) if deployed.is_created(logical_id))
 
     metrics = sum(custom_metrics().values())
     alarms = created("AWS::CloudWatch::Alarm")
