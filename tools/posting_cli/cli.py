@@ -562,9 +562,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
             console.print(f"wrote {folder / name}")
     if args.template:
         path, changed = write_registry_template(Path(args.template))
-        console.print(
-            f"{'updated' if changed else 'unchanged'}: {path}, the event schema registry {args.template} nests"
-        )
+        console.print(f"{'updated' if changed else 'unchanged'}: {path} (the schema registry {args.template} nests)")
     return 0
 
 
