@@ -326,6 +326,10 @@ def test_cloudformations_role_passes_itself_to_cloudformation_only_for_the_neste
     assert pass_itself["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
     (nested,) = [s for s in statements if "cloudformation:CreateStack" in as_list(s["Action"])]
     assert nested["Resource"] == f"arn:aws:cloudformation:*:{ACCOUNT_ID}:stack/posting-pipeline-*/*"
+    # Exactly the stack handlers' actions that are needed, and the cancel a rollback of the parent asks for.
+    handlers = handler_permissions("AWS::CloudFormation::Stack") - {"iam:PassRole"}
+    needed = handlers - set(NOT_NEEDED["AWS::CloudFormation::Stack"]) | {"cloudformation:CancelUpdateStack"}
+    assert set(as_list(nested["Action"])) == needed
     # `sam deploy` uploads each nested template to SAM's artifact bucket: CloudFormation reads it there.
     (templates,) = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
     assert fnmatch.fnmatch(
