@@ -68,12 +68,21 @@ def test_an_expiring_hold_is_released_by_the_local_sweeper_with_its_event(local_
     assert (expiry.status, expiry.kind) == ("POSTED", "expiry")
     state = ledger.books.get_account(alice)
     assert (state.balance, state.pending_debits, state.available) == (1000, 0, 1000)
-    logged = target.client("logs").filter_log_events(logGroupName=target.results_log_group)["events"]
-    assert any(
-        json.loads(e["message"])["detail-type"] == "Posting Hold Expired"
-        and json.loads(e["message"])["detail"]["posting_id"] == expiry_posting_id(f"auth-{ids}")
-        for e in logged
-    )
+
+    # The event follows the decision (the emit step runs after the post step): wait for it, reading
+    # every page of the results log group.
+    def announced() -> bool:
+        pages = target.client("logs").get_paginator("filter_log_events")
+        return any(
+            json.loads(e["message"])["detail-type"] == "Posting Hold Expired"
+            and json.loads(e["message"])["detail"]["posting_id"] == expiry_posting_id(f"auth-{ids}")
+            for page in pages.paginate(logGroupName=target.results_log_group)
+            for e in page["events"]
+        )
+
+    while not announced():
+        assert time.monotonic() < deadline, "the hold's expiry was decided but never announced"
+        time.sleep(0.5)
 
 
 def test_local_run_on_a_file_of_every_kind(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -49,3 +50,17 @@ def test_a_second_stack_in_one_process_posts_like_the_first(tmp_path, dynamodb_l
     assert _post_fundings(tmp_path, dynamodb_local, 1) == {"POSTED": 10}
     assert _post_fundings(tmp_path, dynamodb_local, 2) == {"POSTED": 10}
     assert "I/O operation on closed file" not in capsys.readouterr().err
+
+
+def test_a_stopped_stack_leaves_the_process_environment_as_it_found_it(tmp_path, dynamodb_local, monkeypatch):
+    # The handlers read their configuration and endpoints from os.environ while the stack runs; once
+    # it stops, code that builds its own clients afterwards (a test's moto mock) must not be sent to
+    # the stopped stack's endpoints.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    before = dict(os.environ)
+    stack = LocalStack(Template.load(), state_dir=tmp_path / "env", dynamodb=dynamodb_local, fresh_books=True)
+    with stack:
+        assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        assert os.environ["AWS_REGION"] != "eu-west-3"
+    assert dict(os.environ) == before

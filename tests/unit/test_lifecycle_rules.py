@@ -425,3 +425,18 @@ def test_every_kind_has_a_sample_that_is_a_valid_request_of_its_kind(name):
     sample = Path(__file__).resolve().parents[2] / "events" / "kinds" / f"{name}.json"
     parsed = parse_request(sample.read_text())
     assert (parsed.kind or "posting") == name
+
+
+@pytest.mark.parametrize(
+    ("name", "feature"),
+    [
+        ("balancing", lambda r: any(leg.balancing for leg in r.legs)),
+        ("preconditions", lambda r: {e.account_id for e in r.expect} == {"acc-alice"} and len(r.expect) == 2),
+        ("value-dated", lambda r: r.effective_at is not None and r.external_ref),
+    ],
+)
+def test_each_feature_of_a_posting_has_a_sample_that_carries_it(name, feature):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "events" / "kinds" / f"{name}.json"
+    assert feature(parse_request(sample.read_text()))

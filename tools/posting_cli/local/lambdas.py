@@ -68,6 +68,7 @@ class LocalLambdaRuntime:
         self._handlers: dict[str, Callable[[Any, LambdaContext], Any]] = {}
         # function name -> [invocations, seconds spent in the handler], for benchmarks
         self.durations: dict[str, list[float]] = {name: [0, 0.0] for name in self.functions}
+        self._replaced: dict[str, str | None] = {}  # what install_environment replaced, to restore
 
     def merged_environment(self) -> dict[str, str]:
         merged: dict[str, str] = {}
@@ -83,9 +84,21 @@ class LocalLambdaRuntime:
         return merged
 
     def install_environment(self, extra: Mapping[str, str]) -> None:
-        """Set the functions' environment (and the local endpoints in `extra`) in os.environ."""
-        os.environ.update(self.merged_environment())
-        os.environ.update(extra)
+        """Set the functions' environment (and the local endpoints in `extra`) in os.environ, until
+        restore_environment()."""
+        for name, value in {**self.merged_environment(), **extra}.items():
+            self._replaced.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def restore_environment(self) -> None:
+        """Put back what install_environment replaced: once the stack stops, clients built after it
+        are not sent to its endpoints."""
+        for name, value in self._replaced.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._replaced.clear()
 
     def load_handlers(self) -> None:
         """Import every handler now (a cold start), so that configuration errors show up at start-up.

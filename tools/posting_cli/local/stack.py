@@ -165,6 +165,8 @@ class LocalStack:
         if self._lambda_log is not None:
             self._lambda_log.close()
             self._lambda_log = None
+        if self.runtime is not None:
+            self.runtime.restore_environment()
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
