@@ -40,19 +40,23 @@ venv: $(INSTALLED) ## create .venv with the pinned dependencies
 engines: $(INSTALLED) ## install the local engines (DynamoDB Local) into the cache
 	@$(BIN)/posting local install
 
-lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, checkov and parliament on the SAM-translated template and deploy/
+# The nested applications' templates (plain CloudFormation): linted and scanned as they are.
+NESTED_TEMPLATES := $(wildcard templates/*.yaml)
+
+lint: $(INSTALLED) ## ruff, mypy, cfn-lint, actionlint, checkov and parliament on the SAM-translated template, templates/ and deploy/
 	$(BIN)/ruff check src tools tests
 	$(BIN)/ruff format --check src tools tests
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml deploy/bootstrap.yaml
+	$(BIN)/cfn-lint template.yaml $(NESTED_TEMPLATES) deploy/bootstrap.yaml
 	$(BIN)/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
 	PYTHON=$(PYTHON) tools/checkov.sh translate --output build/translated-template.json
-	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json --file deploy/bootstrap.yaml
+	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template.json $(foreach t,$(NESTED_TEMPLATES),--file $(t)) \
+	  --file deploy/bootstrap.yaml
 	@# The same template deployed with a FIFO posting queue (PostingQueueType=fifo).
 	PYTHON=$(PYTHON) tools/checkov.sh translate --default PostingQueueType=fifo --output build/translated-template-fifo.json
 	$(BIN)/cfn-lint build/translated-template-fifo.json
 	PYTHON=$(PYTHON) tools/checkov.sh --file build/translated-template-fifo.json
-	PYTHON=$(PYTHON) tools/checkov.sh parliament --translated build/translated-template.json \
+	PYTHON=$(PYTHON) tools/checkov.sh parliament --translated build/translated-template.json --source template.yaml \
 	  --template deploy/bootstrap.yaml --policy deploy/scp.json
 
 format: $(INSTALLED) ## format and fix what ruff can
@@ -78,7 +82,7 @@ bench: engines ## measure throughput, latency, cold start, memory and cost; JSON
 cost: $(INSTALLED) ## the cost model alone, in seconds, no engines: $ per million by line at 20M/month and 1,111/s
 	@$(BIN)/python -m posting_cli.bench.cost
 
-schema: $(INSTALLED) ## regenerate the published JSON Schemas (and the template's schema registry) from the models
+schema: $(INSTALLED) ## regenerate the published JSON Schemas (and the template's nested schema registry) from the models
 	$(BIN)/posting schema --write schema/ --template template.yaml
 
 build: ## sam build (arm64, python3.13), offline

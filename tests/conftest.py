@@ -30,6 +30,13 @@ def template() -> Template:
 
 
 @pytest.fixture(scope="session")
+def stack(template: Template) -> Template:
+    """The whole stack as one template: template.yaml with its nested applications' resources in
+    place (their alarms, dashboard and schema registry), wired to what template.yaml passes them."""
+    return template.flattened()
+
+
+@pytest.fixture(scope="session")
 def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """DynamoDB Local for the session (or $DYNAMODB_ENDPOINT when set), behind AWS's conflict rules.
 

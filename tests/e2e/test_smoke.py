@@ -88,6 +88,10 @@ def test_a_smoke_run_that_sees_no_events_fails_clearly_and_still_closes_its_acco
         assert state is not None and state.account.status == AccountStatus.CLOSED
 
 
-def test_the_local_stack_skips_the_schema_registry_and_still_resolves_its_output(local_stack):
-    assert any(entry.startswith("EventSchemaRegistry ") for entry in local_stack.skipped)
-    assert local_stack.target.outputs["EventSchemaRegistryName"] == "local-EventSchemaRegistry-RegistryName"
+def test_the_local_stack_skips_the_nested_applications_and_still_resolves_their_outputs(local_stack):
+    """The schema registry, the alarms and the dashboard have no local meaning (tests/template/
+    test_skipped_resources.py checks every resource type in them): each application is skipped whole."""
+    assert "EventSchemas (AWS::Serverless::Application)" in local_stack.skipped
+    assert "Monitoring (AWS::Serverless::Application)" in local_stack.skipped
+    assert local_stack.target.outputs["EventSchemaRegistryName"] == "local-EventSchemas-Outputs.RegistryName"
+    assert local_stack.target.outputs["DashboardName"] == "local-Monitoring-Outputs.DashboardName"

@@ -274,18 +274,20 @@ def test_provisioned_capacity_is_auto_scaled_for_the_table_and_each_index_reads_
 
 
 def test_provisioned_capacity_has_alarms_before_auto_scaling_runs_out_of_room(provisioned: Template) -> None:
+    stack = provisioned.flattened()
     alarms = {
-        logical_id: provisioned.properties(logical_id)
-        for logical_id in provisioned.resources_of_type("AWS::CloudWatch::Alarm")
-        if provisioned.is_created(logical_id)
+        logical_id: stack.properties(logical_id)
+        for logical_id in stack.resources_of_type("AWS::CloudWatch::Alarm")
+        if stack.is_created(logical_id)
     }
     for kind in ("Write", "Read"):
         alarm = alarms[f"Ledger{kind}CapacityCeilingAlarm"]
         (consumed,) = [m for m in alarm["Metrics"] if "MetricStat" in m]
         assert consumed["MetricStat"]["Metric"]["MetricName"] == f"Consumed{kind}CapacityUnits"
         (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
-        assert f"Provisioned{kind}CapacityMax" in expression["Expression"]["Fn::Sub"]
-    on_demand = Template.load(ROOT / "template.yaml")
+        ceiling = stack.parameters[f"Provisioned{kind}CapacityMax"]
+        assert Resolver(stack).resolve(expression["Expression"]) == f"100 * FILL(consumed, 0) / 60 / {ceiling}"
+    on_demand = Template.load(ROOT / "template.yaml").flattened()
     assert not on_demand.is_created("LedgerWriteCapacityCeilingAlarm")
     assert {"LedgerWriteThrottleAlarm", "LedgerReadThrottleAlarm", "LedgerIndexWriteThrottleAlarm"} <= set(alarms)
 

@@ -154,6 +154,10 @@ NOT_NEEDED = {
         "s3:UntagResource": "tags are written with PutBucketTagging",
     },
     "AWS::StepFunctions::StateMachine": {},
+    "AWS::CloudFormation::Stack": {
+        "cloudformation:SetStackPolicy": "no stack policy on a nested stack",
+        "cloudformation:UpdateTerminationProtection": "a nested stack takes its root stack's termination protection",
+    },
     "AWS::ApplicationAutoScaling::ScalableTarget": {
         "iam:PassRole": "no RoleARN: auto scaling uses its service-linked role",
         "application-autoscaling:PutScheduledAction": "no scheduled actions",
@@ -275,9 +279,12 @@ def handler_permissions(resource_type: str) -> set[str]:
 def test_cloudformations_role_may_do_what_each_translated_resource_type_needs(
     bootstrap: Template, translated: dict[str, Any]
 ) -> None:
+    """Of the translated template and of the templates its nested applications (nested stacks) name."""
     statements = statements_of_role(resolved(bootstrap), "CloudFormationDeploymentRole")
-    types = {r["Type"] for r in translated["Resources"].values()}
+    nested = [child.body for child in Template.load(ROOT / "template.yaml").nested().values()]
+    types = {r["Type"] for body in (translated, *nested) for r in body["Resources"].values()}
     assert {"AWS::Scheduler::Schedule", "AWS::Lambda::ResourcePolicy", "AWS::SNS::Topic"} <= types
+    assert {"AWS::CloudFormation::Stack", "AWS::EventSchemas::Registry", "AWS::EventSchemas::Schema"} <= types
     missing = []
     for resource_type in sorted(types):
         needed = handler_permissions(resource_type) - set(NOT_NEEDED.get(resource_type, {}))
@@ -295,7 +302,8 @@ def test_cloudformations_role_passes_roles_to_every_service_the_stacks_roles_tru
     bootstrap: Template, translated: dict[str, Any]
 ) -> None:
     statements = statements_of_role(resolved(bootstrap), "CloudFormationDeploymentRole")
-    (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"])]
+    stacks_roles = f"arn:aws:iam::{ACCOUNT_ID}:role/posting-pipeline-*"
+    (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"]) and s["Resource"] == stacks_roles]
     services = set(pass_role["Condition"]["StringEquals"]["iam:PassedToService"])
     trusted = {
         service
@@ -306,6 +314,27 @@ def test_cloudformations_role_passes_roles_to_every_service_the_stacks_roles_tru
     }
     assert "scheduler.amazonaws.com" in trusted
     assert trusted == services
+
+
+def test_cloudformations_role_passes_itself_to_cloudformation_only_for_the_nested_stacks(bootstrap: Template) -> None:
+    resources = resolved(bootstrap)
+    statements = statements_of_role(resources, "CloudFormationDeploymentRole")
+    role = resources["CloudFormationDeploymentRole"]
+    itself = f"arn:aws:iam::{ACCOUNT_ID}:role{role['Path']}{role['RoleName']}"
+    (pass_itself,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"]) and s["Resource"] == itself]
+    assert pass_itself["Action"] == "iam:PassRole"
+    assert pass_itself["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+    (nested,) = [s for s in statements if "cloudformation:CreateStack" in as_list(s["Action"])]
+    assert nested["Resource"] == f"arn:aws:cloudformation:*:{ACCOUNT_ID}:stack/posting-pipeline-*/*"
+    # Exactly the stack handlers' actions that are needed, and the cancel a rollback of the parent asks for.
+    handlers = handler_permissions("AWS::CloudFormation::Stack") - {"iam:PassRole"}
+    needed = handlers - set(NOT_NEEDED["AWS::CloudFormation::Stack"]) | {"cloudformation:CancelUpdateStack"}
+    assert set(as_list(nested["Action"])) == needed
+    # `sam deploy` uploads each nested template to SAM's artifact bucket: CloudFormation reads it there.
+    (templates,) = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
+    assert fnmatch.fnmatch(
+        "arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1a2b3c/6e01.template", templates["Resource"]
+    )
 
 
 def test_roles_are_created_only_with_the_boundary_and_never_given_managed_policies(bootstrap: Template) -> None:
@@ -323,10 +352,16 @@ def test_roles_are_created_only_with_the_boundary_and_never_given_managed_polici
 
 
 def test_the_deploy_identities_are_out_of_the_stacks_reach(bootstrap: Template) -> None:
-    """CloudFormation's role manages roles named after the stacks; the deploy roles live elsewhere."""
+    """CloudFormation's role manages roles named after the stacks; the deploy roles live elsewhere.
+    (It hands itself to CloudFormation for the nested stacks, which changes nothing about it.)"""
     resources = resolved(bootstrap)
     statements = statements_of_role(resources, "CloudFormationDeploymentRole")
-    iam_resources = [r for s in statements if s["Effect"] == "Allow" for r in as_list(s["Resource"]) if ":iam::" in r]
+    to_cloudformation = {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+    managing = [
+        s for s in statements if not (s["Action"] == "iam:PassRole" and s.get("Condition") == to_cloudformation)
+    ]
+    assert len(managing) == len(statements) - 1
+    iam_resources = [r for s in managing if s["Effect"] == "Allow" for r in as_list(s["Resource"]) if ":iam::" in r]
     for logical_id, properties in resources.items():
         name = properties.get("RoleName") or properties["ManagedPolicyName"]
         kind = "role" if "RoleName" in properties else "policy"

@@ -10,11 +10,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def audit(tmp_path: Path, resources: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+def audit(tmp_path: Path, resources: dict[str, Any], *arguments: str) -> subprocess.CompletedProcess[str]:
     template = tmp_path / "translated.json"
     template.write_text(json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}))
     return subprocess.run(
-        [str(ROOT / "tools" / "checkov.sh"), "parliament", "--translated", str(template)],
+        [str(ROOT / "tools" / "checkov.sh"), "parliament", "--translated", str(template), *arguments],
         capture_output=True,
         text=True,
         check=False,
@@ -63,3 +63,23 @@ def test_a_justified_finding_passes_and_a_stale_justification_fails(tmp_path: Pa
     result = audit(tmp_path, {"Reader": role(stale)})
     assert result.returncode == 1
     assert "justification matches no finding" in result.stderr
+
+
+def test_the_templates_of_the_sources_nested_applications_are_audited_too(tmp_path: Path) -> None:
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "child.yaml").write_text(json.dumps({"Resources": {"Reader": role()}}))
+    source = tmp_path / "template.yaml"
+    source.write_text(
+        json.dumps(
+            {
+                "Transform": "AWS::Serverless-2016-10-31",
+                "Resources": {
+                    "Child": {"Type": "AWS::Serverless::Application", "Properties": {"Location": "nested/child.yaml"}}
+                },
+            }
+        )
+    )
+    assert audit(tmp_path, {}).returncode == 0
+    result = audit(tmp_path, {}, "--source", str(source))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "child.yaml (Child): Reader (policy too-much): RESOURCE_STAR" in result.stderr

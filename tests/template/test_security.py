@@ -537,18 +537,22 @@ def watched(template: Template) -> set[tuple[str, str, str]]:
     return found
 
 
-def test_every_alarm_notifies_the_alarm_topic(template: Template) -> None:
-    found = alarms(template)
+@pytest.mark.parametrize("extra_topic", ["", "arn:aws:sns:us-east-1:123456789012:payments-oncall"])
+def test_every_alarm_notifies_the_alarm_topic(extra_topic: str) -> None:
+    """The stack's own topic, and AlarmTopicArn's when set, both when an alarm fires and when it clears."""
+    stack = Template.load(ROOT / "template.yaml", overrides={"AlarmTopicArn": extra_topic}).flattened()
+    found = alarms(stack)
     assert len(found) >= 17
+    resolve = resolver(stack).resolve
+    notified = ["AlarmTopic-ref", extra_topic] if extra_topic else ["AlarmTopic-ref"]
     for logical_id, properties in found.items():
-        both = {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}], [{"Ref": "AlarmTopic"}]]}
-        assert properties["AlarmActions"] == both, logical_id
-        assert properties["OKActions"] == both, logical_id
+        assert resolve(properties["AlarmActions"]) == notified, logical_id
+        assert resolve(properties["OKActions"]) == notified, logical_id
         assert properties["AlarmDescription"].strip(), logical_id
 
 
-def test_the_alarms_an_on_call_engineer_needs_exist(template: Template) -> None:
-    metrics = watched(template)
+def test_the_alarms_an_on_call_engineer_needs_exist(template: Template, stack: Template) -> None:
+    metrics = watched(stack)
     assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "PostingDLQ") in metrics
     assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", "PostingQueue") in metrics
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "PostingDLQ") in metrics
@@ -569,9 +573,9 @@ def test_the_audit_rule_retries_and_dead_letters(template: Template) -> None:
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 3600
 
 
-def test_the_dashboard_shows_what_the_runbook_relies_on(template: Template) -> None:
-    (dashboard_id,) = template.resources_of_type("AWS::CloudWatch::Dashboard")
-    body = json.loads(resolver(template).resolve(template.properties(dashboard_id)["DashboardBody"]))
+def test_the_dashboard_shows_what_the_runbook_relies_on(stack: Template) -> None:
+    (dashboard_id,) = stack.resources_of_type("AWS::CloudWatch::Dashboard")
+    body = json.loads(resolver(stack).resolve(stack.properties(dashboard_id)["DashboardBody"]))
     text = json.dumps(body)
     for needle in (
         '"Posted"',
@@ -803,30 +807,33 @@ def test_prod_refuses_to_deploy_without_a_subscriber_a_boundary_or_a_deployment_
     assert "Environment=prod" in config["prod"]["deploy"]["parameters"]["parameter_overrides"]
 
 
-def test_the_new_alarms_watch_what_the_runbook_names(template: Template) -> None:
-    metrics = watched(template)
+def test_the_new_alarms_watch_what_the_runbook_names(stack: Template) -> None:
+    metrics = watched(stack)
     for metric in ("ExecutionFailed", "TargetStageFailed", "ExecutionThrottled"):
         assert ("AWS/EventBridge/Pipes", metric, "PostingPipe") in metrics
     assert ("AWS/States", "ExecutionThrottled", "PostingStateMachine") in metrics
-    sweeper = template.properties("SweeperNotRunningAlarm")
+    sweeper = stack.properties("SweeperNotRunningAlarm")
     assert (sweeper["MetricName"], sweeper["ComparisonOperator"], sweeper["Threshold"]) == (
         "Invocations",
         "LessThanThreshold",
         1,
     )
     assert sweeper["TreatMissingData"] == "breaching"
-    system_errors = template.properties("LedgerSystemErrorsAlarm")["Metrics"]
+    system_errors = stack.properties("LedgerSystemErrorsAlarm")["Metrics"]
     operations = {m["MetricStat"]["Metric"]["Dimensions"][1]["Value"] for m in system_errors if "MetricStat" in m}
     assert {"TransactWriteItems", "GetItem", "BatchGetItem", "Query"} <= operations
-    conflicts = template.properties("LedgerTransactionConflictAlarm")["Metrics"]
+    conflicts = stack.properties("LedgerTransactionConflictAlarm")["Metrics"]
     assert {m["MetricStat"]["Metric"]["MetricName"] for m in conflicts if "MetricStat" in m} == {
         "TransactionConflict",
         "SuccessfulRequestLatency",
     }
-    drop = template.properties("TrafficDropAlarm")
+    drop = stack.properties("TrafficDropAlarm")
     assert drop["ComparisonOperator"] == "LessThanLowerThreshold"
     (band,) = [m for m in drop["Metrics"] if m["Id"] == drop["ThresholdMetricId"]]
     assert band["Expression"].startswith("ANOMALY_DETECTION_BAND(")
+    for environment, no_data in (("dev", "notBreaching"), ("prod", "breaching")):  # in prod, silence is a drop
+        deployed = Template.load(ROOT / "template.yaml", overrides={"Environment": environment}).flattened()
+        assert resolver(deployed).resolve(deployed.properties("TrafficDropAlarm")["TreatMissingData"]) == no_data
 
 
 def test_post_has_reserved_concurrency_as_a_parameter(template: Template) -> None:
@@ -857,8 +864,8 @@ def test_the_trails_files_are_locked_in_compliance_mode_by_default(template: Tem
 
 
 def test_the_trail_reaches_cloudwatch_logs_and_an_access_denied_alarm_when_asked() -> None:
-    off = Template.load(ROOT / "template.yaml")
-    on = Template.load(ROOT / "template.yaml", overrides={"TrailToCloudWatchLogs": "true"})
+    off = Template.load(ROOT / "template.yaml").flattened()
+    on = Template.load(ROOT / "template.yaml", overrides={"TrailToCloudWatchLogs": "true"}).flattened()
     for logical_id in ("TrailLogGroup", "TrailLogsRole", "AccessDeniedMetricFilter", "AccessDeniedAlarm"):
         assert not off.is_created(logical_id) and on.is_created(logical_id), logical_id
     trail = resolver(on).resolve(on.properties("PostingDataTrail"))
@@ -866,6 +873,10 @@ def test_the_trail_reaches_cloudwatch_logs_and_an_access_denied_alarm_when_asked
     assert trail["CloudWatchLogsRoleArn"] == "arn:aws:test:::TrailLogsRole"
     pattern = on.properties("AccessDeniedMetricFilter")["FilterPattern"]
     assert '$.errorCode = "AccessDenied*"' in pattern
+    (counted,) = on.properties("AccessDeniedMetricFilter")["MetricTransformations"]
+    alarm = on.properties("AccessDeniedAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == (counted["MetricNamespace"], counted["MetricName"])
+    assert alarm["Dimensions"] == [{"Name": d["Key"], "Value": d["Value"]} for d in counted["Dimensions"]]
 
 
 def test_the_pipe_decrypts_the_queue_only_through_sqs(template: Template) -> None:

@@ -1,5 +1,5 @@
-"""Resources with no local meaning (IAM, alarms, the schema registry...) are skipped by the local stack,
-and whatever refers to them still resolves."""
+"""Resources with no local meaning (IAM, alarms, the nested schema registry...) are skipped by the local
+stack, and whatever refers to them still resolves."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from posting_cli.local.template import Resolver, Template
 
 def test_refs_and_attributes_of_a_skipped_resource_resolve_to_placeholders(template: Template) -> None:
     resolver = Resolver(template)
-    resolver.skip("EventSchemaRegistry")
+    resolver.skip("EventSchemas")
 
-    assert resolver.resolve({"Ref": "EventSchemaRegistry"}) == "local-EventSchemaRegistry"
-    assert resolver.resolve({"Fn::GetAtt": ["EventSchemaRegistry", "RegistryName"]}) == (
-        "local-EventSchemaRegistry-RegistryName"
+    assert resolver.resolve({"Ref": "EventSchemas"}) == "local-EventSchemas"
+    assert resolver.resolve({"Fn::GetAtt": ["EventSchemas", "Outputs.RegistryName"]}) == (
+        "local-EventSchemas-Outputs.RegistryName"
     )
-    assert resolver.resolve({"Fn::Sub": "${EventSchemaRegistry.RegistryArn}"}) == "arn:aws:local:::EventSchemaRegistry"
+    assert resolver.resolve({"Fn::Sub": "${EventSchemas.Outputs.RegistryArn}"}) == "arn:aws:local:::EventSchemas"
 
 
 def test_every_output_resolves_when_every_resource_is_skipped(template: Template) -> None:
@@ -44,6 +44,7 @@ NO_LOCAL_MEANING = {
     "AWS::Logs::ResourcePolicy": "a resource policy",
     "AWS::S3::Bucket": "the trail's bucket",
     "AWS::S3::BucketPolicy": "a resource policy",
+    "AWS::Serverless::Application": "a nested application: every resource in it has no local meaning either",
     "AWS::SNS::Subscription": "alarm notifications",
     "AWS::SNS::Topic": "alarm notifications",
     "AWS::SNS::TopicPolicy": "a resource policy",
@@ -60,6 +61,18 @@ def test_every_resource_type_is_created_locally_or_has_no_local_meaning(template
     types = {resource["Type"] for resource in template.resources.values()}
     assert types - created - set(NO_LOCAL_MEANING) == set()
     assert not created & set(NO_LOCAL_MEANING)
+
+
+def test_the_local_stack_skips_a_nested_application_whole_so_nothing_in_it_has_a_local_meaning(
+    template: Template,
+) -> None:
+    nested = template.nested()
+    assert (
+        set(nested) == set(template.resources_of_type("AWS::Serverless::Application")) == {"EventSchemas", "Monitoring"}
+    )
+    for logical_id, child in nested.items():
+        types = {resource["Type"] for resource in child.resources.values()}
+        assert types <= set(NO_LOCAL_MEANING), f"{logical_id}: {types - set(NO_LOCAL_MEANING)}"
 
 
 def test_a_tables_definition_is_what_its_capacity_mode_makes_it() -> None:

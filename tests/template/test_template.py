@@ -23,6 +23,8 @@ from posting.steps.emit import EVENT_SOURCE
 from posting_cli.local.template import Resolver, Template
 from posting_cli.target import REQUIRED_OUTPUTS
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # Outside facts -----------------------------------------------------------------------------------
 
 STEP_FUNCTIONS_PAYLOAD_LIMIT = 256 * 1024  # bytes, per state input/output and execution input
@@ -182,8 +184,9 @@ def sam_policy_templates(template: Template, logical_id: str) -> dict[str, list[
 def test_cfn_lint_passes(template: Template) -> None:
     from cfnlint.api import lint_file
 
-    matches = lint_file(template.path)
-    assert [str(match) for match in matches] == []
+    for linted in (template, *template.nested().values()):
+        matches = lint_file(linted.path)
+        assert [str(match) for match in matches] == [], linted.path.name
 
 
 # Intake: queue, dead-letter queue, pipe ----------------------------------------------------------
@@ -635,19 +638,19 @@ def alarmed_metrics(template: Template) -> Iterator[tuple[str, str, list[dict[st
                 yield metric["Namespace"], metric["MetricName"], metric.get("Dimensions", [])
 
 
-def test_dead_letters_raise_an_alarm(template: Template, dlq_id: str) -> None:
+def test_dead_letters_raise_an_alarm(stack: Template, dlq_id: str) -> None:
     watched = {
         (namespace, name)
-        for namespace, name, dimensions in alarmed_metrics(template)
+        for namespace, name, dimensions in alarmed_metrics(stack)
         if {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}} in dimensions
     }
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in watched
 
 
-def test_workflow_alarms_cover_failed_and_timed_out_executions(template: Template, state_machine_id: str) -> None:
+def test_workflow_alarms_cover_failed_and_timed_out_executions(stack: Template, state_machine_id: str) -> None:
     watched = {
         name
-        for namespace, name, dimensions in alarmed_metrics(template)
+        for namespace, name, dimensions in alarmed_metrics(stack)
         if namespace == "AWS/States" and {"Name": "StateMachineArn", "Value": {"Ref": state_machine_id}} in dimensions
     }
     assert {"ExecutionsFailed", "ExecutionsTimedOut"} <= watched

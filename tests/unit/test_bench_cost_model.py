@@ -10,6 +10,7 @@ import dataclasses
 import io
 import re
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import pytest
 
@@ -408,7 +409,8 @@ def test_fixed_costs_count_the_template_and_the_handlers() -> None:
     costs = {
         c.item: c for c in inputs.fixed_monthly_costs(template, inputs.deployment_from_template(template), Prices())
     }
-    alarms = sum(1 for name in template.resources_of_type("AWS::CloudWatch::Alarm") if template.is_created(name))
+    stack = template.flattened()  # the alarms and the dashboard are a nested application's
+    alarms = sum(1 for name in stack.resources_of_type("AWS::CloudWatch::Alarm") if stack.is_created(name))
     assert costs["alarms"].quantity == alarms > 10
     assert costs["alarms"].usd_per_month == pytest.approx(alarms * 0.10)
     assert costs["dashboards"].usd_per_month == pytest.approx(3.00)
@@ -419,6 +421,22 @@ def test_fixed_costs_count_the_template_and_the_handlers() -> None:
     assert metrics["Rejected"] == len(Reason)  # one metric per reason dimension value
     assert {"Posted", "Duplicates", "Undecided", "DeadLettered", "ReturnedToQueue"} <= set(metrics)
     assert costs["custom metrics"].usd_per_month == pytest.approx(sum(metrics.values()) * 0.30)
+
+
+def test_fixed_costs_count_what_the_nested_applications_create_too(tmp_path: Path) -> None:
+    template = Template.load()
+    before = {
+        c.item: c for c in inputs.fixed_monthly_costs(template, inputs.deployment_from_template(template), Prices())
+    }
+    (tmp_path / "alarms.yaml").write_text(
+        "Resources:\n  Alarm:\n    Type: AWS::CloudWatch::Alarm\n  Dashboard:\n    Type: AWS::CloudWatch::Dashboard\n"
+    )
+    nested = {"Type": "AWS::Serverless::Application", "Properties": {"Location": str(tmp_path / "alarms.yaml")}}
+    body = {**template.body, "Resources": {**template.resources, "MoreAlarms": nested}}
+    more = dataclasses.replace(template, body=body)
+    after = {c.item: c for c in inputs.fixed_monthly_costs(more, inputs.deployment_from_template(more), Prices())}
+    assert after["alarms"].quantity == before["alarms"].quantity + 1
+    assert after["dashboards"].quantity == before["dashboards"].quantity + 1
 
 
 def test_provisioned_capacity_brings_the_alarms_auto_scaling_creates_and_the_indexes_minimums() -> None:

@@ -110,7 +110,7 @@ def test_the_handlers_count_what_the_dashboard_and_alarms_read() -> None:
     minute aside), so a batch's metric line holds nothing that no one looks at."""
     from posting_cli.bench.cost_inputs import custom_metrics
 
-    template = Template.load()
+    template = Template.load().flattened()
     (dashboard,) = template.resources_of_type("AWS::CloudWatch::Dashboard").values()
     read = json.dumps(dashboard) + json.dumps(
         [template.properties(a) for a in template.resources_of_type("AWS::CloudWatch::Alarm")]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,13 +14,17 @@ from posting.domain.events import RESULT_EVENTS, PostingDeadLettered, PostingPos
 from posting.domain.outcomes import BalanceAfter, Decision, Outcome, Reason, Status
 from posting.steps.emit import dead_letter_event, result_event
 from posting.steps.items import Batch, BatchItem, Failure
-from posting_cli.local.template import Template, _CfnLoader
+from posting_cli.local.template import Resolver, Template
 from posting_cli.schema import (
+    REGISTRY_APPLICATION,
+    REGISTRY_OUTPUT,
     REGISTRY_SCHEMA_TYPE,
     event_schema,
     event_schema_file,
     registry_schema_name,
-    with_template_block,
+    registry_template,
+    registry_template_path,
+    write_registry_template,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,17 +185,20 @@ def test_the_schemas_refuse_what_the_contract_excludes():
 # -- the template publishes exactly these schemas -------------------------------------------------------
 
 
-def test_the_templates_schema_registry_block_is_current():
-    text = (ROOT / "template.yaml").read_text()
-    assert with_template_block(text) == text, "template.yaml's event schemas are stale: run `make schema`"
+def test_the_templates_nested_schema_registry_is_current():
+    path = registry_template_path(ROOT / "template.yaml")
+    assert path == ROOT / "templates" / "event-schemas.yaml"
+    assert path.read_text() == registry_template(), f"{path.name} is stale: run `make schema`"
 
 
 def test_the_template_publishes_every_result_event_schema_to_its_registry():
     template = Template.load(ROOT / "template.yaml")
-    [registry] = template.resources_of_type("AWS::EventSchemas::Registry")
+    registries = template.nested()[REGISTRY_APPLICATION]
+    [registry] = registries.resources_of_type("AWS::EventSchemas::Registry")
+    assert registries.properties(registry)["RegistryName"] == {"Ref": "RegistryName"}
     published = {
         props["SchemaName"]: props
-        for props in (template.properties(s) for s in template.resources_of_type("AWS::EventSchemas::Schema"))
+        for props in (registries.properties(s) for s in registries.resources_of_type("AWS::EventSchemas::Schema"))
     }
     assert set(published) == {registry_schema_name(model) for model in RESULT_EVENTS}
     for model in RESULT_EVENTS:
@@ -202,11 +208,35 @@ def test_the_template_publishes_every_result_event_schema_to_its_registry():
         content = json.loads(props["Content"])
         assert content == event_schema(model)
         assert content == json.loads((ROOT / "schema" / event_schema_file(model)).read_text())
+    # The stack's output names the registry the nested stack created.
+    assert registries.body["Outputs"][REGISTRY_OUTPUT]["Value"] == {"Fn::GetAtt": [registry, "RegistryName"]}
+    output = template.body["Outputs"]["EventSchemaRegistryName"]["Value"]
+    assert output == {"Fn::GetAtt": [REGISTRY_APPLICATION, f"Outputs.{REGISTRY_OUTPUT}"]}
 
 
-def test_the_generated_block_goes_before_outputs_and_is_replaced_in_place():
-    bare = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n\nOutputs:\n  Url:\n    Value: !Ref Queue\n"
-    once = with_template_block(bare)
-    assert once.index("EventSchemaRegistry:") < once.index("Outputs:")
-    assert with_template_block(once) == once
-    assert "EventSchemaRegistry" in yaml.load(once, Loader=_CfnLoader)["Resources"]  # noqa: S506 - SafeLoader subclass
+def test_the_registry_is_named_after_the_results_bus_and_never_takes_a_name_in_use():
+    """Not `<stack>-events`: a stack whose own template holds a registry of that name keeps it until the
+    end of the update that nests the registry, and CloudFormation creates the nested stack's registry
+    first (docs/design/template.md)."""
+    template = Template.load(ROOT / "template.yaml", stack_name="posting-pipeline-dev")
+    registries = template.nested()[REGISTRY_APPLICATION]
+    bus = Resolver(template).resolve(template.properties("PostingEventBus")["Name"])
+    assert registries.parameters["RegistryName"] == bus == "posting-pipeline-dev-results"
+    assert registries.parameters["RegistryName"] != "posting-pipeline-dev-events"
+
+
+def test_schema_writes_the_registry_template_the_templates_application_names(tmp_path: Path):
+    parent = tmp_path / "stack.yaml"
+    parent.write_text(
+        "Resources:\n"
+        f"  {REGISTRY_APPLICATION}:\n"
+        "    Type: AWS::Serverless::Application\n"
+        "    Properties:\n"
+        "      Location: nested/registry.yaml\n"
+    )
+    assert write_registry_template(parent) == (tmp_path / "nested" / "registry.yaml", True)
+    assert (tmp_path / "nested" / "registry.yaml").read_text() == registry_template()
+    assert write_registry_template(parent) == (tmp_path / "nested" / "registry.yaml", False)
+    parent.write_text("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n")
+    with pytest.raises(ValueError, match=f"no {REGISTRY_APPLICATION} resource"):
+        write_registry_template(parent)

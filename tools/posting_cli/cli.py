@@ -548,7 +548,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from posting_cli.schema import schemas, write_template_block
+    from posting_cli.schema import schemas, write_registry_template
 
     documents = schemas()
     if not args.write and not args.template:
@@ -561,8 +561,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
             (folder / name).write_text(json.dumps(document, indent=2) + "\n")
             console.print(f"wrote {folder / name}")
     if args.template:
-        changed = write_template_block(Path(args.template))
-        console.print(f"{'updated' if changed else 'unchanged'}: the event schema registry block of {args.template}")
+        path, changed = write_registry_template(Path(args.template))
+        console.print(f"{'updated' if changed else 'unchanged'}: {path} (the schema registry {args.template} nests)")
     return 0
 
 
@@ -701,7 +701,9 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of ve
     schema = verbs.add_parser("schema", help="print or write the JSON Schemas of the contract")
     schema.add_argument("--write", metavar="DIR", help="write one file per schema into DIR")
     schema.add_argument(
-        "--template", metavar="FILE", help="rewrite the generated schema registry block of this SAM template"
+        "--template",
+        metavar="FILE",
+        help="write the event schema registry of this SAM template (the nested template its EventSchemas names)",
     )
     schema.set_defaults(command=cmd_schema)
     return parser

@@ -1,7 +1,8 @@
 """parliament on every IAM policy document the project deploys, each remaining finding justified inline.
 
 The documents: every role's trust and inline policies, every managed policy and every resource policy
-(key, queues, table, functions, bus, bucket, topic, log group) of the SAM-translated template and of
+(key, queues, table, functions, bus, bucket, topic, log group) of the SAM-translated template, of the
+templates its nested applications name (--source: the SAM template it is translated from) and of
 deploy/bootstrap.yaml, and the service control policy deploy/scp.json. Intrinsic functions are
 resolved with every optional principal set, so each conditional statement is checked as it is when
 its condition holds, with ARNs of the right shape for each resource type.
@@ -17,7 +18,7 @@ A finding is accepted only where the resource that holds the document says why, 
 
 A justification that matches no finding fails too, so none outlives its reason.
 
-    python -m posting_cli.policy_audit --translated build/translated-template.json \
+    python -m posting_cli.policy_audit --translated build/translated-template.json --source template.yaml \
         --template deploy/bootstrap.yaml --policy deploy/scp.json
 """
 
@@ -208,11 +209,13 @@ def load(path: Path, stack_name: str, overrides: dict[str, str]) -> Template:
     return Template.load(path, stack_name=stack_name, overrides={k: v for k, v in overrides.items() if k in declared})
 
 
-def run(translated: Path, templates: list[Path], policies: list[Path]) -> list[str]:
+def run(translated: Path, templates: list[Path], policies: list[Path], source: Path | None = None) -> list[str]:
     """Unjustified findings and unused justifications, as lines; empty when everything is accounted for."""
     problems: list[str] = []
+    nested = load(source, STACK_NAME, STACK_OVERRIDES).nested() if source else {}
     loaded = [
         (load(translated, STACK_NAME, STACK_OVERRIDES), translated.name),
+        *((child, f"{child.path.name} ({logical_id})") for logical_id, child in nested.items()),
         *((load(path, "posting-deploy", BOOTSTRAP_OVERRIDES), path.name) for path in templates),
     ]
     for template, label in loaded:
@@ -239,10 +242,13 @@ def run(translated: Path, templates: list[Path], policies: list[Path]) -> list[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--translated", type=Path, required=True, help="the SAM-translated template (JSON)")
+    parser.add_argument(
+        "--source", type=Path, help="the SAM template translated: the templates of its nested applications too"
+    )
     parser.add_argument("--template", type=Path, action="append", default=[], help="another CloudFormation template")
     parser.add_argument("--policy", type=Path, action="append", default=[], help="a bare policy document (JSON)")
     args = parser.parse_args(argv)
-    problems = run(args.translated, args.template, args.policy)
+    problems = run(args.translated, args.template, args.policy, args.source)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:

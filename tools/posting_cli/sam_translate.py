@@ -24,10 +24,13 @@ from typing import Any
 from posting_cli.local.template import REGION, default_template_path, load_template
 
 PACKAGED_CODE_URI = "s3://offline-translation/src.zip"  # what `sam package` would upload CodeUri to
+# What `sam package` would upload a nested application's local template to (Location, then TemplateURL).
+PACKAGED_TEMPLATE_URL = "https://s3.us-east-1.amazonaws.com/offline-translation/{name}.template"
 
 
 def packaged(template: dict[str, Any], root: Path) -> dict[str, Any]:
-    """The template as `sam package` leaves it: code in S3, state machine definitions inline."""
+    """The template as `sam package` leaves it: code and nested templates in S3, state machine definitions
+    inline. (A nested template is linted and scanned as the file it is: tools/checkov.sh --file.)"""
     template = json.loads(json.dumps(template))
     function_globals = template.get("Globals", {}).get("Function", {})
     if isinstance(function_globals.get("CodeUri"), str):
@@ -40,6 +43,8 @@ def packaged(template: dict[str, Any], root: Path) -> dict[str, Any]:
             properties["ContentUri"] = PACKAGED_CODE_URI.replace("src.zip", "layer.zip")
         if resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(properties.get("DefinitionUri"), str):
             properties["Definition"] = json.loads((root / properties.pop("DefinitionUri")).read_text())
+        if resource["Type"] == "AWS::Serverless::Application" and isinstance(properties.get("Location"), str):
+            properties["Location"] = PACKAGED_TEMPLATE_URL.format(name=Path(properties["Location"]).stem)
     return template
 
 

@@ -523,7 +523,8 @@ def fixed_monthly_costs(template: Template, deployment: Deployment, prices: Pric
     """What the stack costs a month whatever it carries: metrics, alarms, dashboards, the key, the sweeper."""
     from posting.adapters.ledger_keys import OPEN_HOLD_BUCKETS
 
-    deployed = with_capacity_mode(template, provisioned=deployment.provisioned_utilisation is not None)
+    # The whole stack: its nested applications' resources (the alarms, the dashboard) are billed too.
+    deployed = with_capacity_mode(template, provisioned=deployment.provisioned_utilisation is not None).flattened()
 
     def created(resource_type: str) -> int:
         return sum(1 for logical_id in deployed.resources_of_type(resource_type) if deployed.is_created(logical_id))

@@ -9,8 +9,8 @@
 
 Every resource is created from template.yaml: names, keys, redrive settings, batch sizes, environment
 variables and definition substitutions are resolved from it, never repeated here. Resources with no
-local meaning (IAM roles, KMS keys, resource policies, trails, alarms, dashboards) are listed in
-`skipped`, as are resources whose Condition is false.
+local meaning (IAM roles, KMS keys, resource policies, trails, and the nested applications: the schema
+registry, the alarms and the dashboard) are listed in `skipped`, as are resources whose Condition is false.
 """
 
 from __future__ import annotations

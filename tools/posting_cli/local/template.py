@@ -4,11 +4,14 @@ Nothing about the deployed resources is repeated by hand in the local code. This
 template (with CloudFormation's short-form tags), applies parameter defaults and overrides with their
 constraints, orders resources by their references, and resolves the intrinsic functions the template
 uses (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::FindInMap, Fn::If with the template's Conditions) against
-the physical names and ARNs of the local resources.
+the physical names and ARNs of the local resources. A nested application with a local Location is read
+too: `nested()` binds its template to what this one passes it, `flattened()` reads the whole stack as
+one template.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -131,6 +134,63 @@ class Template:
         )
         return definition
 
+    def nested_paths(self) -> dict[str, Path]:
+        """The template file of each nested application with a local Location, by its logical id."""
+        found: dict[str, Path] = {}
+        for logical_id, resource in self.resources_of_type("AWS::Serverless::Application").items():
+            location = resource.get("Properties", {}).get("Location")
+            if isinstance(location, str) and not location.startswith(("https://", "s3://")):
+                found[logical_id] = self.path.parent / location  # else published or uploaded: nothing to read
+        return found
+
+    def nested(self) -> dict[str, Template]:
+        """Each nested application with a local Location (AWS::Serverless::Application), by logical id:
+        its template, bound to the parameters this one passes it (every resource a placeholder)."""
+        resolver = Resolver(self)
+        for logical_id in self.resources:
+            resolver.skip(logical_id)
+        return {
+            logical_id: Template.load(
+                path,
+                stack_name=f"{self.stack_name}-{logical_id}",
+                overrides=resolver.resolve(self.properties(logical_id).get("Parameters", {})),
+            )
+            for logical_id, path in self.nested_paths().items()
+        }
+
+    def flattened(self) -> Template:
+        """This template as one stack: each nested application replaced by its template's resources and
+        conditions, where a Ref to one of its parameters is the expression this template passes it and
+        a GetAtt of one of its outputs is that output's value. What the checks of the whole stack read
+        (its alarms, its costs); CloudFormation deploys the nested stacks as they are."""
+        body = copy.deepcopy(self.body)
+        resources, conditions = body["Resources"], body.setdefault("Conditions", {})
+        outputs: dict[tuple[str, ...], Any] = {}
+        for logical_id, path in self.nested_paths().items():
+            child = load_template(path)
+            passed = resources.pop(logical_id).get("Properties", {}).get("Parameters", {})
+            declared = child.get("Parameters", {})
+            if set(passed) != set(declared):
+                raise TemplateError(f"{logical_id}: passes {sorted(passed)}, {path.name} declares {sorted(declared)}")
+            if re.search(r"AWS::Stack(?:Name|Id)", str(child)):  # the nested stack's, not this one's
+                raise TemplateError(f"{path.name} names things after its own stack: let {self.path.name} pass names")
+            values = {
+                name: {"Fn::Split": [",", passed[name]]} if spec.get("Type") == "CommaDelimitedList" else passed[name]
+                for name, spec in declared.items()
+            }
+            for name, declared_condition in child.get("Conditions", {}).items():
+                condition = _substituted(declared_condition, values)
+                if conditions.setdefault(name, condition) != condition:
+                    raise TemplateError(f"{path.name} and {self.path.name} both declare Condition {name}, differently")
+            for name, resource in child["Resources"].items():
+                if name in resources:
+                    raise TemplateError(f"{path.name} and {self.path.name} both declare {name}")
+                resources[name] = _substituted(resource, values)
+            for name, output in child.get("Outputs", {}).items():
+                outputs[(logical_id, f"Outputs.{name}")] = _substituted(output["Value"], values)
+        body = _with_outputs(body, outputs)
+        return Template(path=self.path, body=body, stack_name=self.stack_name, parameters=dict(self.parameters))
+
     def condition(self, name: str) -> bool:
         """The value of one of the template's Conditions, given the bound parameters."""
         return bool(Resolver(self).evaluate({"Condition": name}))
@@ -159,6 +219,36 @@ class Template:
         for logical_id in self.resources:
             visit(logical_id)
         return order
+
+
+def _substituted(node: Any, values: Mapping[str, Any]) -> Any:
+    """node with each Ref to a name in values (and each ${name} in a Fn::Sub) replaced by its value."""
+    if isinstance(node, list):
+        return [_substituted(v, values) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1 and isinstance(node.get("Ref"), str) and node["Ref"] in values:
+        return values[node["Ref"]]
+    if len(node) == 1 and "Fn::Sub" in node:
+        text, variables = (node["Fn::Sub"], {}) if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"]
+        variables = {k: _substituted(v, values) for k, v in variables.items()}
+        used = {name: values[name] for name in _SUB_VARIABLE.findall(text) if name in values and name not in variables}
+        return {"Fn::Sub": [text, {**variables, **used}] if variables or used else text}
+    return {key: _substituted(value, values) for key, value in node.items()}
+
+
+def _with_outputs(node: Any, outputs: Mapping[tuple[str, ...], Any]) -> Any:
+    """node with each Fn::GetAtt of a nested application's output replaced by the output's value."""
+    if isinstance(node, list):
+        return [_with_outputs(v, outputs) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1 and "Fn::GetAtt" in node:
+        target = node["Fn::GetAtt"]
+        key = tuple(target) if isinstance(target, list) else tuple(target.split(".", 1))
+        if key in outputs:
+            return outputs[key]
+    return {key: _with_outputs(value, outputs) for key, value in node.items()}
 
 
 def _check_parameter(name: str, spec: dict[str, Any], value: str) -> None:
