@@ -62,7 +62,7 @@ def dynamodb_client(dynamodb_local: object) -> object:
 @pytest.fixture
 def ledger_table(dynamodb_client, template: Template) -> Iterator[LedgerTable]:
     """A fresh, empty ledger table with the template's key schema, dropped after the test."""
-    from posting_cli.local.stack import create_table
+    from posting_cli.local.tables import create_table
 
     name = f"ledger-{uuid.uuid4().hex[:12]}"
     create_table(dynamodb_client, name, template.table_definition("LedgerTable"))

@@ -484,7 +484,7 @@ def ledger_kind(request: pytest.FixtureRequest) -> tuple[str, Callable[[], tuple
     if request.param == "fake":
         return "fake", lambda: (FakeLedger(), lambda: None)
     from posting.adapters.ledger_table import LedgerTable
-    from posting_cli.local.stack import create_table
+    from posting_cli.local.tables import create_table
 
     client = request.getfixturevalue("dynamodb_client")
     properties = request.getfixturevalue("template").table_definition("LedgerTable")

@@ -11,7 +11,7 @@ import pytest
 from posting.adapters.ledger_table import LedgerTable
 from posting.domain.model import Account
 from posting_cli import operations
-from posting_cli.local.stack import ExistingTableMismatch, ensure_table
+from posting_cli.local.tables import ExistingTableMismatch, ensure_table
 from posting_cli.target import Target
 
 pytestmark = pytest.mark.local_stack

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from posting_cli.local.stack import create_table
+from posting_cli.local.tables import create_table
 from posting_cli.local.template import Template
 
 pytestmark = pytest.mark.local_stack

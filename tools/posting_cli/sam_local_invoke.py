@@ -182,7 +182,7 @@ def prepare(engines: Engines) -> None:
     from posting.adapters.ledger_table import LedgerTable
     from posting.domain.outcomes import AccountAlreadyExists
     from posting_cli import operations
-    from posting_cli.local.stack import create_table
+    from posting_cli.local.tables import create_table
     from posting_cli.local.template import Template, load_template
 
     credentials = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}

@@ -66,7 +66,7 @@ def posting_id() -> str:
 
 def create_ledger_table(client: Any) -> str:
     """A fresh table with the template's key schema (the same as the deployed LedgerTable)."""
-    from posting_cli.local.stack import create_table
+    from posting_cli.local.tables import create_table
 
     name = f"bench-{uuid.uuid4().hex[:10]}"
     create_table(client, name, Template.load().table_definition("LedgerTable"))
