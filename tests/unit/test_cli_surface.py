@@ -1,5 +1,5 @@
 """The `posting` CLI's public surface: every verb and subverb, every option string, default, dest, choice
-and help text, and the help each verb prints, as snapshots checked in beside this module. Scripts call
+and help text, and the help each verb prints, as snapshots checked in under tests/unit/snapshots. Scripts call
 these verbs and flags, so a change to them is a change to a contract: it shows here first.
 
 An intended change (a new verb or flag) rewrites the snapshots, and the diff shows what changed:
