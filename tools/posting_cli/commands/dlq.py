@@ -13,19 +13,14 @@ from posting_cli.commands import options, terminal
 def register(verbs: Any) -> None:
     dlq = verbs.add_parser("dlq", help="dead-lettered requests").add_subparsers(title="dlq commands")
     options.operator("list", cmd_dlq_list, "list dead letters with their failure reasons", dlq)
-    _add_redrive(
-        options.operator(
-            "redrive",
-            cmd_dlq_redrive,
-            "move dead letters back to the posting queue: all of them, or those selected; only those whose "
-            "producer is allowed (the stack's ProducerPrincipalArns, its sweeper, --allow-producer); "
-            "the others stay in the DLQ, reported (exit 1)",
-            dlq,
-        )
+    redrive = options.operator(
+        "redrive",
+        cmd_dlq_redrive,
+        "move dead letters back to the posting queue: all of them, or those selected; only those whose "
+        "producer is allowed (the stack's ProducerPrincipalArns, its sweeper, --allow-producer); "
+        "the others stay in the DLQ, reported (exit 1)",
+        dlq,
     )
-
-
-def _add_redrive(redrive: argparse.ArgumentParser) -> None:
     redrive.add_argument(
         "--message-id",
         action="append",
