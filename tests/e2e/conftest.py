@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from posting_cli import cli
+from posting_cli.commands import terminal
 from posting_cli.target import LOCAL_STATE_FILE
 
 
@@ -21,8 +22,8 @@ def posting_in_process(local_stack, tmp_path, monkeypatch) -> Callable[..., tupl
     def run(*args: str) -> tuple[int, str]:
         output = io.StringIO()
         # Wide enough that rich never wraps a line the tests look for.
-        monkeypatch.setattr(cli, "console", Console(file=output, width=300))
-        monkeypatch.setattr(cli, "errors", Console(file=output, width=300))
+        monkeypatch.setattr(terminal, "console", Console(file=output, width=300))
+        monkeypatch.setattr(terminal, "errors", Console(file=output, width=300))
         return cli.main(list(args)), output.getvalue()
 
     return run

@@ -534,15 +534,16 @@ def rules_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("verb", [["local", "up"], ["local", "demo"], ["local", "soak"]])
 def test_the_cli_flags_become_the_environment_every_engine_reads(verb, rules_environment):
     from posting_cli import cli
+    from posting_cli.commands.local_stack import apply_dynamodb_options
 
-    cli._apply_dynamodb_options(cli._parser().parse_args(verb))
+    apply_dynamodb_options(cli._parser().parse_args(verb))
     assert StrictRules.from_environ() == StrictRules()  # no flag: strict, default τ
 
-    cli._apply_dynamodb_options(cli._parser().parse_args([*verb, "--dynamodb-tau-ms", "35", "--lenient-dynamodb"]))
+    apply_dynamodb_options(cli._parser().parse_args([*verb, "--dynamodb-tau-ms", "35", "--lenient-dynamodb"]))
     assert StrictRules.from_environ() == StrictRules(enabled=False, tau_ms=35)
 
     with pytest.raises(cli.CliError, match="τ"):
-        cli._apply_dynamodb_options(cli._parser().parse_args([*verb, "--dynamodb-tau-ms", "-5"]))
+        apply_dynamodb_options(cli._parser().parse_args([*verb, "--dynamodb-tau-ms", "-5"]))
 
 
 def test_the_bench_flags_become_the_environment(rules_environment):
