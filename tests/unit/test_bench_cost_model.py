@@ -650,3 +650,23 @@ def test_make_bench_takes_each_handlers_cpu_time_from_the_memory_section() -> No
     assert cpu["Post"] == FunctionTiming(fixed_ms=2.0, per_record_ms=3.0)
     assert cpu["Validate"].ms(10) == pytest.approx(2.8)
     assert cpu_timings(None) is None
+
+
+def test_the_readme_quotes_the_cost_make_cost_prints():
+    # The README's figures are `make cost`'s (the model on the committed inputs): a change to the model
+    # or its inputs that moves them fails here until the README says the new figures.
+    from pathlib import Path
+
+    from posting_cli.bench.cost import report
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    bullet = readme.split("- **Cost** (`make cost`", 1)[1].split("\n- ", 1)[0]
+    monthly, sustained = " ".join(line.strip() for line in bullet.splitlines()).split("at 1,111/s", 1)
+    _, data = report(build_cost_model())
+    for point, said in (("20M/month", monthly.split("at 20M a month", 1)[1]), ("1111/s", sustained)):
+        row = next(row for row in data["targets"] if row["point"] == point)
+        verdict = "met" if row["remainder"] <= 0 else "missed"
+        as_is, best = row["steps"]["as template.yaml is (on-demand)"], row["steps"]["and producers' SendMessageBatch"]
+        assert said.strip().startswith(f"${as_is:.2f}"), (point, said)
+        assert f"${best:.2f} with" in said, (point, said)
+        assert f"target ${row['goal']:.0f}, {verdict})" in said, (point, said)
