@@ -36,3 +36,15 @@ def test_the_last_stack_to_start_wins_until_it_stops(monkeypatch):
     assert os.environ["LEVEL"] == "INFO"
     layers.pop(first)
     assert "LEVEL" not in os.environ
+
+
+def test_a_value_changed_between_two_stacks_comes_back_when_both_have_stopped(monkeypatch):
+    monkeypatch.delenv("REGION", raising=False)
+    layers, session, own = _EnvironmentLayers(), object(), object()
+    layers.push(session, {"REGION": "us-east-1"})
+    monkeypatch.setenv("REGION", "eu-west-3")  # a test's own setting, while the session's stack runs
+    layers.push(own, {"REGION": "us-east-1"})
+
+    layers.pop(own)
+
+    assert os.environ["REGION"] == "eu-west-3"

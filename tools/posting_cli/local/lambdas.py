@@ -129,37 +129,36 @@ HANDLER_PACKAGE = "posting.handlers"
 
 
 class _EnvironmentLayers:
-    """The process environment as layers, one per running stack over what the process had: stacks
-    in one process (a test's own beside the session's) may stop in any order, and each stop leaves
-    os.environ as the stacks still running set it."""
+    """The process environment as layers, one per running stack, each keeping what it replaced:
+    stacks in one process (a test's own beside the session's) may stop in any order, and each stop
+    leaves os.environ as the stacks still running set it, or as it was before them."""
 
     def __init__(self) -> None:
-        self._base: dict[str, str | None] = {}
-        self._layers: list[tuple[object, dict[str, str]]] = []
+        # owner, the values it set, and what each of those names held before it set them
+        self._layers: list[tuple[object, dict[str, str], dict[str, str | None]]] = []
         self._lock = threading.Lock()
 
     def push(self, owner: object, values: Mapping[str, str]) -> None:
         with self._lock:
-            for name in values:
-                self._base.setdefault(name, os.environ.get(name))
-            self._layers = [layer for layer in self._layers if layer[0] is not owner]
-            self._layers.append((owner, dict(values)))
+            self._layers.append((owner, dict(values), {name: os.environ.get(name) for name in values}))
             os.environ.update(values)
 
     def pop(self, owner: object) -> None:
         with self._lock:
-            mine = [values for who, values in self._layers if who is owner]
-            self._layers = [layer for layer in self._layers if layer[0] is not owner]
-            for name in {name for values in mine for name in values}:
-                value = next((values[name] for _, values in reversed(self._layers) if name in values), None)
-                if value is None:
-                    value = self._base.get(name)
-                if value is None:
+            index = next((i for i, layer in enumerate(self._layers) if layer[0] is owner), None)
+            if index is None:
+                return
+            replaced = self._layers[index][2]
+            above = self._layers[index + 1 :]
+            for name, before in replaced.items():
+                setter = next((layer for layer in above if name in layer[1]), None)
+                if setter is not None:  # a later stack set it too: it restores what was there before this one
+                    setter[2][name] = before
+                elif before is None:
                     os.environ.pop(name, None)
                 else:
-                    os.environ[name] = value
-            if not self._layers:
-                self._base.clear()
+                    os.environ[name] = before
+            del self._layers[index]
 
 
 _ENVIRONMENT = _EnvironmentLayers()
