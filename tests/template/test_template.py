@@ -668,3 +668,21 @@ def test_outputs_cover_what_the_tooling_needs_and_name_real_resources(template: 
         for choice in choices:
             target = ref_of(choice) or (get_att_of(choice) or (None,))[0]
             assert target in template.resources or target in template.body["Parameters"], f"output {key}: {choice}"
+
+
+def test_the_registry_schemas_cfn_lint_is_given_are_the_pinned_cfn_lints_own():
+    """.cfnlintrc.yaml registers the schema of each resource type older cfn-lint releases lack
+    (tools/cfn-lint/schemas/), so `cfn-lint template.yaml` from the project root passes with any
+    1.x. Each one must be the schema the pinned cfn-lint ships, used by the template, so the copy
+    neither drifts from AWS's nor outlives its need silently."""
+    import yaml
+    from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
+
+    config = yaml.safe_load((ROOT / ".cfnlintrc.yaml").read_text())
+    used = {resource["Type"] for resource in Template.load(ROOT / "template.yaml").body["Resources"].values()}
+    copies = [path for folder in config["registry_schemas"] for path in sorted((ROOT / folder).glob("*.json"))]
+    assert copies
+    for path in copies:
+        copy = json.loads(path.read_text())
+        assert copy["typeName"] in used, path
+        assert copy == PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", copy["typeName"]).schema, path
