@@ -20,6 +20,17 @@ class FakeEventBus:
         return accepted
 
 
+class RecordingSqs:
+    """An SQS client that keeps what it was asked to send (under the real DeadLetterQueue adapter)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send_message(self, **kwargs: object) -> dict:
+        self.sent.append(kwargs)
+        return {"MessageId": "dlq-1"}
+
+
 class FakeDeadLetterQueue:
     def __init__(self, broken: bool = False) -> None:
         self.messages: list[dict] = []

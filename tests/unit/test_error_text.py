@@ -26,7 +26,7 @@ from posting.steps.post import post_batch, post_item
 from tests.builders import account, leg, request, sqs_record
 from tests.fake_ledger import FakeLedger
 from tests.post_helpers import FUNDING, fund, item_for, no_sleep, open_accounts
-from tests.unit.fakes import FakeEventBus
+from tests.unit.fakes import FakeEventBus, RecordingSqs
 
 CARD = "4111111111111111"  # Luhn-valid: what a leaked card number looks like
 DESCRIPTION = "rent for flat 3B, Mrs Jones"
@@ -49,17 +49,6 @@ def leaky_body(amount: object = 987654) -> str:
 def assert_says_nothing_of_the_request(text: str) -> None:
     for secret in SECRETS:
         assert secret not in text, f"{secret!r} leaked into {text!r}"
-
-
-class RecordingSqs:
-    """An SQS client that keeps what it was asked to send."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    def send_message(self, **kwargs: object) -> dict:
-        self.sent.append(kwargs)
-        return {"MessageId": "dlq-1"}
 
 
 @pytest.fixture

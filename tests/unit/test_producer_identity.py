@@ -16,7 +16,7 @@ from posting.steps.emit import emit_batch, salvaged_batch
 from posting.steps.items import Batch, Failure, item_of_record
 from posting.steps.validate import validate_batch
 from tests.builders import request, sqs_record
-from tests.unit.fakes import FakeEventBus
+from tests.unit.fakes import FakeEventBus, RecordingSqs
 
 ROLE_SESSION = "AROAEXAMPLEPRODUCER1:payments-gateway"
 OPERATOR_SESSION = "AROAEXAMPLEOPERATOR1:alice@example.com"
@@ -31,15 +31,6 @@ def record(sender: str | None = ROLE_SESSION, claimed: str | None = None, receiv
     if claimed is not None:
         fields["messageAttributes"] = {ORIGINAL_PRODUCER_ID: {"stringValue": claimed, "dataType": "String"}}
     return fields
-
-
-class RecordingSqs:
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    def send_message(self, **kwargs: object) -> dict:
-        self.sent.append(kwargs)
-        return {"MessageId": "dlq-1"}
 
 
 def dead_letter_attributes(batch: Batch) -> dict[str, str]:
