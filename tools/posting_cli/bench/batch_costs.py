@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from posting_cli.bench.batch_fill import simulate_fill
 from posting_cli.bench.cost_model import FunctionTiming
 from posting_cli.bench.pipeline import PIPELINE_OVERRIDES, run_phase
 from posting_cli.bench.section import Section, fmt_table, progress
-from posting_cli.bench.workload import SEED
+from posting_cli.bench.workload import SEED, booked_stack
 from posting_cli.local.template import Template
 
 PROFILE_FILLS = (1, 10)
@@ -35,7 +33,6 @@ FILL_POLLERS = 4  # as `posting local demo`
 FILL_RATE_PER_S = 7.6  # 20M postings a month
 FILL_SECONDS = 30
 FILL_FLUSH_MS = 1000  # the SendMessageBatch variant: a producer flushing once a second
-NO_SWEEPER = 3600.0  # the local sweeper's period: out of these runs (its logs and CPU are not per batch)
 
 
 def bench_batch_costs(endpoint: Any) -> Section:
@@ -68,9 +65,7 @@ def bench_batch_costs(endpoint: Any) -> Section:
 
 def measure_batch_profile(endpoint: Any) -> dict[str, Any]:
     """Handler ms per invocation, log bytes per request and cycle ms per execution, at fills 1 and 10."""
-    from posting_cli import operations
     from posting_cli.demo import Book, Traffic
-    from posting_cli.local.stack import LocalStack
     from posting_cli.results import ResultCollector
 
     runs: dict[int, dict[str, Any]] = {}
@@ -80,24 +75,14 @@ def measure_batch_profile(endpoint: Any) -> dict[str, Any]:
         book = Book.seed(rng)
         traffic = Traffic(book, rng)
         template = Template.load(overrides={**PIPELINE_OVERRIDES, "PipeBatchSize": batch_size})
-        with tempfile.TemporaryDirectory(prefix="posting-bench-batch-") as state_dir:
-            # Empty books: the same seeded traffic sent again would be duplicates, not postings.
-            stack = LocalStack(
-                template,
-                pollers=1,
-                state_dir=Path(state_dir),
-                dynamodb=endpoint,
-                fresh_books=True,
-                schedule_seconds=NO_SWEEPER,
-            )
-            with stack:
-                assert stack.target is not None
-                operations.open_accounts(stack.target, book.accounts)
-                with ResultCollector(stack.target) as collector:
-                    funding = traffic.funding()
-                    run_phase(stack, collector, funding, 4 * batch_size, 1)
-                    bodies = [traffic.next() for _ in range(PROFILE_REQUESTS)]
-                    phase = run_phase(stack, collector, bodies, 4 * batch_size, len(funding) + 1)
+        with (
+            booked_stack(template, endpoint, book.accounts, prefix="posting-bench-batch-") as stack,
+            ResultCollector(stack.target) as collector,
+        ):
+            funding = traffic.funding()
+            run_phase(stack, collector, funding, 4 * batch_size, 1)
+            bodies = [traffic.next() for _ in range(PROFILE_REQUESTS)]
+            phase = run_phase(stack, collector, bodies, 4 * batch_size, len(funding) + 1)
         batches = phase["pipe"]["batches"] or 1
         runs[batch_size] = {
             "mean_fill": phase["pipe"]["mean_batch_size"],
@@ -137,9 +122,7 @@ def log_bytes_line(fill_a: float, bytes_a: float, fill_b: float, bytes_b: float)
 
 def measure_local_fill(endpoint: Any, cycle: dict[str, float]) -> dict[str, Any]:
     """Mean records per execution at FILL_RATE_PER_S, sending alone and in one-second SendMessageBatch calls."""
-    from posting_cli import operations
     from posting_cli.demo import Book, Traffic
-    from posting_cli.local.stack import LocalStack
     from posting_cli.results import ResultCollector
 
     results: dict[str, Any] = {}
@@ -148,30 +131,25 @@ def measure_local_fill(endpoint: Any, cycle: dict[str, float]) -> dict[str, Any]
         rng = random.Random(SEED)
         book = Book.seed(rng)
         traffic = Traffic(book, rng)
-        with tempfile.TemporaryDirectory(prefix="posting-bench-fill-") as state_dir:
-            stack = LocalStack(
-                Template.load(overrides=PIPELINE_OVERRIDES),
-                pollers=FILL_POLLERS,
-                state_dir=Path(state_dir),
-                fresh_books=True,
-                dynamodb=endpoint,
-                schedule_seconds=NO_SWEEPER,
+        with booked_stack(
+            Template.load(overrides=PIPELINE_OVERRIDES),
+            endpoint,
+            book.accounts,
+            pollers=FILL_POLLERS,
+            prefix="posting-bench-fill-",
+        ) as stack:
+            with ResultCollector(stack.target) as collector:
+                run_phase(stack, collector, traffic.funding(), 100, 1)
+            executions_ms = time_executions(stack.pipes[0])
+            stats = stack.pipes[0].stats
+            batches, records, deleted = stats.batches, stats.records, stats.deleted
+            sent = paced_send(
+                stack.target, traffic, rng, rate=FILL_RATE_PER_S, seconds=FILL_SECONDS, flush_s=flush_ms / 1000
             )
-            with stack:
-                assert stack.target is not None
-                operations.open_accounts(stack.target, book.accounts)
-                with ResultCollector(stack.target) as collector:
-                    run_phase(stack, collector, traffic.funding(), 100, 1)
-                executions_ms = time_executions(stack.pipes[0])
-                stats = stack.pipes[0].stats
-                batches, records, deleted = stats.batches, stats.records, stats.deleted
-                sent = paced_send(
-                    stack.target, traffic, rng, rate=FILL_RATE_PER_S, seconds=FILL_SECONDS, flush_s=flush_ms / 1000
-                )
-                deadline = time.monotonic() + 60
-                while stats.deleted - deleted < sent and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                executions, handled = stats.batches - batches, stats.records - records
+            deadline = time.monotonic() + 60
+            while stats.deleted - deleted < sent and time.monotonic() < deadline:
+                time.sleep(0.2)
+            executions, handled = stats.batches - batches, stats.records - records
         # The simulation runs with the executions as long as they were in this run: four pollers share one
         # GIL here, so an execution takes longer than with one poller.
         measured = executions_ms[-executions:] if executions else []

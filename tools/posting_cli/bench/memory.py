@@ -14,7 +14,6 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from posting.steps.validate import validate_batch
 from posting_cli.bench.section import Section, fmt_table, progress
 from posting_cli.bench.workload import (
     SEED,
+    booked_stack,
     create_ledger_table,
     open_unlimited_accounts,
     posting_id,
@@ -40,7 +40,6 @@ MEMORY_ACCOUNTS = 100
 HANDLER_FILLS = (1, 10)
 HANDLER_BATCHES = {1: 60, 10: 12}  # invocations measured per fill, after a warm-up batch
 HANDLER_STEPS = ("Validate", "Post", "Emit")
-NO_SWEEPER = 3600.0  # the local sweeper's period: out of this run
 
 
 def bench_memory(endpoint: Any) -> Section:
@@ -102,44 +101,31 @@ def bench_memory(endpoint: Any) -> Section:
 def measure_handler_costs(endpoint: Any) -> dict[str, Any]:
     """Each step's wall and CPU ms per invocation at fills 1 and 10, and the peak RSS of a process
     running all three: the engines in this process, the handlers alone in a child."""
-    from posting_cli import operations
     from posting_cli.demo import Book
-    from posting_cli.local.stack import LocalStack
 
     progress("memory: the workflow's three handlers in a child process, CPU and wall time per invocation")
     book = Book.seed(random.Random(SEED))
-    with tempfile.TemporaryDirectory(prefix="posting-bench-handlers-") as state_dir:
-        stack = LocalStack(
-            Template.load(),
-            pollers=1,
-            state_dir=Path(state_dir),
-            dynamodb=endpoint,
-            fresh_books=True,
-            schedule_seconds=NO_SWEEPER,
+    with booked_stack(Template.load(), endpoint, book.accounts, prefix="posting-bench-handlers-") as stack:
+        environment = {
+            **os.environ,
+            **stack.runtime.merged_environment(),
+            "AWS_ENDPOINT_URL": stack.target.endpoints["default"],
+            "AWS_ENDPOINT_URL_DYNAMODB": stack.target.endpoints["dynamodb"],
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "posting_cli.bench.memory", "handlers"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
         )
-        with stack:
-            assert stack.target is not None and stack.runtime is not None
-            operations.open_accounts(stack.target, book.accounts)
-            environment = {
-                **os.environ,
-                **stack.runtime.merged_environment(),
-                "AWS_ENDPOINT_URL": stack.target.endpoints["default"],
-                "AWS_ENDPOINT_URL_DYNAMODB": stack.target.endpoints["dynamodb"],
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_REGION": "us-east-1",
-                "AWS_EC2_METADATA_DISABLED": "true",
-                "POWERTOOLS_TRACE_DISABLED": "true",
-            }
-            done = subprocess.run(
-                [sys.executable, "-m", "posting_cli.bench.memory", "handlers"],
-                env=environment,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=600,
-            )
     if done.returncode != 0:
         raise RuntimeError(f"the handlers' child process failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

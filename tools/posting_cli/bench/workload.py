@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from posting.domain.model import Account, Side
 from posting_cli.local.template import Template
 
 SEED = 7
+NO_SWEEPER = 3600.0  # the local sweeper's period: out of the measured runs (its logs and CPU are not theirs)
 
 
 def leg(account_id: str, side: str, amount: int) -> dict[str, Any]:
@@ -78,3 +82,27 @@ def open_unlimited_accounts(ledger: Any, account_ids: Sequence[str], currency: s
     for account_id in account_ids:
         account = Account(account_id=account_id, currency=currency, normal_balance=Side.CREDIT, overdraft_limit=None)
         ledger.open_account(account, "2026-11-27T09:00:00.000Z")
+
+
+@contextmanager
+def booked_stack(
+    template: Template, endpoint: Any, accounts: Iterable[Account], *, pollers: int = 1, prefix: str
+) -> Iterator[Any]:
+    """A local stack of `template` on empty books (the same seeded traffic sent again would be
+    duplicates, not postings), its sweeper out of the way, with `accounts` open."""
+    from posting_cli import operations
+    from posting_cli.local.stack import LocalStack
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as state_dir:
+        stack = LocalStack(
+            template,
+            pollers=pollers,
+            state_dir=Path(state_dir),
+            dynamodb=endpoint,
+            fresh_books=True,
+            schedule_seconds=NO_SWEEPER,
+        )
+        with stack:
+            assert stack.target is not None and stack.runtime is not None
+            operations.open_accounts(stack.target, accounts)
+            yield stack
